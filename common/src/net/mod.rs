@@ -1,0 +1,1 @@
+//! Links, addresses, routes, gratuitous ARP / unsolicited NA, sysctls.

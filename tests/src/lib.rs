@@ -1,0 +1,1 @@
+//! Fixtures shared by the integration tests: network namespaces, veth pairs, agent runners.
