@@ -11,3 +11,14 @@ pub mod net;
 pub mod ocf;
 
 pub use error::{Error, Result};
+
+/// Runs a future to completion on a single-threaded runtime: agent calls
+/// are short and sequential, and a current-thread runtime starts in
+/// microseconds where a multi-threaded one spawns workers.
+pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    Ok(rt.block_on(fut))
+}

@@ -1,1 +1,267 @@
 //! The OCF resource-agent runtime.
+//!
+//! An agent hands [`run`] its declaration and one function that performs
+//! start/stop/monitor/reload/validate-all on typed parameters. The runtime
+//! does everything the OCF API and heartbeat v1 ask of the process around
+//! that: reading the action and parameters, meta-data, usage, logging,
+//! exit reasons and exit codes.
+
+pub mod exit;
+pub mod log;
+pub mod metadata;
+pub mod params;
+pub mod spec;
+
+use std::io::Write;
+use std::time::Duration;
+
+pub use exit::ExitCode;
+pub use params::Params;
+pub use spec::{ActionSpec, AgentSpec, Heartbeat, ParamKind, ParamSpec, STANDARD_ACTIONS};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Monitor,
+    Reload,
+    ValidateAll,
+}
+
+impl Action {
+    fn parse(word: &str) -> Option<Action> {
+        Some(match word {
+            "start" => Action::Start,
+            "stop" => Action::Stop,
+            // heartbeat v1 and LSB say status; OCF says monitor.
+            "monitor" | "status" => Action::Monitor,
+            "reload" | "reload-agent" => Action::Reload,
+            "validate-all" => Action::ValidateAll,
+            _ => return None,
+        })
+    }
+}
+
+/// What an action found: for monitor, whether the resource runs; other
+/// actions return `Running` on success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Running,
+    NotRunning,
+}
+
+/// Everything an agent needs to perform one action.
+#[derive(Debug)]
+pub struct Context {
+    pub action: Action,
+    pub params: Params,
+    /// `OCF_RESOURCE_INSTANCE`, or the positional arguments under heartbeat.
+    pub instance: String,
+    /// Recurring-monitor interval; zero for probes and other actions.
+    pub interval: Duration,
+    /// How long the cluster manager gives this action.
+    pub timeout: Duration,
+    /// `OCF_CHECK_LEVEL` (0, or 10/20 for deeper monitors).
+    pub check_level: u32,
+    /// Called by heartbeat v1 with positional arguments.
+    pub heartbeat: bool,
+}
+
+impl Context {
+    /// A probe is a one-off monitor the cluster manager runs to learn state.
+    pub fn is_probe(&self) -> bool {
+        self.action == Action::Monitor && self.interval.is_zero()
+    }
+}
+
+/// Runs one agent call in this process and returns its exit code.
+pub fn run<F>(spec: &AgentSpec, handler: F) -> std::process::ExitCode
+where
+    F: FnOnce(&Context) -> Result<Outcome>,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let code = execute(
+        spec,
+        &args,
+        &env,
+        handler,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    std::process::ExitCode::from(code)
+}
+
+/// [`run`] with its inputs and outputs passed in, for tests.
+pub fn execute<F>(
+    spec: &AgentSpec,
+    args: &[String],
+    env: &[(String, String)],
+    handler: F,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8
+where
+    F: FnOnce(&Context) -> Result<Outcome>,
+{
+    let getenv = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(word) = args.get(1..).and_then(|a| a.last()) else {
+        let _ = err.write_all(usage(spec).as_bytes());
+        return ExitCode::ErrArgs as u8;
+    };
+    match word.as_str() {
+        "meta-data" => {
+            return match metadata::render(spec) {
+                Ok(xml) => {
+                    let _ = out.write_all(xml.as_bytes());
+                    ExitCode::Success as u8
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "{e}");
+                    ExitCode::ErrGeneric as u8
+                }
+            };
+        }
+        "usage" | "help" | "--help" | "-h" => {
+            let _ = out.write_all(usage(spec).as_bytes());
+            return ExitCode::Success as u8;
+        }
+        "--version" | "version" => {
+            let _ = writeln!(out, "{} {}", spec.binary(), env!("CARGO_PKG_VERSION"));
+            return ExitCode::Success as u8;
+        }
+        _ => {}
+    }
+    let positional = &args[1..args.len() - 1];
+    let heartbeat = !positional.is_empty();
+    let instance = if heartbeat {
+        positional.join("::")
+    } else {
+        getenv("OCF_RESOURCE_INSTANCE").unwrap_or_default()
+    };
+    log::init(spec.name, &instance, |k| getenv(k));
+
+    let Some(action) = Action::parse(word) else {
+        tracing::error!("action '{word}' is not implemented");
+        let _ = err.write_all(usage(spec).as_bytes());
+        return ExitCode::ErrUnimplemented as u8;
+    };
+    let ms = |k: &str| {
+        getenv(k)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+    };
+    let default_timeout = spec
+        .action_timeout_s(if action == Action::Monitor { "monitor" } else { word })
+        .unwrap_or(20);
+    let raw: Result<Vec<(String, String)>> = if heartbeat {
+        (spec.heartbeat.map)(positional)
+            .map(|v| v.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    } else {
+        Ok(Params::from_env_vars(env.iter().cloned()))
+    };
+    let parsed = raw.and_then(|raw| Params::parse(spec, &raw));
+    let result = match parsed {
+        // With parameters this agent would refuse, start could never have
+        // succeeded, so there is nothing to stop. Failing here would get
+        // the node fenced for a configuration mistake.
+        Err(e) if action == Action::Stop => {
+            tracing::warn!("stop with invalid parameters ({e}): nothing can be running");
+            Ok(Outcome::NotRunning)
+        }
+        Err(e) => Err(e),
+        Ok((params, unknown)) => {
+            for name in unknown {
+                tracing::info!("ignoring unknown parameter '{name}'");
+            }
+            let ctx = Context {
+                action,
+                params,
+                instance,
+                interval: ms("OCF_RESKEY_CRM_meta_interval").unwrap_or_default(),
+                timeout: ms("OCF_RESKEY_CRM_meta_timeout")
+                    .unwrap_or(Duration::from_secs(default_timeout.into())),
+                check_level: getenv("OCF_CHECK_LEVEL")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0),
+                heartbeat,
+            };
+            tracing::debug!("{word} with {:?}", ctx.params);
+            handler(&ctx)
+        }
+    };
+    finish(action, heartbeat, result, &getenv, out, err)
+}
+
+fn finish(
+    action: Action,
+    heartbeat: bool,
+    result: Result<Outcome>,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    // heartbeat's ResourceManager reads status from text, not exit codes:
+    // "running" means ours, anything without "running"/"OK" means not.
+    if heartbeat && action == Action::Monitor {
+        let running = matches!(result, Ok(Outcome::Running));
+        let _ = writeln!(out, "{}", if running { "running" } else { "stopped" });
+    }
+    match result {
+        Ok(Outcome::Running) => ExitCode::Success as u8,
+        Ok(Outcome::NotRunning) if action == Action::Monitor => {
+            // LSB status says 3 for stopped; OCF monitor says 7.
+            if heartbeat {
+                3
+            } else {
+                ExitCode::NotRunning as u8
+            }
+        }
+        Ok(Outcome::NotRunning) => ExitCode::Success as u8,
+        Err(e) => {
+            tracing::error!("{e}");
+            let prefix = getenv("OCF_EXIT_REASON_PREFIX")
+                .unwrap_or_else(|| "ocf-exit-reason:".to_string());
+            let _ = writeln!(err, "{prefix}{e}");
+            ExitCode::from(&e) as u8
+        }
+    }
+}
+
+/// The usage text shown for `--help`, `usage` and bad invocations.
+pub fn usage(spec: &AgentSpec) -> String {
+    let bin = spec.binary();
+    let mut s = format!(
+        "usage: {bin} {{start|stop|monitor|reload|validate-all|meta-data|usage}}\n\
+         \x20      {bin} {pos} {{start|stop|status}}   (heartbeat resource.d form)\n\n\
+         ocf:lvs:{name} - {short}\n\n\
+         Parameters are read from OCF_RESKEY_<name>:\n",
+        pos = spec.heartbeat.usage,
+        name = spec.name,
+        short = spec.shortdesc,
+    );
+    for p in spec.params {
+        let mut tags = vec![p.content_type().to_string()];
+        if p.required {
+            tags.push("required".into());
+        }
+        if let Some(d) = p.default {
+            tags.push(format!("default {d}"));
+        }
+        if let ParamKind::Select(c) = p.kind {
+            tags.push(c.join("|"));
+        }
+        s.push_str(&format!("  {:<20} {} [{}]\n", p.name, p.shortdesc, tags.join(", ")));
+    }
+    s
+}
+
+/// Convenience for handlers: an error unless the action is one of `ok`.
+pub fn unsupported(action: Action) -> Error {
+    Error::Unimplemented(format!("{action:?}").to_lowercase())
+}
+
+#[cfg(test)]
+mod tests;
