@@ -1,1 +1,4 @@
-//! Fixtures shared by the integration tests: network namespaces, veth pairs, agent runners.
+//! Fixtures shared by the integration tests: network namespaces, veth pairs,
+//! packet capture, and running our agents the way a cluster manager does.
+
+pub mod agent;
