@@ -2,3 +2,4 @@
 //! packet capture, and running our agents the way a cluster manager does.
 
 pub mod agent;
+pub mod cluster;

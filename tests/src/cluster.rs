@@ -1,0 +1,156 @@
+//! A real single-node corosync + Pacemaker, started and stopped by a test
+//! (no systemd here: both run in the background as plain processes).
+//! Recipe: shared/notes/lab-facts.md, "Pacemaker ... no systemd".
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    dir: PathBuf,
+    corosync: Child,
+    pacemakerd: Child,
+    pub node: String,
+}
+
+fn run(cmd: &str, args: &[&str]) -> (bool, String) {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, format!("{cmd}: {e}")),
+    }
+}
+
+/// Runs a shell-free command and panics with its output when it fails.
+pub fn must(cmd: &str, args: &[&str]) -> String {
+    let (ok, out) = run(cmd, args);
+    assert!(ok, "{cmd} {args:?} failed:\n{out}");
+    out
+}
+
+/// Polls `f` every 200 ms until it returns Some or `limit` passes.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn running(name: &str) -> bool {
+    run("pgrep", &["-x", name]).0
+}
+
+impl Cluster {
+    /// Starts corosync and pacemakerd with a fresh CIB (stonith off, quorum
+    /// ignored, dc-deadtime 2 s so the node is Online in seconds).
+    pub fn start() -> Cluster {
+        for d in ["corosync", "pacemakerd", "pacemaker-based"] {
+            assert!(!running(d), "{d} is already running: these tests need the machine's cluster stack to themselves");
+        }
+        let node = must("uname", &["-n"]).trim().to_string();
+        let dir = std::env::temp_dir().join(format!("lvs-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let conf = dir.join("corosync.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "totem {{\n version: 2\n cluster_name: lvs-test\n transport: knet\n crypto_cipher: none\n crypto_hash: none\n}}\n\
+                 nodelist {{\n node {{\n  name: {node}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}\n}}\n\
+                 quorum {{\n provider: corosync_votequorum\n}}\n\
+                 logging {{\n to_logfile: yes\n logfile: {}\n to_syslog: no\n to_stderr: no\n}}\n",
+                dir.join("corosync.log").display()
+            ),
+        )
+        .expect("corosync.conf");
+        // Seed the CIB before the first start, as lab-facts describes.
+        let cib_dir = Path::new("/var/lib/pacemaker/cib");
+        for entry in std::fs::read_dir(cib_dir).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        let seed = dir.join("seed.xml");
+        let empty = must("cibadmin", &["--empty"]);
+        std::fs::write(&seed, empty).expect("seed");
+        for (k, v) in [("stonith-enabled", "false"), ("no-quorum-policy", "ignore"), ("dc-deadtime", "2s")] {
+            let st = Command::new("crm_attribute")
+                .args(["-t", "crm_config", "-n", k, "-v", v])
+                .env("CIB_file", &seed)
+                .output()
+                .expect("crm_attribute");
+            assert!(st.status.success(), "seeding {k}: {}", String::from_utf8_lossy(&st.stderr));
+        }
+        let cib = cib_dir.join("cib.xml");
+        std::fs::copy(&seed, &cib).expect("install cib.xml");
+        must("chown", &["hacluster:haclient", cib.to_str().unwrap_or_default()]);
+        must("chmod", &["600", cib.to_str().unwrap_or_default()]);
+
+        let corosync = Command::new("setsid")
+            .args(["corosync", "-f", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start corosync");
+        wait_for("corosync quorum", Duration::from_secs(30), || {
+            run("corosync-quorumtool", &["-s"]).1.contains("Quorate").then_some(())
+        });
+        let pacemakerd = Command::new("setsid")
+            .arg("/usr/sbin/pacemakerd")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pacemakerd");
+        let online = format!("Online: [ {node} ]");
+        wait_for("the node to be Online", Duration::from_secs(60), || {
+            run("crm_mon", &["-1"]).1.contains(&online).then_some(())
+        });
+        Cluster { dir, corosync, pacemakerd, node }
+    }
+
+    /// `crm_mon -1` text.
+    pub fn status(&self) -> String {
+        run("crm_mon", &["-1", "-r"]).1
+    }
+
+    /// Waits until `crm_resource --locate` puts `rsc` on this node (true)
+    /// or nowhere (false).
+    pub fn wait_located(&self, rsc: &str, on_node: bool, limit: Duration) {
+        let want = format!("is running on: {}", self.node);
+        wait_for(&format!("{rsc} running={on_node}"), limit, || {
+            let (_, out) = run("crm_resource", &["--locate", "-r", rsc]);
+            (out.contains(&want) == on_node).then_some(())
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pacemakerd.id().to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) && running("pacemakerd") {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = self.pacemakerd.wait();
+        let _ = Command::new("kill").args(["-TERM", &self.corosync.id().to_string()]).status();
+        let _ = self.corosync.wait();
+        for d in ["pacemaker-based", "pacemaker-execd", "pacemaker-fenced", "pacemaker-attrd", "pacemaker-schedulerd", "pacemaker-controld"] {
+            let _ = Command::new("pkill").args(["-KILL", "-x", d]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Installs `target/.../lvs-<agent>` as `/usr/lib/ocf/resource.d/lvs/<agent>`
+/// (a symlink, as the RPM's layout would have a file there).
+pub fn install_ocf_agent(agent: &str) {
+    let dir = Path::new("/usr/lib/ocf/resource.d/lvs");
+    std::fs::create_dir_all(dir).expect("provider dir");
+    let link = dir.join(agent);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(crate::agent::bin(&format!("lvs-{agent}")), &link).expect("symlink agent");
+}
