@@ -5,6 +5,7 @@
 //! checks, `daemon` the background health processes. Only `ipvs`, `net` and
 //! `probe` talk to the kernel or the network.
 
+pub mod daemon;
 pub mod error;
 pub mod ipvs;
 pub mod net;
