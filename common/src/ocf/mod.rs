@@ -8,6 +8,7 @@
 
 pub mod exit;
 pub mod log;
+pub mod man;
 pub mod metadata;
 pub mod params;
 pub mod spec;
@@ -126,6 +127,10 @@ where
         }
         "usage" | "help" | "--help" | "-h" => {
             let _ = out.write_all(usage(spec).as_bytes());
+            return ExitCode::Success as u8;
+        }
+        "--man" => {
+            let _ = out.write_all(man::render(spec).as_bytes());
             return ExitCode::Success as u8;
         }
         "--version" | "version" => {

@@ -189,3 +189,13 @@ fn heartbeat_start_and_too_many_arguments() {
     let c = call(&["a", "1", "extra", "start"], &[], never);
     assert_eq!(c.code, 2);
 }
+
+#[test]
+fn man_page_comes_from_the_same_declaration() {
+    let c = call(&["--man"], &[], never);
+    assert_eq!(c.code, 0);
+    assert!(c.out.starts_with(".TH OCF_LVS_TEST 7"), "{}", c.out);
+    assert!(c.out.contains(".B ip\n(string, required, unique) The address"), "{}", c.out);
+    assert!(c.out.contains(".B count\n(integer, default: 5) How many"), "{}", c.out);
+    assert!(c.out.contains(".B monitor\ntimeout 20s, interval 10s"), "{}", c.out);
+}
