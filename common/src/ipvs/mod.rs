@@ -1,1 +1,29 @@
 //! IPVS generic-netlink client (family "IPVS").
+//!
+//! - `key`: virtual-service identity and the operator syntax
+//!   (`tcp:10.0.0.100:80`, `fwmark:100`).
+//! - `model`: services, destinations, flags, timeouts, sync daemons.
+//! - `wire`: the attribute sets of include/uapi/linux/ip_vs.h over neli.
+//! - `client`: [`IpvsClient`], synchronous, one socket.
+//! - `table`: the whole table, printed like `ipvsadm -Ln`.
+//! - `reconcile`: the operations that make owned destinations match.
+
+mod client;
+mod key;
+mod model;
+mod reconcile;
+mod table;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{IpvsClient, IpvsErrorExt, IpvsErrorKind};
+pub use key::{fmt_addr_port, parse_addr_port, Family, Protocol, ServiceKey};
+pub use model::{
+    validate_scheduler, Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats,
+    SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType, DEFAULT_PERSISTENCE_TIMEOUT,
+    DEFAULT_SCHEDULER, SCHEDULERS,
+};
+pub use reconcile::{reconcile, DestOp};
+pub use table::{destination_line, service_line, service_name, Table, TableEntry};

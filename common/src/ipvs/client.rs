@@ -1,0 +1,526 @@
+//! A synchronous client of the kernel's IPVS generic-netlink family: one
+//! socket, the family id resolved once, every request acknowledged.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::io;
+use std::net::SocketAddr;
+use std::process::Command;
+
+use neli::consts::genl::{CtrlAttr, CtrlCmd};
+use neli::consts::nl::{GenlId, NlmF, Nlmsg};
+use neli::consts::socket::NlFamily;
+use neli::err::SocketError;
+use neli::genl::{Genlmsghdr, GenlmsghdrBuilder};
+use neli::nl::{NlPayload, NlmsghdrBuilder};
+use neli::socket::synchronous::NlSocketHandle;
+use neli::utils::Groups;
+
+use super::key::ServiceKey;
+use super::model::{Destination, Info, Service, SyncDaemon, SyncState, Timeouts};
+use super::reconcile::{reconcile, DestOp};
+use super::table::{Table, TableEntry};
+use super::wire::{self, Attr, AttrMap, Attrs, Part};
+use crate::error::{Error, Result};
+
+/// What a refused request means, for callers that treat some refusals as
+/// success (an idempotent stop deleting what is already gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvsErrorKind {
+    /// EEXIST: the service or destination is already there.
+    Exists,
+    /// ESRCH (service, sync daemon) or ENOENT (destination): not there.
+    NotFound,
+}
+
+/// Classifies errors returned by [`IpvsClient`].
+pub trait IpvsErrorExt {
+    fn ipvs_kind(&self) -> Option<IpvsErrorKind>;
+
+    fn is_exists(&self) -> bool {
+        self.ipvs_kind() == Some(IpvsErrorKind::Exists)
+    }
+
+    fn is_not_found(&self) -> bool {
+        self.ipvs_kind() == Some(IpvsErrorKind::NotFound)
+    }
+}
+
+impl IpvsErrorExt for Error {
+    fn ipvs_kind(&self) -> Option<IpvsErrorKind> {
+        match self {
+            Error::Netlink { errno, .. } => match *errno {
+                libc::EEXIST => Some(IpvsErrorKind::Exists),
+                libc::ESRCH | libc::ENOENT => Some(IpvsErrorKind::NotFound),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+type GenlMsg = Genlmsghdr<u8, u16>;
+
+pub struct IpvsClient {
+    sock: NlSocketHandle,
+    family: u16,
+    seq: Cell<u32>,
+}
+
+impl IpvsClient {
+    /// Opens the socket and resolves the "IPVS" family, loading `ip_vs`
+    /// once if the family is missing.
+    pub fn connect() -> Result<IpvsClient> {
+        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
+            .map_err(|e| socket_error("opening a generic netlink socket", e))?;
+        let mut client = IpvsClient {
+            sock,
+            family: 0,
+            seq: Cell::new(1),
+        };
+        client.family = match client.resolve_family() {
+            Ok(id) => id,
+            Err(first) if first.errno() == Some(libc::ENOENT) => {
+                let loaded = modprobe_ip_vs();
+                client.resolve_family().map_err(|e| {
+                    let why = match (&loaded, e.errno()) {
+                        (Err(m), Some(libc::ENOENT)) => {
+                            format!("the kernel has no generic netlink family IPVS and {m}")
+                        }
+                        (Ok(()), Some(libc::ENOENT)) => {
+                            "the kernel has no generic netlink family IPVS".to_string()
+                        }
+                        _ => e.to_string(),
+                    };
+                    Error::installed(format!("IPVS is not available: {why}"))
+                })?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(client)
+    }
+
+    fn resolve_family(&self) -> Result<u16> {
+        let name = wire::attr(
+            CtrlAttr::FamilyName.into(),
+            format!("{}\0", wire::IPVS_GENL_NAME).as_bytes(),
+        )?;
+        let replies = self.exchange(
+            GenlId::Ctrl.into(),
+            CtrlCmd::Getfamily.into(),
+            2,
+            NlmF::ACK,
+            vec![name],
+            "looking up the generic netlink family IPVS",
+        )?;
+        replies
+            .iter()
+            .find_map(|r| {
+                let id = r.raw(CtrlAttr::FamilyId.into())?;
+                Some(u16::from_ne_bytes([*id.first()?, *id.get(1)?]))
+            })
+            .ok_or_else(|| Error::generic("the kernel's family lookup reply has no IPVS id"))
+    }
+
+    fn next_seq(&self) -> u32 {
+        let seq = self.seq.get();
+        self.seq.set(seq.wrapping_add(1).max(1));
+        seq
+    }
+
+    /// Sends one request and collects the top-level attributes of every
+    /// reply until the ACK (or, for a dump, NLMSG_DONE). Errors are checked
+    /// here, including those that arrive inside a dump.
+    fn exchange(
+        &self,
+        nl_type: u16,
+        cmd: u8,
+        version: u8,
+        flags: NlmF,
+        attrs: Vec<Attr>,
+        context: &str,
+    ) -> Result<Vec<AttrMap>> {
+        let dump = flags.contains(NlmF::DUMP);
+        let genl = GenlmsghdrBuilder::<u8, u16>::default()
+            .cmd(cmd)
+            .version(version)
+            .attrs(attrs.into_iter().collect::<Attrs>())
+            .build()
+            .map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
+        let seq = self.next_seq();
+        let msg = NlmsghdrBuilder::default()
+            .nl_type(nl_type)
+            .nl_flags(flags | NlmF::REQUEST)
+            .nl_seq(seq)
+            .nl_pid(self.sock.pid())
+            .nl_payload(NlPayload::Payload(genl))
+            .build()
+            .map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
+        self.sock.send(&msg).map_err(|e| socket_error(context, e))?;
+
+        let mut out = Vec::new();
+        loop {
+            let (iter, _) = loop {
+                match self.sock.recv::<u16, GenlMsg>() {
+                    Err(SocketError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other.map_err(|e| socket_error(context, e))?,
+                }
+            };
+            for reply in iter {
+                let reply = reply.map_err(|e| socket_error(context, e))?;
+                // Leftovers of an earlier request that failed half-way.
+                if *reply.nl_seq() != seq {
+                    continue;
+                }
+                match reply.nl_payload() {
+                    NlPayload::Ack(_) => return Ok(out),
+                    NlPayload::Err(e) => {
+                        return Err(Error::Netlink {
+                            context: context.to_string(),
+                            errno: e.error().abs(),
+                        })
+                    }
+                    NlPayload::DumpExtAck(e) => {
+                        if *e.error() != 0 {
+                            return Err(Error::Netlink {
+                                context: context.to_string(),
+                                errno: e.error().abs(),
+                            });
+                        }
+                        return Ok(out);
+                    }
+                    NlPayload::Payload(p) => {
+                        out.push(AttrMap::from_attrs("reply", p.attrs()));
+                        if !dump && !flags.contains(NlmF::ACK) {
+                            return Ok(out);
+                        }
+                    }
+                    NlPayload::Empty => {
+                        if *reply.nl_type() == u16::from(Nlmsg::Done) {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn ipvs(&self, cmd: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<Vec<AttrMap>> {
+        self.exchange(
+            self.family,
+            cmd,
+            wire::IPVS_GENL_VERSION,
+            flags,
+            attrs,
+            context,
+        )
+    }
+
+    fn command(&self, cmd: u8, attrs: Vec<Attr>, context: &str) -> Result<()> {
+        self.ipvs(cmd, NlmF::ACK, attrs, context).map(|_| ())
+    }
+
+    /// IPVS version and connection-table size.
+    pub fn info(&self) -> Result<Info> {
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_INFO,
+            NlmF::ACK,
+            vec![],
+            "reading IPVS info",
+        )?;
+        let first = replies
+            .first()
+            .ok_or_else(|| Error::generic("the kernel sent no IPVS info"))?;
+        wire::decode_info(first)
+    }
+
+    pub fn services(&self) -> Result<Vec<Service>> {
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_SERVICE,
+            NlmF::DUMP,
+            vec![],
+            "listing virtual services",
+        )?;
+        replies
+            .iter()
+            .map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?))
+            .collect()
+    }
+
+    /// One service; a missing one is an error that [`IpvsErrorExt::is_not_found`].
+    pub fn service(&self, key: &ServiceKey) -> Result<Service> {
+        let context = format!("reading virtual service {key}");
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_SERVICE,
+            NlmF::ACK,
+            vec![wire::service_key_attr(key)?],
+            &context,
+        )?;
+        let first = replies
+            .first()
+            .ok_or_else(|| Error::generic(format!("{context}: the kernel sent nothing")))?;
+        wire::decode_service(&first.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)
+    }
+
+    pub fn add_service(&self, svc: &Service) -> Result<()> {
+        svc.validate()?;
+        let context = format!("adding virtual service {}", svc.key);
+        self.command(
+            wire::IPVS_CMD_NEW_SERVICE,
+            vec![wire::service_attr(svc, Part::Full)?],
+            &context,
+        )
+        .map_err(|e| module_missing(e, svc))
+    }
+
+    /// Replaces scheduler, flags, persistence and engine of an existing
+    /// service.
+    pub fn edit_service(&self, svc: &Service) -> Result<()> {
+        svc.validate()?;
+        let context = format!("changing virtual service {}", svc.key);
+        self.command(
+            wire::IPVS_CMD_SET_SERVICE,
+            vec![wire::service_attr(svc, Part::Full)?],
+            &context,
+        )
+        .map_err(|e| module_missing(e, svc))
+    }
+
+    /// Deletes the service and all its destinations.
+    pub fn delete_service(&self, key: &ServiceKey) -> Result<()> {
+        self.command(
+            wire::IPVS_CMD_DEL_SERVICE,
+            vec![wire::service_key_attr(key)?],
+            &format!("deleting virtual service {key}"),
+        )
+    }
+
+    /// The destinations of `key`; empty when the service does not exist (the
+    /// kernel's dump does not say which).
+    pub fn destinations(&self, key: &ServiceKey) -> Result<Vec<Destination>> {
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_DEST,
+            NlmF::DUMP,
+            vec![wire::service_key_attr(key)?],
+            &format!("listing destinations of {key}"),
+        )?;
+        replies
+            .iter()
+            .map(|r| {
+                wire::decode_dest(
+                    &r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?,
+                    key.family(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn add_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
+        dest.validate(key)?;
+        self.dest_command(wire::IPVS_CMD_NEW_DEST, key, dest, Part::Full, "adding")
+    }
+
+    pub fn edit_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
+        dest.validate(key)?;
+        self.dest_command(wire::IPVS_CMD_SET_DEST, key, dest, Part::Full, "changing")
+    }
+
+    pub fn delete_destination(&self, key: &ServiceKey, endpoint: SocketAddr) -> Result<()> {
+        let dest = Destination::new(endpoint.ip(), endpoint.port(), super::ForwardMethod::Masq);
+        self.dest_command(wire::IPVS_CMD_DEL_DEST, key, &dest, Part::Key, "deleting")
+    }
+
+    fn dest_command(
+        &self,
+        cmd: u8,
+        key: &ServiceKey,
+        dest: &Destination,
+        part: Part,
+        verb: &str,
+    ) -> Result<()> {
+        let ep = super::key::fmt_addr_port(&dest.addr, dest.port);
+        let mut context = format!("{verb} destination {ep} of {key}");
+        // The kernel says only EINVAL when it has no unicast route to the
+        // destination; that is the usual cause.
+        let hint = cmd == wire::IPVS_CMD_NEW_DEST
+            && matches!(
+                dest.forward,
+                super::ForwardMethod::Masq | super::ForwardMethod::Route
+            );
+        let attrs = vec![wire::service_key_attr(key)?, wire::dest_attr(dest, part)?];
+        self.command(cmd, attrs, &context).map_err(|e| match e {
+            Error::Netlink {
+                errno: libc::EINVAL,
+                ..
+            } if hint => {
+                context.push_str(" (is there a unicast route to it?)");
+                Error::Netlink {
+                    context,
+                    errno: libc::EINVAL,
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Deletes every service (`ipvsadm -C`).
+    pub fn flush(&self) -> Result<()> {
+        self.command(wire::IPVS_CMD_FLUSH, vec![], "flushing the IPVS table")
+    }
+
+    /// Zeroes the counters of one service, or of all (`ipvsadm -Z`).
+    pub fn zero(&self, key: Option<&ServiceKey>) -> Result<()> {
+        match key {
+            Some(k) => self.command(
+                wire::IPVS_CMD_ZERO,
+                vec![wire::service_key_attr(k)?],
+                &format!("zeroing the counters of {k}"),
+            ),
+            None => self.command(wire::IPVS_CMD_ZERO, vec![], "zeroing the IPVS counters"),
+        }
+    }
+
+    pub fn timeouts(&self) -> Result<Timeouts> {
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_CONFIG,
+            NlmF::ACK,
+            vec![],
+            "reading IPVS timeouts",
+        )?;
+        let first = replies
+            .first()
+            .ok_or_else(|| Error::generic("the kernel sent no IPVS timeouts"))?;
+        wire::decode_timeouts(first)
+    }
+
+    /// Sets the non-zero timeouts of `t`, leaving the others as they are.
+    pub fn set_timeouts(&self, t: &Timeouts) -> Result<()> {
+        self.command(
+            wire::IPVS_CMD_SET_CONFIG,
+            wire::timeout_attrs(t)?,
+            "setting IPVS timeouts",
+        )
+    }
+
+    pub fn start_daemon(&self, d: &SyncDaemon) -> Result<()> {
+        d.validate()?;
+        self.command(
+            wire::IPVS_CMD_NEW_DAEMON,
+            vec![wire::daemon_attr(d)?],
+            &format!("starting the {} sync daemon on {}", d.state, d.mcast_ifn),
+        )
+    }
+
+    pub fn stop_daemon(&self, state: SyncState) -> Result<()> {
+        self.command(
+            wire::IPVS_CMD_DEL_DAEMON,
+            vec![wire::daemon_state_attr(state)?],
+            &format!("stopping the {state} sync daemon"),
+        )
+    }
+
+    pub fn daemons(&self) -> Result<Vec<SyncDaemon>> {
+        let replies = self.ipvs(
+            wire::IPVS_CMD_GET_DAEMON,
+            NlmF::DUMP,
+            vec![],
+            "listing sync daemons",
+        )?;
+        replies
+            .iter()
+            .map(|r| wire::decode_daemon(&r.nested(wire::IPVS_CMD_ATTR_DAEMON, "sync daemon")?))
+            .collect()
+    }
+
+    /// The whole table, sorted as `ipvsadm -Ln` prints it.
+    pub fn table(&self) -> Result<Table> {
+        let info = self.info()?;
+        let mut entries = Vec::new();
+        for service in self.services()? {
+            let destinations = self.destinations(&service.key)?;
+            entries.push(TableEntry {
+                service,
+                destinations,
+            });
+        }
+        Ok(Table::new(info, entries))
+    }
+
+    /// Applies operations from [`reconcile`] in order.
+    pub fn apply(&self, key: &ServiceKey, ops: &[DestOp]) -> Result<()> {
+        for op in ops {
+            match op {
+                DestOp::Add(d) => self.add_destination(key, d)?,
+                DestOp::Edit(d) => self.edit_destination(key, d)?,
+                DestOp::Delete(ep) => self.delete_destination(key, *ep)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the destinations of `key` that the caller owns equal `desired`,
+    /// leaving all others alone; returns what it changed. A destination
+    /// that vanished meanwhile counts as deleted.
+    pub fn reconcile_destinations(
+        &self,
+        key: &ServiceKey,
+        owned: &BTreeSet<SocketAddr>,
+        desired: &[Destination],
+    ) -> Result<Vec<DestOp>> {
+        let current = self.destinations(key)?;
+        let ops = reconcile(&current, owned, desired)?;
+        for op in &ops {
+            match op {
+                DestOp::Delete(ep) => match self.delete_destination(key, *ep) {
+                    Err(e) if e.is_not_found() => {}
+                    other => other?,
+                },
+                other => self.apply(key, std::slice::from_ref(other))?,
+            }
+        }
+        Ok(ops)
+    }
+}
+
+/// ENOENT on a new or changed service means the scheduler's or persistence
+/// engine's module could not be loaded.
+fn module_missing(e: Error, svc: &Service) -> Error {
+    if e.errno() == Some(libc::ENOENT) && matches!(e, Error::Netlink { .. }) {
+        let pe = match &svc.pe_name {
+            Some(pe) => format!(" or persistence engine '{pe}' (ip_vs_pe_{pe})"),
+            None => String::new(),
+        };
+        Error::installed(format!(
+            "{e}: the kernel has no scheduler '{}' (module ip_vs_{}){pe}",
+            svc.scheduler, svc.scheduler
+        ))
+    } else {
+        e
+    }
+}
+
+fn socket_error(context: &str, e: SocketError) -> Error {
+    match e {
+        SocketError::Io(io) => Error::io(
+            context,
+            io.raw_os_error()
+                .map(io::Error::from_raw_os_error)
+                .unwrap_or_else(|| io::Error::new(io.kind(), io.to_string())),
+        ),
+        other => Error::generic(format!("{context}: {other}")),
+    }
+}
+
+/// One attempt, no shell: the kernel may have IPVS as a module not yet
+/// loaded.
+fn modprobe_ip_vs() -> Result<(), String> {
+    match Command::new("modprobe").arg("ip_vs").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "modprobe ip_vs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run modprobe ip_vs: {e}")),
+    }
+}

@@ -1,0 +1,830 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use neli::consts::nl::NlmF;
+use neli::genl::{Genlmsghdr, GenlmsghdrBuilder};
+use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
+use neli::{FromBytes, Size, ToBytes};
+use proptest::prelude::*;
+
+use super::wire::{self, Attr, AttrMap, Attrs, Part};
+use super::*;
+use crate::error::Error;
+
+// ---------- operator syntax ----------
+
+#[test]
+fn parses_the_documented_examples() {
+    let k: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
+    assert_eq!(
+        k,
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+            port: 80
+        }
+    );
+    let k: ServiceKey = "udp:[2001:db8::1]:53".parse().unwrap();
+    assert_eq!(k.family(), Family::Inet6);
+    assert_eq!(k.to_string(), "udp:[2001:db8::1]:53");
+    let k: ServiceKey = "sctp:10.0.0.1:5060".parse().unwrap();
+    assert_eq!(k.to_string(), "sctp:10.0.0.1:5060");
+    let k: ServiceKey = "fwmark:100".parse().unwrap();
+    assert_eq!(
+        k,
+        ServiceKey::FwMark {
+            family: Family::Inet,
+            mark: 100
+        }
+    );
+    let k = ServiceKey::parse_with_family("fwmark:100", Family::Inet6).unwrap();
+    assert_eq!(k.family(), Family::Inet6);
+    assert_eq!(k.to_string(), "fwmark:100");
+    let k: ServiceKey = "TCP:10.0.0.1:0".parse().unwrap();
+    assert_eq!(k.to_string(), "tcp:10.0.0.1:0");
+    assert_eq!("inet6".parse::<Family>().unwrap(), Family::Inet6);
+}
+
+#[test]
+fn rejects_bad_keys_as_configuration_errors() {
+    for bad in [
+        "",
+        "tcp",
+        "tcp:",
+        "tcp:10.0.0.1",
+        "tcp:10.0.0.1:",
+        "tcp:10.0.0.1:65536",
+        "tcp:10.0.0.1:-1",
+        "tcp:10.0.0.1:+80",
+        "tcp:10.0.0.256:80",
+        "tcp:2001:db8::1:80",
+        "tcp:[2001:db8::1]80",
+        "tcp:[2001:db8::1:80",
+        "tcp:[10.0.0.1]:80",
+        "icmp:10.0.0.1:80",
+        "fwmark:",
+        "fwmark:0",
+        "fwmark:-1",
+        "fwmark:0x10",
+        "fwmark:4294967296",
+        " tcp:10.0.0.1:80x",
+    ] {
+        match bad.parse::<ServiceKey>() {
+            Err(Error::Configured(msg)) => assert!(!msg.is_empty()),
+            other => panic!("{bad:?} gave {other:?}"),
+        }
+    }
+    assert!(matches!(
+        ServiceKey::parse_with_family("tcp:10.0.0.1:80", Family::Inet6),
+        Err(Error::Configured(_))
+    ));
+    assert!(matches!(
+        "inet5".parse::<Family>(),
+        Err(Error::Configured(_))
+    ));
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        any::<[u8; 16]>().prop_map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+    ]
+}
+
+fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::Inet), Just(Family::Inet6)]
+}
+
+fn protocol() -> impl Strategy<Value = Protocol> {
+    prop_oneof![
+        Just(Protocol::Tcp),
+        Just(Protocol::Udp),
+        Just(Protocol::Sctp)
+    ]
+}
+
+fn service_key() -> impl Strategy<Value = ServiceKey> {
+    prop_oneof![
+        (protocol(), ip(), any::<u16>()).prop_map(|(protocol, addr, port)| ServiceKey::Addr {
+            protocol,
+            addr,
+            port
+        }),
+        (family(), 1..=u32::MAX).prop_map(|(family, mark)| ServiceKey::FwMark { family, mark }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn key_display_parses_back(key in service_key()) {
+        let text = key.to_string();
+        prop_assert_eq!(ServiceKey::parse_with_family(&text, key.family()).unwrap(), key);
+        if key.family() == Family::Inet {
+            prop_assert_eq!(text.parse::<ServiceKey>().unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn key_parser_never_panics(s in "\\PC*") {
+        if let Ok(k) = s.parse::<ServiceKey>() {
+            prop_assert_eq!(k.to_string().parse::<ServiceKey>().unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn key_parser_survives_near_misses(
+        kind in prop_oneof![Just("tcp"), Just("udp"), Just("sctp"), Just("fwmark"), Just("x")],
+        rest in "[0-9a-f:.\\[\\]]{0,45}",
+    ) {
+        let s = format!("{kind}:{rest}");
+        match s.parse::<ServiceKey>() {
+            Ok(k) => prop_assert_eq!(k.to_string().parse::<ServiceKey>().unwrap(), k),
+            Err(e) => prop_assert!(matches!(e, Error::Configured(_))),
+        }
+    }
+}
+
+// ---------- model ----------
+
+#[test]
+fn scheduler_flags_use_ipvsadm_words() {
+    let f = ServiceFlags::parse_sched_flags("sh-fallback,sh-port", "sh").unwrap();
+    assert_eq!(f, ServiceFlags::SCHED1 | ServiceFlags::SCHED2);
+    assert_eq!(f.sched_flag_names("sh"), vec!["sh-fallback", "sh-port"]);
+    assert_eq!(f.sched_flag_names("mh"), vec!["mh-fallback", "mh-port"]);
+    assert_eq!(f.sched_flag_names("wlc"), vec!["flag-1", "flag-2"]);
+    assert!(matches!(
+        ServiceFlags::parse_sched_flags("sh-port", "mh"),
+        Err(Error::Configured(_))
+    ));
+    assert!(matches!(
+        ServiceFlags::parse_sched_flags("turbo", "sh"),
+        Err(Error::Configured(_))
+    ));
+}
+
+#[test]
+fn every_kernel_scheduler_is_known() {
+    for s in SCHEDULERS {
+        validate_scheduler(s).unwrap();
+    }
+    assert!(matches!(
+        validate_scheduler("fastest"),
+        Err(Error::Configured(_))
+    ));
+}
+
+#[test]
+fn service_validation_catches_what_the_kernel_refuses() {
+    let key: ServiceKey = "tcp:10.0.0.1:80".parse().unwrap();
+    Service::new(key, "wlc").validate().unwrap();
+    assert!(Service::new(key, "nope").validate().is_err());
+    let mut s = Service::new(key, "rr");
+    s.netmask = Netmask::V6(64);
+    assert!(s.validate().is_err());
+    let zero: ServiceKey = "tcp:10.0.0.1:0".parse().unwrap();
+    assert!(Service::new(zero, "rr").validate().is_err());
+    Service::new(zero, "rr")
+        .with_persistence(300, Netmask::host(Family::Inet))
+        .validate()
+        .unwrap();
+    let v6 = ServiceKey::parse_with_family("fwmark:1", Family::Inet6).unwrap();
+    let mut s = Service::new(v6, "rr");
+    assert_eq!(s.netmask, Netmask::V6(128));
+    s.netmask = Netmask::V6(0);
+    assert!(s.validate().is_err());
+}
+
+#[test]
+fn destination_validation_catches_what_the_kernel_refuses() {
+    let key: ServiceKey = "tcp:10.0.0.1:80".parse().unwrap();
+    let d = Destination::new("192.168.7.1".parse().unwrap(), 80, ForwardMethod::Masq);
+    d.validate(&key).unwrap();
+    assert!(d.clone().with_thresholds(0, 5).validate(&key).is_err());
+    d.clone().with_thresholds(10, 5).validate(&key).unwrap();
+    let v6 = Destination::new("2001:db8::7".parse().unwrap(), 80, ForwardMethod::Route);
+    assert!(v6.validate(&key).is_err());
+    let mut tun = v6.clone();
+    tun.forward = ForwardMethod::Tunnel;
+    tun.validate(&key).unwrap();
+    let gue = d
+        .clone()
+        .with_tunnel(TunnelType::Gue, 0, TunnelFlags::empty());
+    assert!(gue.validate(&key).is_err());
+    let both = d.with_tunnel(
+        TunnelType::Gue,
+        6080,
+        TunnelFlags::CSUM | TunnelFlags::REMCSUM,
+    );
+    assert!(both.validate(&key).is_err());
+}
+
+#[test]
+fn netmask_and_forward_words() {
+    assert_eq!(
+        Netmask::parse("24", Family::Inet).unwrap(),
+        Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))
+    );
+    assert_eq!(
+        Netmask::parse("0", Family::Inet).unwrap(),
+        Netmask::V4(Ipv4Addr::UNSPECIFIED)
+    );
+    assert_eq!(
+        Netmask::parse("255.255.0.0", Family::Inet).unwrap(),
+        Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))
+    );
+    assert_eq!(
+        Netmask::parse("64", Family::Inet6).unwrap(),
+        Netmask::V6(64)
+    );
+    assert!(Netmask::parse("129", Family::Inet6).is_err());
+    assert!(Netmask::parse("33", Family::Inet).is_err());
+    for (word, m) in [
+        ("masq", ForwardMethod::Masq),
+        ("gate", ForwardMethod::Route),
+        ("ipip", ForwardMethod::Tunnel),
+        ("local", ForwardMethod::Local),
+        ("bypass", ForwardMethod::Bypass),
+    ] {
+        assert_eq!(word.parse::<ForwardMethod>().unwrap(), m);
+        assert_eq!(m.to_string(), word);
+        assert_eq!(ForwardMethod::from_raw(m.raw()), Some(m));
+    }
+    assert!("nat-ish".parse::<ForwardMethod>().is_err());
+    assert_eq!("gre".parse::<TunnelType>().unwrap(), TunnelType::Gre);
+    assert_eq!(
+        "remcsum".parse::<TunnelFlags>().unwrap(),
+        TunnelFlags::REMCSUM
+    );
+}
+
+// ---------- wire: bytes out, bytes in ----------
+
+/// Wraps attributes in a full netlink message, serialises it, parses it
+/// back and returns the top-level attributes, as the client sees a reply.
+fn through_bytes(attrs: Vec<Attr>) -> AttrMap {
+    let genl = GenlmsghdrBuilder::<u8, u16>::default()
+        .cmd(wire::IPVS_CMD_NEW_SERVICE)
+        .version(wire::IPVS_GENL_VERSION)
+        .attrs(attrs.into_iter().collect::<Attrs>())
+        .build()
+        .unwrap();
+    let msg = NlmsghdrBuilder::default()
+        .nl_type(0x20u16)
+        .nl_flags(NlmF::MULTI)
+        .nl_seq(7)
+        .nl_pid(0)
+        .nl_payload(NlPayload::Payload(genl))
+        .build()
+        .unwrap();
+    let mut buf = Cursor::new(vec![0u8; msg.padded_size()]);
+    msg.to_bytes(&mut buf).unwrap();
+    let bytes = buf.into_inner();
+    let back: Nlmsghdr<u16, Genlmsghdr<u8, u16>> =
+        Nlmsghdr::from_bytes(&mut Cursor::new(&bytes)).unwrap();
+    AttrMap::from_attrs("test", back.get_payload().unwrap().attrs())
+}
+
+fn nested_raw(top: &AttrMap, outer: u16) -> AttrMap {
+    top.nested(outer, "test").unwrap()
+}
+
+fn stats() -> impl Strategy<Value = Stats> {
+    any::<[u64; 10]>().prop_map(|v| Stats {
+        conns: v[0],
+        inpkts: v[1],
+        outpkts: v[2],
+        inbytes: v[3],
+        outbytes: v[4],
+        cps: v[5],
+        inpps: v[6],
+        outpps: v[7],
+        inbps: v[8],
+        outbps: v[9],
+    })
+}
+
+fn service() -> impl Strategy<Value = Service> {
+    (
+        service_key(),
+        proptest::sample::select(SCHEDULERS),
+        any::<u32>(),
+        any::<u32>(),
+        any::<[u8; 4]>(),
+        any::<u8>(),
+        proptest::option::of("[a-z]{1,15}"),
+        proptest::option::of(stats()),
+    )
+        .prop_map(
+            |(key, sched, flags, timeout, m4, m6, pe_name, stats)| Service {
+                key,
+                scheduler: sched.to_string(),
+                flags: ServiceFlags::from_bits_retain(flags).without(ServiceFlags::HASHED),
+                timeout,
+                netmask: match key.family() {
+                    Family::Inet => Netmask::V4(Ipv4Addr::from(m4)),
+                    Family::Inet6 => Netmask::V6(m6),
+                },
+                pe_name,
+                stats,
+            },
+        )
+}
+
+fn destination() -> impl Strategy<Value = Destination> {
+    (
+        ip(),
+        any::<u16>(),
+        proptest::sample::select(vec![
+            ForwardMethod::Masq,
+            ForwardMethod::Local,
+            ForwardMethod::Tunnel,
+            ForwardMethod::Route,
+            ForwardMethod::Bypass,
+        ]),
+        any::<[u32; 3]>(),
+        proptest::sample::select(vec![TunnelType::Ipip, TunnelType::Gue, TunnelType::Gre]),
+        any::<u16>(),
+        0u16..4,
+        any::<[u32; 3]>(),
+        proptest::option::of(stats()),
+    )
+        .prop_map(
+            |(addr, port, forward, w, tunnel, tport, tflags, c, stats)| Destination {
+                addr,
+                port,
+                forward,
+                weight: w[0],
+                upper_threshold: w[1],
+                lower_threshold: w[2],
+                tunnel,
+                tunnel_port: tport,
+                tunnel_flags: TunnelFlags::from_bits_retain(tflags),
+                active_conns: c[0],
+                inactive_conns: c[1],
+                persist_conns: c[2],
+                stats,
+            },
+        )
+}
+
+fn sync_daemon() -> impl Strategy<Value = SyncDaemon> {
+    (
+        prop_oneof![Just(SyncState::Master), Just(SyncState::Backup)],
+        "[a-z][a-z0-9]{0,14}",
+        any::<u8>(),
+        proptest::option::of(any::<u16>()),
+        proptest::option::of(ip()),
+        proptest::option::of(any::<u16>()),
+        proptest::option::of(any::<u8>()),
+    )
+        .prop_map(
+            |(state, mcast_ifn, syncid, sync_maxlen, mcast_group, mcast_port, mcast_ttl)| {
+                SyncDaemon {
+                    state,
+                    mcast_ifn,
+                    syncid,
+                    sync_maxlen,
+                    mcast_group,
+                    mcast_port,
+                    mcast_ttl,
+                }
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn service_attributes_round_trip(svc in service()) {
+        let top = through_bytes(vec![wire::service_attr(&svc, Part::Listed).unwrap()]);
+        let back = wire::decode_service(&nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE)).unwrap();
+        prop_assert_eq!(&back, &svc);
+
+        // What the client sends leaves the counters out.
+        let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
+        let back = wire::decode_service(&nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE)).unwrap();
+        prop_assert_eq!(back, Service { stats: None, ..svc });
+    }
+
+    #[test]
+    fn service_key_attributes_round_trip(key in service_key()) {
+        let top = through_bytes(vec![wire::service_key_attr(&key).unwrap()]);
+        let a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
+        prop_assert!(!a.has(wire::IPVS_SVC_ATTR_SCHED_NAME));
+        prop_assert!(!a.has(wire::IPVS_SVC_ATTR_FLAGS));
+        // Decoding needs the full set; give it the kernel's defaults.
+        let svc = Service::new(key, "rr");
+        let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
+        let back = wire::decode_service(&nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE)).unwrap();
+        prop_assert_eq!(back.key, key);
+    }
+
+    #[test]
+    fn destination_attributes_round_trip(d in destination(), svc_family in family()) {
+        let top = through_bytes(vec![wire::dest_attr(&d, Part::Listed).unwrap()]);
+        let back = wire::decode_dest(&nested_raw(&top, wire::IPVS_CMD_ATTR_DEST), svc_family).unwrap();
+        prop_assert_eq!(&back, &d);
+
+        let top = through_bytes(vec![wire::dest_attr(&d, Part::Full).unwrap()]);
+        let back = wire::decode_dest(&nested_raw(&top, wire::IPVS_CMD_ATTR_DEST), svc_family).unwrap();
+        prop_assert!(back.same_settings(&d));
+        prop_assert_eq!(back.stats, None);
+        prop_assert_eq!(back.active_conns, 0);
+    }
+
+    #[test]
+    fn daemon_attributes_round_trip(d in sync_daemon()) {
+        let top = through_bytes(vec![wire::daemon_attr(&d).unwrap()]);
+        let back = wire::decode_daemon(&nested_raw(&top, wire::IPVS_CMD_ATTR_DAEMON)).unwrap();
+        prop_assert_eq!(back, d);
+    }
+
+    #[test]
+    fn timeout_attributes_round_trip(tcp in any::<u32>(), tcp_fin in any::<u32>(), udp in any::<u32>()) {
+        let t = Timeouts { tcp, tcp_fin, udp };
+        let top = through_bytes(wire::timeout_attrs(&t).unwrap());
+        prop_assert_eq!(wire::decode_timeouts(&top).unwrap(), t);
+    }
+
+    #[test]
+    fn info_attributes_round_trip(version in any::<u32>(), conn_tab_size in any::<u32>()) {
+        let i = Info { version, conn_tab_size };
+        let top = through_bytes(wire::info_attrs(&i).unwrap());
+        prop_assert_eq!(wire::decode_info(&top).unwrap(), i);
+    }
+}
+
+#[test]
+fn wire_byte_orders_match_ip_vs_h() {
+    let svc = Service::new("tcp:10.1.2.3:8080".parse().unwrap(), "wlc")
+        .with_persistence(300, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
+    let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
+    let a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_AF).unwrap(), &2u16.to_ne_bytes());
+    assert_eq!(
+        a.raw(wire::IPVS_SVC_ATTR_PROTOCOL).unwrap(),
+        &6u16.to_ne_bytes()
+    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_PORT).unwrap(), &[0x1f, 0x90]);
+    let addr = a.raw(wire::IPVS_SVC_ATTR_ADDR).unwrap();
+    assert_eq!(addr.len(), 16);
+    assert_eq!(&addr[..4], &[10, 1, 2, 3]);
+    assert_eq!(
+        a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(),
+        &[255, 255, 255, 0]
+    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_SCHED_NAME).unwrap(), b"wlc\0");
+    let mut flags = 1u32.to_ne_bytes().to_vec();
+    flags.extend_from_slice(&u32::MAX.to_ne_bytes());
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_FLAGS).unwrap(), flags.as_slice());
+    assert_eq!(
+        a.raw(wire::IPVS_SVC_ATTR_TIMEOUT).unwrap(),
+        &300u32.to_ne_bytes()
+    );
+    assert!(!a.has(wire::IPVS_SVC_ATTR_PE_NAME));
+
+    let v6 = Service::new("udp:[2001:db8::1]:53".parse().unwrap(), "rr")
+        .with_persistence(60, Netmask::V6(64));
+    let top = through_bytes(vec![wire::service_attr(&v6, Part::Full).unwrap()]);
+    let a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
+    assert_eq!(
+        a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(),
+        &64u32.to_ne_bytes()
+    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_AF).unwrap(), &10u16.to_ne_bytes());
+
+    let d = Destination::new("192.168.7.9".parse().unwrap(), 443, ForwardMethod::Tunnel)
+        .with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM);
+    let top = through_bytes(vec![wire::dest_attr(&d, Part::Full).unwrap()]);
+    let a = nested_raw(&top, wire::IPVS_CMD_ATTR_DEST);
+    assert_eq!(
+        a.raw(wire::IPVS_DEST_ATTR_PORT).unwrap(),
+        &443u16.to_be_bytes()
+    );
+    assert_eq!(
+        a.raw(wire::IPVS_DEST_ATTR_TUN_PORT).unwrap(),
+        &6080u16.to_be_bytes()
+    );
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_TUN_TYPE).unwrap(), &[1]);
+    assert_eq!(
+        a.raw(wire::IPVS_DEST_ATTR_TUN_FLAGS).unwrap(),
+        &1u16.to_ne_bytes()
+    );
+    assert_eq!(
+        a.raw(wire::IPVS_DEST_ATTR_FWD_METHOD).unwrap(),
+        &2u32.to_ne_bytes()
+    );
+    assert_eq!(
+        a.raw(wire::IPVS_DEST_ATTR_ADDR_FAMILY).unwrap(),
+        &2u16.to_ne_bytes()
+    );
+    assert!(!a.has(wire::IPVS_DEST_ATTR_ACTIVE_CONNS));
+}
+
+#[test]
+fn kernel_bookkeeping_flags_are_stripped_and_mask_applies() {
+    let svc = Service::new("tcp:10.0.0.1:80".parse().unwrap(), "rr");
+    let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
+    let mut a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
+    // Re-encode as the kernel lists it: HASHED|ONE_PACKET with a partial mask.
+    let mut flags = (0x2u32 | 0x4 | 0x8).to_ne_bytes().to_vec();
+    flags.extend_from_slice(&0x6u32.to_ne_bytes());
+    let rebuilt = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_FLAGS, &flags);
+    let back = wire::decode_service(&rebuilt).unwrap();
+    assert_eq!(back.flags, ServiceFlags::ONE_PACKET);
+}
+
+fn rebuild_with(a: &mut AttrMap, ty: u16, payload: &[u8]) -> AttrMap {
+    let mut children = Vec::new();
+    for t in 1..=16u16 {
+        if t == ty {
+            children.push(wire::attr(t, payload).unwrap());
+        } else if let Some(raw) = a.raw(t) {
+            children.push(wire::attr(t, raw).unwrap());
+        }
+    }
+    let top = through_bytes(vec![
+        wire::nest(wire::IPVS_CMD_ATTR_SERVICE, &children).unwrap()
+    ]);
+    nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE)
+}
+
+#[test]
+fn old_kernels_32_bit_stats_and_missing_family_are_read() {
+    let stats32 = wire::nest(
+        wire::IPVS_DEST_ATTR_STATS,
+        &[
+            wire::attr(wire::IPVS_STATS_ATTR_CONNS, &5u32.to_ne_bytes()).unwrap(),
+            wire::attr(wire::IPVS_STATS_ATTR_INBYTES, &7u64.to_ne_bytes()).unwrap(),
+        ],
+    )
+    .unwrap();
+    let dest = wire::nest(
+        wire::IPVS_CMD_ATTR_DEST,
+        &[
+            wire::attr(
+                wire::IPVS_DEST_ATTR_ADDR,
+                &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            )
+            .unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_PORT, &80u16.to_be_bytes()).unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_FWD_METHOD, &3u32.to_ne_bytes()).unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_WEIGHT, &2u32.to_ne_bytes()).unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_U_THRESH, &0u32.to_ne_bytes()).unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_L_THRESH, &0u32.to_ne_bytes()).unwrap(),
+            stats32,
+        ],
+    )
+    .unwrap();
+    let top = through_bytes(vec![dest]);
+    let d = wire::decode_dest(&nested_raw(&top, wire::IPVS_CMD_ATTR_DEST), Family::Inet6).unwrap();
+    assert_eq!(d.addr, "fe80::1".parse::<IpAddr>().unwrap());
+    assert_eq!(d.forward, ForwardMethod::Route);
+    let s = d.stats.unwrap();
+    assert_eq!((s.conns, s.inbytes, s.outpkts), (5, 7, 0));
+}
+
+#[test]
+fn truncated_replies_are_errors_not_panics() {
+    let svc = Service::new("tcp:10.0.0.1:80".parse().unwrap(), "rr");
+    let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
+    let mut a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
+    let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_FLAGS, &[1, 0, 0]);
+    assert!(matches!(
+        wire::decode_service(&short),
+        Err(Error::Generic(_))
+    ));
+    let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_PORT, &[1]);
+    assert!(matches!(
+        wire::decode_service(&short),
+        Err(Error::Generic(_))
+    ));
+    assert!(AttrMap::parse("x", &[200, 0, 1, 0, 1]).is_err());
+}
+
+// ---------- table ----------
+
+#[test]
+fn table_prints_like_ipvsadm_ln() {
+    let web: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
+    let dns: ServiceKey = "udp:[2001:db8::1]:53".parse().unwrap();
+    let mark = ServiceKey::parse_with_family("fwmark:7", Family::Inet6).unwrap();
+    let mut web_svc =
+        Service::new(web, "sh").with_persistence(300, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
+    web_svc.flags |= ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT | ServiceFlags::ONE_PACKET;
+    let mut d1 =
+        Destination::new("192.168.7.2".parse().unwrap(), 80, ForwardMethod::Masq).with_weight(3);
+    d1.active_conns = 12;
+    d1.inactive_conns = 4;
+    let d0 = Destination::new("192.168.7.1".parse().unwrap(), 80, ForwardMethod::Route);
+    let table = Table::new(
+        Info {
+            version: 0x010201,
+            conn_tab_size: 4096,
+        },
+        vec![
+            TableEntry {
+                service: Service::new(mark, "rr"),
+                destinations: vec![],
+            },
+            TableEntry {
+                service: Service::new(dns, "wrr"),
+                destinations: vec![Destination::new(
+                    "2001:db8::53".parse().unwrap(),
+                    53,
+                    ForwardMethod::Tunnel,
+                )],
+            },
+            TableEntry {
+                service: web_svc,
+                destinations: vec![d1, d0],
+            },
+        ],
+    );
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.100:80 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0 ops
+  -> 192.168.7.1:80               Route   1      0          0         
+  -> 192.168.7.2:80               Masq    3      12         4         
+UDP  [2001:db8::1]:53 wrr
+  -> [2001:db8::53]:53            Tunnel  1      0          0         
+FWM  7 IPv6 rr
+";
+    assert_eq!(table.to_string(), expected);
+    assert!(table.get(&dns).is_some());
+}
+
+// ---------- reconcile ----------
+
+fn ep(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn dest(s: &str, weight: u32) -> Destination {
+    let e = ep(s);
+    Destination::new(e.ip(), e.port(), ForwardMethod::Route).with_weight(weight)
+}
+
+#[test]
+fn reconcile_adds_edits_deletes_only_owned() {
+    let current = vec![
+        dest("192.168.7.1:80", 1),
+        dest("192.168.7.2:80", 1),
+        dest("192.168.7.3:80", 1),
+        dest("192.168.7.99:80", 0), // the sorry server: someone else's
+    ];
+    let owned: BTreeSet<_> = [
+        "192.168.7.1:80",
+        "192.168.7.2:80",
+        "192.168.7.3:80",
+        "192.168.7.4:80",
+    ]
+    .iter()
+    .map(|s| ep(s))
+    .collect();
+    let desired = vec![
+        dest("192.168.7.1:80", 1),
+        dest("192.168.7.2:80", 5),
+        dest("192.168.7.4:80", 1),
+    ];
+    let ops = reconcile(&current, &owned, &desired).unwrap();
+    assert_eq!(
+        ops,
+        vec![
+            DestOp::Add(dest("192.168.7.4:80", 1)),
+            DestOp::Edit(dest("192.168.7.2:80", 5)),
+            DestOp::Delete(ep("192.168.7.3:80")),
+        ]
+    );
+    // Nothing to do once the kernel matches.
+    let after = vec![
+        dest("192.168.7.1:80", 1),
+        dest("192.168.7.2:80", 5),
+        dest("192.168.7.4:80", 1),
+        dest("192.168.7.99:80", 0),
+    ];
+    assert!(reconcile(&after, &owned, &desired).unwrap().is_empty());
+    // Counters do not make a destination differ.
+    let mut busy = after.clone();
+    busy[0].active_conns = 40;
+    assert!(reconcile(&busy, &owned, &desired).unwrap().is_empty());
+}
+
+#[test]
+fn reconcile_refuses_unowned_or_duplicate_wishes() {
+    let owned: BTreeSet<_> = [ep("192.168.7.1:80")].into_iter().collect();
+    assert!(matches!(
+        reconcile(&[], &owned, &[dest("192.168.7.99:80", 1)]),
+        Err(Error::Configured(_))
+    ));
+    assert!(matches!(
+        reconcile(
+            &[],
+            &owned,
+            &[dest("192.168.7.1:80", 1), dest("192.168.7.1:80", 2)]
+        ),
+        Err(Error::Configured(_))
+    ));
+}
+
+fn small_dest() -> impl Strategy<Value = Destination> {
+    (
+        0u8..6,
+        0u16..2,
+        0u32..3,
+        prop_oneof![Just(ForwardMethod::Masq), Just(ForwardMethod::Route)],
+    )
+        .prop_map(|(host, port, weight, fwd)| {
+            Destination::new(IpAddr::V4(Ipv4Addr::new(192, 168, 7, host)), 80 + port, fwd)
+                .with_weight(weight)
+        })
+}
+
+fn unique(ds: Vec<Destination>) -> Vec<Destination> {
+    let mut seen = BTreeMap::new();
+    for d in ds {
+        seen.entry(d.endpoint()).or_insert(d);
+    }
+    seen.into_values().collect()
+}
+
+proptest! {
+    #[test]
+    fn reconcile_converges_and_spares_others(
+        current in proptest::collection::vec(small_dest(), 0..10).prop_map(unique),
+        owned_pick in proptest::collection::vec(any::<bool>(), 12),
+        desired in proptest::collection::vec(small_dest(), 0..10).prop_map(unique),
+    ) {
+        // Owned: a random subset of all endpoints, plus everything desired.
+        let all: Vec<SocketAddr> = (0u8..6)
+            .flat_map(|h| (0u16..2).map(move |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 7, h)), 80 + p)))
+            .collect();
+        let mut owned: BTreeSet<SocketAddr> = all.iter().zip(&owned_pick).filter(|(_, k)| **k).map(|(e, _)| *e).collect();
+        owned.extend(desired.iter().map(Destination::endpoint));
+
+        let ops = reconcile(&current, &owned, &desired).unwrap();
+        for op in &ops {
+            prop_assert!(owned.contains(&op.endpoint()));
+        }
+        // Apply the operations to a model of the kernel.
+        let mut kernel: BTreeMap<SocketAddr, Destination> =
+            current.iter().map(|d| (d.endpoint(), d.clone())).collect();
+        for op in &ops {
+            match op {
+                DestOp::Add(d) => prop_assert!(kernel.insert(d.endpoint(), d.clone()).is_none()),
+                DestOp::Edit(d) => prop_assert!(kernel.insert(d.endpoint(), d.clone()).is_some()),
+                DestOp::Delete(e) => prop_assert!(kernel.remove(e).is_some()),
+            }
+        }
+        for d in &current {
+            if !owned.contains(&d.endpoint()) {
+                prop_assert_eq!(kernel.get(&d.endpoint()), Some(d));
+            }
+        }
+        let mine: BTreeMap<_, _> = kernel.into_iter().filter(|(e, _)| owned.contains(e)).collect();
+        let want: BTreeMap<_, _> = desired.iter().map(|d| (d.endpoint(), d.clone())).collect();
+        prop_assert_eq!(mine, want);
+        // A second pass has nothing left to do.
+        let now: Vec<Destination> = current
+            .iter()
+            .filter(|d| !owned.contains(&d.endpoint()))
+            .cloned()
+            .chain(desired.iter().cloned())
+            .collect();
+        prop_assert!(reconcile(&now, &owned, &desired).unwrap().is_empty());
+    }
+}
+
+// ---------- client without IPVS ----------
+
+/// This host's kernel has no IPVS (and no modules): connecting must say
+/// "not installed", not fail generically. Skipped where IPVS exists.
+#[test]
+fn missing_ipvs_is_not_installed() {
+    match IpvsClient::connect() {
+        Ok(_) => eprintln!("this kernel has IPVS; nothing to check"),
+        Err(Error::Installed(msg)) => assert!(msg.starts_with("IPVS is not available"), "{msg}"),
+        Err(e) => panic!("expected Error::Installed, got {e:?}"),
+    }
+}
+
+#[test]
+fn refusals_are_classified() {
+    let exists = Error::Netlink {
+        context: "adding".into(),
+        errno: libc::EEXIST,
+    };
+    assert!(exists.is_exists());
+    assert!(!exists.is_not_found());
+    for errno in [libc::ESRCH, libc::ENOENT] {
+        let e = Error::Netlink {
+            context: "deleting".into(),
+            errno,
+        };
+        assert_eq!(e.ipvs_kind(), Some(IpvsErrorKind::NotFound));
+    }
+    assert_eq!(Error::generic("x").ipvs_kind(), None);
+}
