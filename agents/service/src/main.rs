@@ -1,0 +1,284 @@
+//! `ocf:lvs:service` — one IPVS virtual service: its address (or firewall
+//! mark), scheduler, persistence and flags. Real servers are not its
+//! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
+
+use lvs_common::ipvs::{
+    self, Family, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts,
+};
+use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::{Error, Result};
+
+static SPEC: AgentSpec = AgentSpec {
+    name: "service",
+    version: "1.0",
+    shortdesc: "IPVS virtual service",
+    longdesc: "Creates one IPVS virtual service (what `ipvsadm -A` does) and removes it on stop, \
+        together with its real servers. A service that already exists with other settings is \
+        adopted: edited to match and logged. Monitor reports drift (another scheduler, \
+        persistence or flags than configured) as an error. Reload changes scheduler, persistence \
+        and flags in place without dropping the service or its real servers. \
+        heartbeat v1 form: lvs-service::service[::scheduler[::persistent]].",
+    params: &[
+        ParamSpec::string("service", "Virtual service")
+            .required()
+            .unique()
+            .long("The virtual service: tcp:10.0.0.100:80, udp:[2001:db8::1]:53, sctp:10.0.0.1:5060, \
+                or fwmark:100 for a firewall-mark service (see family)."),
+        ParamSpec::select("family", &["inet", "inet6"], "Address family of a fwmark service")
+            .default("inet")
+            .long("For fwmark services, whether the mark applies to IPv4 (inet) or IPv6 (inet6) \
+                packets. Address services take the family of their address."),
+        ParamSpec::string("scheduler", "Scheduler")
+            .default("wlc")
+            .long("Scheduling method: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh \
+                or twos, as the kernel provides them."),
+        ParamSpec::integer("persistent", 0, 31_536_000, "Persistence timeout (s)")
+            .default("0")
+            .long("Persistence timeout in seconds: connections from one client go to the same real \
+                server while it has connections or within this time. 0 turns persistence off."),
+        ParamSpec::string("netmask", "Persistence granularity")
+            .long("With persistence, clients in one network share a real server: an IPv4 netmask \
+                (255.255.255.0) or prefix length (24); for IPv6 a prefix length. Default: one \
+                address (/32 or /128)."),
+        ParamSpec::string("flags", "Service flags")
+            .long("Comma-separated: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port \
+                (scheduler mh), ops (one-packet scheduling, for UDP)."),
+        ParamSpec::string("pe", "Persistence engine")
+            .long("Persistence engine, e.g. sip (Call-ID based persistence; needs persistent)."),
+        ParamSpec::integer("tcp_timeout", 0, 2_147_483, "Table-wide TCP timeout (s)")
+            .long("Sets the IPVS TCP session timeout for the whole table at start (ipvsadm --set). \
+                Unset leaves it alone."),
+        ParamSpec::integer("tcpfin_timeout", 0, 2_147_483, "Table-wide TCP FIN timeout (s)")
+            .long("Sets the IPVS TCP timeout after FIN for the whole table at start."),
+        ParamSpec::integer("udp_timeout", 0, 2_147_483, "Table-wide UDP timeout (s)")
+            .long("Sets the IPVS UDP timeout for the whole table at start."),
+    ],
+    actions: ocf::STANDARD_ACTIONS,
+    heartbeat: Heartbeat {
+        usage: "service[::scheduler[::persistent]]",
+        map: positional,
+    },
+};
+
+fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
+    positional_in_order(&["service", "scheduler", "persistent"], args)
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run(&SPEC, |ctx| {
+        let want = desired(&ctx.params)?;
+        match ctx.action {
+            Action::ValidateAll => Ok(Outcome::Running),
+            Action::Start | Action::Reload => start(&want, &ctx.params),
+            Action::Stop => stop(&want.key),
+            Action::Monitor => monitor(&want, ctx),
+        }
+    })
+}
+
+/// The service as the parameters describe it.
+fn desired(p: &Params) -> Result<Service> {
+    let family: Family = p.str("family").unwrap_or("inet").parse()?;
+    let text = p.str("service").unwrap_or_default();
+    let key = match ServiceKey::parse_with_family(text, family) {
+        // family only matters for fwmark; an address decides its own.
+        Err(_) if !p.is_explicit("family") => text.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(text, Family::Inet6))?,
+        other => other?,
+    };
+    let scheduler = p.str("scheduler").unwrap_or(ipvs::DEFAULT_SCHEDULER);
+    let mut svc = Service::new(key, scheduler);
+    let persistent = p.int("persistent").unwrap_or(0) as u32;
+    let netmask = match p.str("netmask") {
+        Some(m) => Netmask::parse(m, key.family())?,
+        None => Netmask::host(key.family()),
+    };
+    if persistent > 0 {
+        svc = svc.with_persistence(persistent, netmask);
+    } else if p.str("netmask").is_some() {
+        return Err(Error::configured("netmask applies to persistent services only; set persistent"));
+    }
+    for word in p.str("flags").unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let flag = match word {
+            "ops" | "one-packet" => ServiceFlags::ONE_PACKET,
+            other => ServiceFlags::parse_sched_flags(other, scheduler)?,
+        };
+        svc.flags.insert(flag);
+    }
+    if let Some(pe) = p.str("pe") {
+        if persistent == 0 {
+            return Err(Error::configured(format!("pe={pe} needs persistence; set persistent")));
+        }
+        svc.pe_name = Some(pe.to_string());
+    }
+    svc.validate()?;
+    Ok(svc)
+}
+
+/// How the kernel's service differs from the wanted one, in words.
+fn drift(want: &Service, have: &Service) -> Vec<String> {
+    let mut d = Vec::new();
+    if want.scheduler != have.scheduler {
+        d.push(format!("scheduler is {}, expected {}", have.scheduler, want.scheduler));
+    }
+    let (wf, hf) = (want.flags.without(ServiceFlags::HASHED), have.flags.without(ServiceFlags::HASHED));
+    if wf != hf {
+        d.push(format!("flags are {:#x}, expected {:#x}", hf.bits(), wf.bits()));
+    }
+    if want.is_persistent() && (want.timeout != have.timeout || want.netmask != have.netmask) {
+        d.push(format!(
+            "persistence is {}s/{}, expected {}s/{}",
+            have.timeout, have.netmask, want.timeout, want.netmask
+        ));
+    }
+    if want.pe_name != have.pe_name {
+        d.push(format!("persistence engine is {:?}, expected {:?}", have.pe_name, want.pe_name));
+    }
+    d
+}
+
+/// Whether the ip_vs module is loaded: without it there is no service, and
+/// stop and probes must not load it just to find that out.
+fn ipvs_loaded() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+}
+
+fn start(want: &Service, p: &Params) -> Result<Outcome> {
+    let ipvs = IpvsClient::connect()?;
+    set_timeouts(&ipvs, p)?;
+    match ipvs.service(&want.key) {
+        Ok(have) => {
+            let d = drift(want, &have);
+            if d.is_empty() {
+                tracing::info!("{} is already configured", want.key);
+            } else {
+                ipvs.edit_service(want)?;
+                tracing::info!("adopted existing {}: {}", want.key, d.join("; "));
+            }
+        }
+        Err(e) if e.is_not_found() => {
+            ipvs.add_service(want)?;
+            tracing::info!("added {} ({})", want.key, want.scheduler);
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Outcome::Running)
+}
+
+fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
+    let (tcp, fin, udp) = (p.int("tcp_timeout"), p.int("tcpfin_timeout"), p.int("udp_timeout"));
+    if tcp.is_none() && fin.is_none() && udp.is_none() {
+        return Ok(());
+    }
+    // 0 leaves a timeout unchanged in the kernel's SET_CONFIG.
+    let t = Timeouts {
+        tcp: tcp.unwrap_or(0) as u32,
+        tcp_fin: fin.unwrap_or(0) as u32,
+        udp: udp.unwrap_or(0) as u32,
+    };
+    ipvs.set_timeouts(&t)
+}
+
+fn stop(key: &ServiceKey) -> Result<Outcome> {
+    if !ipvs_loaded() {
+        return Ok(Outcome::NotRunning);
+    }
+    let ipvs = IpvsClient::connect()?;
+    match ipvs.delete_service(key) {
+        Ok(()) => tracing::info!("deleted {key}"),
+        Err(e) if e.is_not_found() => tracing::info!("{key} is not configured"),
+        Err(e) => return Err(e),
+    }
+    Ok(Outcome::NotRunning)
+}
+
+fn monitor(want: &Service, ctx: &Context) -> Result<Outcome> {
+    if !ipvs_loaded() {
+        return Ok(Outcome::NotRunning);
+    }
+    let ipvs = IpvsClient::connect()?;
+    let have = match ipvs.service(&want.key) {
+        Ok(have) => have,
+        Err(e) if e.is_not_found() => return Ok(Outcome::NotRunning),
+        Err(e) => return Err(e),
+    };
+    let d = drift(want, &have);
+    if !d.is_empty() {
+        return Err(Error::generic(format!("{} has drifted: {}", want.key, d.join("; "))));
+    }
+    if ctx.check_level >= 10 {
+        let dests = ipvs.destinations(&want.key)?;
+        let weights: Vec<String> = dests.iter().map(|d| format!("{} w{}", d.endpoint(), d.weight)).collect();
+        tracing::info!("{}: {} real servers: {}", want.key, dests.len(), weights.join(", "));
+    }
+    Ok(Outcome::Running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(pairs: &[(&str, &str)]) -> Result<Service> {
+        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (p, _) = Params::parse(&SPEC, &raw)?;
+        desired(&p)
+    }
+
+    #[test]
+    fn parameters_build_the_service() {
+        let s = svc(&[("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr"), ("persistent", "600")]).unwrap();
+        assert_eq!(s.key.to_string(), "tcp:10.0.0.100:80");
+        assert_eq!(s.scheduler, "wrr");
+        assert!(s.is_persistent());
+        assert_eq!(s.timeout, 600);
+        let s = svc(&[("service", "fwmark:100"), ("family", "inet6")]).unwrap();
+        assert_eq!(s.key.family(), Family::Inet6);
+        assert_eq!(s.scheduler, "wlc");
+        let s = svc(&[("service", "udp:[2001:db8::1]:53")]).unwrap();
+        assert_eq!(s.key.family(), Family::Inet6);
+        let s = svc(&[("service", "tcp:10.0.0.1:80"), ("scheduler", "sh"), ("flags", "sh-fallback,sh-port")]).unwrap();
+        assert!(s.flags.contains(ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT));
+        let s = svc(&[("service", "udp:10.0.0.1:53"), ("flags", "ops")]).unwrap();
+        assert!(s.flags.contains(ServiceFlags::ONE_PACKET));
+    }
+
+    #[test]
+    fn nonsense_is_a_configuration_error() {
+        for pairs in [
+            vec![("service", "tcp:10.0.0.1")],
+            vec![("service", "icmp:10.0.0.1:80")],
+            vec![("service", "tcp:10.0.0.1:80"), ("scheduler", "fastest")],
+            vec![("service", "tcp:10.0.0.1:80"), ("flags", "sh-port")],
+            vec![("service", "tcp:10.0.0.1:80"), ("netmask", "24")],
+            vec![("service", "tcp:10.0.0.1:80"), ("pe", "sip")],
+            vec![("service", "tcp:10.0.0.1:80"), ("family", "inet6")],
+        ] {
+            match svc(&pairs) {
+                Err(Error::Configured(_)) => {}
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn drift_names_each_difference() {
+        let want = svc(&[("service", "tcp:10.0.0.1:80"), ("scheduler", "wrr"), ("persistent", "60")]).unwrap();
+        let mut have = want.clone();
+        assert!(drift(&want, &have).is_empty());
+        have.flags.insert(ServiceFlags::HASHED);
+        assert!(drift(&want, &have).is_empty(), "the kernel's hashed bit is not drift");
+        have.scheduler = "rr".into();
+        have.timeout = 300;
+        let d = drift(&want, &have);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].contains("scheduler is rr, expected wrr"));
+        assert!(d[1].contains("persistence is 300s"));
+    }
+
+    #[test]
+    fn heartbeat_form() {
+        let a: Vec<String> = ["tcp:10.0.0.100:80", "wrr", "600"].iter().map(|s| s.to_string()).collect();
+        let p = positional(&a).unwrap();
+        assert_eq!(p[1], ("scheduler", "wrr".to_string()));
+        assert_eq!(p[2], ("persistent", "600".to_string()));
+    }
+}
