@@ -214,6 +214,139 @@ impl Instance {
     }
 }
 
+/// The agent side of a daemon-backed resource: start, monitor, stop and
+/// reload as OCF means them. The daemon writes its state file after every
+/// round; `updated_every` is how often that should happen.
+pub struct Supervisor<'a> {
+    pub instance: &'a Instance,
+    /// The instance name to pass to the daemon (unsanitised).
+    pub name: &'a str,
+    pub updated_every: Duration,
+}
+
+impl Supervisor<'_> {
+    /// Idempotent: a running daemon is success. Otherwise writes the
+    /// parameters, spawns the daemon and waits (within `budget`) for its
+    /// first state file, so start returns once the first round has run.
+    pub fn start(&self, params: &crate::ocf::Params, budget: Duration) -> Result<()> {
+        if let Liveness::Running(pid) = self.instance.liveness() {
+            tracing::info!("daemon already running (pid {pid})");
+            return Ok(());
+        }
+        self.instance.remove_files();
+        self.instance.write_json(&self.instance.paramsfile(), &params.raw())?;
+        let pid = self.instance.spawn(self.name)?;
+        let began = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let alive = is_our_daemon(pid, &self.instance.name);
+            if alive && self.instance.statefile().exists() {
+                tracing::info!("daemon started (pid {pid})");
+                return Ok(());
+            }
+            if !alive && began.elapsed() > Duration::from_millis(500) {
+                return Err(Error::generic(format!(
+                    "the daemon (pid {pid}) exited during start; see the log for why"
+                )));
+            }
+            if began.elapsed() >= budget {
+                // Slow first round (e.g. many timeouts): running is enough.
+                return if alive {
+                    tracing::warn!("daemon (pid {pid}) has not finished its first round within {budget:?}");
+                    Ok(())
+                } else {
+                    Err(Error::generic(format!("the daemon (pid {pid}) did not start")))
+                };
+            }
+        }
+    }
+
+    /// Running when the daemon lives and its state is fresh (at most three
+    /// rounds old); a leftover pidfile or a stale state is a failure.
+    pub fn monitor(&self) -> Result<crate::ocf::Outcome> {
+        match self.instance.liveness() {
+            Liveness::Stopped => Ok(crate::ocf::Outcome::NotRunning),
+            Liveness::Dead(pid) => Err(Error::generic(format!(
+                "the daemon (pid {pid}) is gone but its pidfile is left: it died"
+            ))),
+            Liveness::Running(pid) => {
+                let age = fs::metadata(self.instance.statefile())
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok());
+                let limit = self.updated_every * 3 + Duration::from_secs(1);
+                match age {
+                    Some(a) if a <= limit => Ok(crate::ocf::Outcome::Running),
+                    Some(a) => Err(Error::generic(format!(
+                        "the daemon (pid {pid}) looks hung: its state is {}s old (limit {}s)",
+                        a.as_secs(),
+                        limit.as_secs()
+                    ))),
+                    None => Err(Error::generic(format!("the daemon (pid {pid}) has written no state"))),
+                }
+            }
+        }
+    }
+
+    /// New parameters for a running daemon: rewrite them and signal it.
+    pub fn reload(&self, params: &crate::ocf::Params) -> Result<()> {
+        self.instance.write_json(&self.instance.paramsfile(), &params.raw())?;
+        self.instance.reload()
+    }
+
+    /// Stops the daemon within `timeout`, keeping a margin for the cluster
+    /// manager: SIGTERM, then SIGKILL.
+    pub fn stop(&self, timeout: Duration) -> Result<()> {
+        let grace = timeout.saturating_sub(Duration::from_secs(3)).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        self.instance.stop(grace)
+    }
+}
+
+/// What woke a daemon's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Tick,
+    Reload,
+    Terminate,
+}
+
+/// SIGTERM/SIGINT and SIGHUP as events of a daemon's async loop.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must be called inside a tokio runtime.
+    pub fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let s = |k: SignalKind| signal(k).map_err(|e| Error::io("installing signal handlers", e));
+        Ok(Signals { term: s(SignalKind::terminate())?, int: s(SignalKind::interrupt())?, hup: s(SignalKind::hangup())? })
+    }
+
+    /// Sleeps until `deadline` unless a signal comes first.
+    pub async fn sleep_until(&mut self, deadline: tokio::time::Instant) -> Wake {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => Wake::Tick,
+            _ = self.term.recv() => Wake::Terminate,
+            _ = self.int.recv() => Wake::Terminate,
+            _ = self.hup.recv() => Wake::Reload,
+        }
+    }
+}
+
+impl Instance {
+    /// The daemon's side of the parameters file written by start/reload.
+    pub fn read_params(&self, spec: &crate::ocf::AgentSpec) -> Result<crate::ocf::Params> {
+        let raw: Vec<(String, String)> = self
+            .read_json(&self.paramsfile())?
+            .map(|(v, _)| v)
+            .ok_or_else(|| Error::generic(format!("{} is missing", self.paramsfile().display())))?;
+        crate::ocf::Params::parse(spec, &raw).map(|(p, _)| p)
+    }
+}
+
 /// True when `pid` is alive and is a daemon of this instance, so a reused
 /// pid is never mistaken for (or killed as) ours.
 fn is_our_daemon(pid: u32, name: &str) -> bool {

@@ -82,7 +82,32 @@ pub fn run<F>(spec: &AgentSpec, handler: F) -> std::process::ExitCode
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
+    run_with_daemon(spec, handler, None)
+}
+
+/// The body of an agent's background daemon: runs until told to stop.
+pub type DaemonMain = fn(&AgentSpec, &crate::daemon::Instance, &str) -> Result<()>;
+
+/// [`run`] for agents that keep a daemon: `agent __daemon INSTANCE` (as
+/// spawned by [`crate::daemon::Instance::spawn`]) runs `daemon` instead.
+pub fn run_with_daemon<F>(spec: &AgentSpec, handler: F, daemon: Option<DaemonMain>) -> std::process::ExitCode
+where
+    F: FnOnce(&Context) -> Result<Outcome>,
+{
     let args: Vec<String> = std::env::args().collect();
+    if let (Some(daemon), Some(crate::daemon::DAEMON_ACTION), Some(instance)) =
+        (daemon, args.get(1).map(String::as_str), args.get(2))
+    {
+        log::init(spec.name, instance, |k| std::env::var(k).ok());
+        let inst = crate::daemon::Instance::new(spec.name, instance);
+        return match daemon(spec, &inst, instance) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("daemon exits: {e}");
+                std::process::ExitCode::from(ExitCode::from(&e) as u8)
+            }
+        };
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let code = execute(
         spec,

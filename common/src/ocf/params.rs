@@ -17,8 +17,8 @@ pub enum Value {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     values: BTreeMap<&'static str, Value>,
-    /// Names the caller set explicitly (defaults excluded).
-    explicit: Vec<&'static str>,
+    /// What the caller set explicitly, as given (defaults excluded).
+    explicit: Vec<(&'static str, String)>,
 }
 
 /// `ocf_is_true` and its counterpart, as ocf-shellfuncs reads booleans.
@@ -52,7 +52,7 @@ impl Params {
             }
             let v = convert(p.name, p.kind, value)?;
             params.values.insert(p.name, v);
-            params.explicit.push(p.name);
+            params.explicit.push((p.name, value.clone()));
         }
         for p in spec.params {
             if params.values.contains_key(p.name) {
@@ -118,7 +118,13 @@ impl Params {
 
     /// Whether the caller set `name` (as opposed to a default applying).
     pub fn is_explicit(&self, name: &str) -> bool {
-        self.explicit.contains(&name)
+        self.explicit.iter().any(|(n, _)| *n == name)
+    }
+
+    /// The explicit assignments as given, to hand to a daemon that parses
+    /// them again (and so applies the same defaults).
+    pub fn raw(&self) -> Vec<(String, String)> {
+        self.explicit.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()
     }
 }
 
