@@ -5,11 +5,13 @@
 //! checks, `daemon` the background health processes. Only `ipvs`, `net` and
 //! `probe` talk to the kernel or the network.
 
+pub mod agent;
 pub mod daemon;
 pub mod error;
 pub mod ipvs;
 pub mod net;
 pub mod ocf;
+pub mod probe;
 
 pub use error::{Error, Result};
 

@@ -3,10 +3,10 @@
 //! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
 
 use lvs_common::ipvs::{
-    self, Family, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts,
+    self, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts,
 };
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::{Error, Result};
+use lvs_common::{agent, Error, Result};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "service",
@@ -19,15 +19,8 @@ static SPEC: AgentSpec = AgentSpec {
         and flags in place without dropping the service or its real servers. \
         heartbeat v1 form: lvs-service::service[::scheduler[::persistent]].",
     params: &[
-        ParamSpec::string("service", "Virtual service")
-            .required()
-            .unique()
-            .long("The virtual service: tcp:10.0.0.100:80, udp:[2001:db8::1]:53, sctp:10.0.0.1:5060, \
-                or fwmark:100 for a firewall-mark service (see family)."),
-        ParamSpec::select("family", &["inet", "inet6"], "Address family of a fwmark service")
-            .default("inet")
-            .long("For fwmark services, whether the mark applies to IPv4 (inet) or IPv6 (inet6) \
-                packets. Address services take the family of their address."),
+        agent::SERVICE,
+        agent::FAMILY,
         ParamSpec::string("scheduler", "Scheduler")
             .default("wlc")
             .long("Scheduling method: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh \
@@ -78,13 +71,7 @@ fn main() -> std::process::ExitCode {
 
 /// The service as the parameters describe it.
 fn desired(p: &Params) -> Result<Service> {
-    let family: Family = p.str("family").unwrap_or("inet").parse()?;
-    let text = p.str("service").unwrap_or_default();
-    let key = match ServiceKey::parse_with_family(text, family) {
-        // family only matters for fwmark; an address decides its own.
-        Err(_) if !p.is_explicit("family") => text.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(text, Family::Inet6))?,
-        other => other?,
-    };
+    let key = agent::service_key(p)?;
     let scheduler = p.str("scheduler").unwrap_or(ipvs::DEFAULT_SCHEDULER);
     let mut svc = Service::new(key, scheduler);
     let persistent = p.int("persistent").unwrap_or(0) as u32;
@@ -136,12 +123,6 @@ fn drift(want: &Service, have: &Service) -> Vec<String> {
     d
 }
 
-/// Whether the ip_vs module is loaded: without it there is no service, and
-/// stop and probes must not load it just to find that out.
-fn ipvs_loaded() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
-}
-
 fn start(want: &Service, p: &Params) -> Result<Outcome> {
     let ipvs = IpvsClient::connect()?;
     set_timeouts(&ipvs, p)?;
@@ -179,7 +160,7 @@ fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
 }
 
 fn stop(key: &ServiceKey) -> Result<Outcome> {
-    if !ipvs_loaded() {
+    if !agent::ipvs_loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -192,7 +173,7 @@ fn stop(key: &ServiceKey) -> Result<Outcome> {
 }
 
 fn monitor(want: &Service, ctx: &Context) -> Result<Outcome> {
-    if !ipvs_loaded() {
+    if !agent::ipvs_loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -216,6 +197,7 @@ fn monitor(want: &Service, ctx: &Context) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lvs_common::ipvs::Family;
 
     fn svc(pairs: &[(&str, &str)]) -> Result<Service> {
         let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
