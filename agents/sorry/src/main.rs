@@ -1,0 +1,290 @@
+//! `ocf:lvs:sorry` — the sorry server: a fallback destination that is in
+//! the service exactly while no other destination has weight, like
+//! ldirectord's `fallback`. A small daemon watches the kernel table; it
+//! owns the fallback destination and nothing else.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
+use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
+use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::{agent, block_on, Error, Result};
+
+static SPEC: AgentSpec = AgentSpec {
+    name: "sorry",
+    version: "1.0",
+    shortdesc: "Sorry server of an IPVS virtual service",
+    longdesc: "Keeps a fallback destination (a local or remote sorry server) in an IPVS virtual \
+        service exactly while no other destination of that service has a weight above 0, as \
+        ldirectord's fallback does: when every real server is down or quiesced, clients get the \
+        sorry page instead of a refused connection; as soon as one real server has weight again, \
+        the fallback is removed. A daemon checks the table every check_interval seconds; it never \
+        touches other destinations. Stop removes the fallback if present. \
+        heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
+    params: &[
+        agent::SERVICE_SHARED,
+        agent::FAMILY,
+        ParamSpec::string("fallback", "Fallback server")
+            .required()
+            .long("The sorry server as address:port, e.g. 127.0.0.1:80 or [2001:db8::9]:80."),
+        ParamSpec::select("forward", &["auto", "local", "masq", "gate", "ipip"], "Forwarding method")
+            .default("auto")
+            .long("How IPVS reaches the fallback: auto means local for an address of this host \
+                and masq otherwise; gate (direct routing) needs the sorry server to hold the VIP."),
+        ParamSpec::integer("weight", 1, 65535, "Weight of the fallback").default("1"),
+        ParamSpec::integer("check_interval", 1, 3600, "Seconds between table checks").default("1"),
+        ParamSpec::string("fallback_command", "Command run on each switch")
+            .long("Run (without a shell; split on spaces) with the argument start when the \
+                fallback goes in and stop when it comes out, like ldirectord's fallbackcommand. \
+                It gets 10 seconds."),
+    ],
+    actions: ocf::STANDARD_ACTIONS,
+    heartbeat: Heartbeat {
+        usage: "service::fallback[::forward]",
+        map: positional,
+    },
+};
+
+fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
+    positional_in_order(&["service", "fallback", "forward"], args)
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run_with_daemon(
+        &SPEC,
+        |ctx| {
+            let sorry = Sorry::from_params(&ctx.params)?;
+            let instance = Instance::new(SPEC.name, &ctx.instance);
+            let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: sorry.interval };
+            match ctx.action {
+                Action::ValidateAll => Ok(Outcome::Running),
+                Action::Start => {
+                    IpvsClient::connect()?;
+                    sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
+                    Ok(Outcome::Running)
+                }
+                Action::Reload => {
+                    sup.reload(&ctx.params)?;
+                    Ok(Outcome::Running)
+                }
+                Action::Monitor => sup.monitor(),
+                Action::Stop => {
+                    sup.stop(ctx.timeout)?;
+                    sorry.remove_fallback()?;
+                    Ok(Outcome::NotRunning)
+                }
+            }
+        },
+        Some(daemon),
+    )
+}
+
+#[derive(Debug, Clone)]
+struct Sorry {
+    service: ServiceKey,
+    fallback: SocketAddr,
+    forward: Option<ForwardMethod>,
+    weight: u32,
+    interval: Duration,
+    command: Vec<String>,
+}
+
+impl Sorry {
+    fn from_params(p: &Params) -> Result<Sorry> {
+        let service = agent::service_key(p)?;
+        let text = p.str("fallback").unwrap_or_default();
+        let (addr, port) = parse_addr_port(text)?;
+        if addr.is_unspecified() || addr.is_multicast() {
+            return Err(Error::configured(format!("fallback {text} is not a unicast address")));
+        }
+        let forward = match p.str("forward") {
+            None | Some("auto") => None,
+            Some(m) => Some(m.parse::<ForwardMethod>()?),
+        };
+        Ok(Sorry {
+            service,
+            fallback: SocketAddr::new(addr, port),
+            forward,
+            weight: p.int("weight").unwrap_or(1) as u32,
+            interval: Duration::from_secs(p.int("check_interval").unwrap_or(1) as u64),
+            command: p.str("fallback_command").unwrap_or_default().split_whitespace().map(String::from).collect(),
+        })
+    }
+
+    fn destination(&self, local: bool) -> Destination {
+        let method = self.forward.unwrap_or(if local { ForwardMethod::Local } else { ForwardMethod::Masq });
+        Destination::new(self.fallback.ip(), self.fallback.port(), method).with_weight(self.weight)
+    }
+
+    /// Stop's cleanup: the fallback goes, whoever's turn it was.
+    fn remove_fallback(&self) -> Result<()> {
+        if !agent::ipvs_loaded() {
+            return Ok(());
+        }
+        let ipvs = IpvsClient::connect()?;
+        match ipvs.delete_destination(&self.service, self.fallback) {
+            Ok(()) => tracing::info!("removed fallback {} from {}", self.fallback, self.service),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn run_command(&self, word: &str) {
+        let Some((prog, args)) = self.command.split_first() else { return };
+        let out = std::process::Command::new(prog)
+            .args(args)
+            .arg(word)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match out {
+            Ok(mut child) => {
+                // Bounded: a hanging command must not stop the table checks.
+                for _ in 0..100 {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        if !st.success() {
+                            tracing::warn!("fallback_command {word} exited with {st}");
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                tracing::warn!("fallback_command {word} killed after 10s");
+            }
+            Err(e) => tracing::warn!("fallback_command {prog}: {e}"),
+        }
+    }
+}
+
+/// What the daemon reports in its state file.
+#[derive(Debug, serde::Serialize)]
+struct State {
+    service: String,
+    fallback: String,
+    /// Whether the fallback is in the service now.
+    active: bool,
+    /// Other destinations with weight > 0 at the last check.
+    serving: usize,
+    last_error: Option<String>,
+}
+
+fn is_local(addr: IpAddr) -> bool {
+    // Binding succeeds only for an address of this host.
+    addr.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok()
+}
+
+/// One look at the table: add or remove the fallback as needed.
+fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
+    let dests = match ipvs.destinations(&sorry.service) {
+        Ok(d) => d,
+        // No service (yet): nothing to fall back for.
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let present = dests.iter().any(|d| d.endpoint() == sorry.fallback);
+    let serving = dests.iter().filter(|d| d.endpoint() != sorry.fallback && d.weight > 0).count();
+    let service_exists = ipvs.service(&sorry.service).is_ok();
+    let mut active = present;
+    if serving == 0 && !present && service_exists {
+        match ipvs.add_destination(&sorry.service, &sorry.destination(local)) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!("no real server of {} has weight: fallback {} in", sorry.service, sorry.fallback);
+        sorry.run_command("start");
+        active = true;
+    } else if serving > 0 && present {
+        match ipvs.delete_destination(&sorry.service, sorry.fallback) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!("{serving} real server(s) of {} serve again: fallback {} out", sorry.service, sorry.fallback);
+        sorry.run_command("stop");
+        active = false;
+    }
+    Ok(State { service: sorry.service.to_string(), fallback: sorry.fallback.to_string(), active, serving, last_error: None })
+}
+
+fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
+    instance.claim_pidfile()?;
+    let result = block_on(async {
+        let mut signals = Signals::new()?;
+        let mut sorry = Sorry::from_params(&instance.read_params(spec)?)?;
+        let ipvs = IpvsClient::connect()?;
+        let mut local = is_local(sorry.fallback.ip());
+        tracing::info!("watching {} with fallback {}", sorry.service, sorry.fallback);
+        loop {
+            let next = tokio::time::Instant::now() + sorry.interval;
+            let state = round(&sorry, &ipvs, local).unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                State {
+                    service: sorry.service.to_string(),
+                    fallback: sorry.fallback.to_string(),
+                    active: false,
+                    serving: 0,
+                    last_error: Some(e.to_string()),
+                }
+            });
+            instance.write_json(&instance.statefile(), &state)?;
+            match signals.sleep_until(next).await {
+                Wake::Tick => {}
+                Wake::Reload => match instance.read_params(spec).and_then(|p| Sorry::from_params(&p)) {
+                    Ok(new) => {
+                        tracing::info!("reloaded parameters");
+                        sorry = new;
+                        local = is_local(sorry.fallback.ip());
+                    }
+                    Err(e) => tracing::error!("reload ignored: {e}"),
+                },
+                Wake::Terminate => return Ok(()),
+            }
+        }
+    })?;
+    // The pidfile goes last, so stop sees the daemon until it is done.
+    instance.remove_files();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorry(pairs: &[(&str, &str)]) -> Result<Sorry> {
+        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (p, _) = Params::parse(&SPEC, &raw)?;
+        Sorry::from_params(&p)
+    }
+
+    #[test]
+    fn forwarding_defaults_to_local_for_local_addresses() {
+        let s = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")]).unwrap();
+        assert_eq!(s.destination(true).forward, ForwardMethod::Local);
+        assert_eq!(s.destination(false).forward, ForwardMethod::Masq);
+        let s = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "192.0.2.9:80"), ("forward", "gate")]).unwrap();
+        assert_eq!(s.destination(false).forward, ForwardMethod::Route);
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_fallbacks_are_configuration_errors() {
+        for f in ["127.0.0.1", "0.0.0.0:80", "host:80", "[::1:80"] {
+            assert!(
+                matches!(sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", f)]), Err(Error::Configured(_))),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn fallback_command_is_split_without_a_shell() {
+        let s = sorry(&[("service", "fwmark:7"), ("fallback", "127.0.0.1:80"), ("fallback_command", "/usr/bin/logger -t sorry")]).unwrap();
+        assert_eq!(s.command, vec!["/usr/bin/logger", "-t", "sorry"]);
+    }
+}
