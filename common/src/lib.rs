@@ -11,6 +11,7 @@ pub mod error;
 pub mod ipvs;
 pub mod net;
 pub mod ocf;
+pub mod reals;
 pub mod probe;
 
 pub use error::{Error, Result};
