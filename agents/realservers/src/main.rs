@@ -1,0 +1,600 @@
+//! `ocf:lvs:realservers` — the real servers of one virtual service, kept
+//! in the kernel table according to health checks (what ldirectord and
+//! keepalived's checkers do). A daemon per resource checks every real
+//! concurrently each interval and owns exactly these destinations.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
+use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
+use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::probe::{self, Check, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
+use lvs_common::reals::{self, Real};
+use lvs_common::{agent, block_on, Error, Result};
+use serde::{Deserialize, Serialize};
+
+static SPEC: AgentSpec = AgentSpec {
+    name: "realservers",
+    version: "1.0",
+    shortdesc: "Health-checked real servers of an IPVS virtual service",
+    longdesc: "Adds the listed real servers to an IPVS virtual service and keeps each one in \
+        rotation only while its health check passes: a failing real is quiesced (weight 0, \
+        existing connections finish) or removed (quiescent=false) within check_interval + \
+        check_timeout, and restored when it recovers. A daemon per resource checks all reals \
+        concurrently, so a hung server never delays the others; it re-adds its reals if the table \
+        is flushed, logs every change, and keeps its view in /run/lvs-agents. It touches no \
+        destination it does not own. Monitor fails when the daemon is dead or hung; \
+        OCF_CHECK_LEVEL=10 also compares the kernel table with the daemon's view. Reload applies \
+        changed parameters (e.g. the real list) without stopping. \
+        heartbeat v1 form: lvs-realservers::service::real[::check[::request[::receive]]].",
+    params: &[
+        agent::SERVICE_SHARED,
+        agent::FAMILY,
+        ParamSpec::string("real", "Real servers")
+            .required()
+            .unique()
+            .long("Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
+                [WEIGHT] [\"REQUEST\" [\"RECEIVE\"]]. IPv6 in brackets; IPv4 ranges as \
+                192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
+                to 1; quoted strings override request/receive for that real."),
+        ParamSpec::string("check", "Check type")
+            .default("connect")
+            .long("connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
+                smtp, pop, imap, ftp, dns, mysql, pgsql, sip, ldap, udp, ping, external (with \
+                check_command), on (always up) or off (always down)."),
+        ParamSpec::string("check_service", "Service spoken by a negotiate check")
+            .long("For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
+                pgsql, sip, ldap, as ldirectord's service."),
+        ParamSpec::integer("check_interval", 1, 3600, "Seconds between checks").default("5"),
+        ParamSpec::integer("check_timeout", 1, 3600, "Seconds a check may take").default("5"),
+        ParamSpec::string("request", "Check request")
+            .long("HTTP path (/test.html), simpletcp payload, DNS name or UDP payload."),
+        ParamSpec::string("receive", "Expected answer")
+            .long("Regular expression the response must match (HTTP body, simpletcp reply, ...)."),
+        ParamSpec::string("virtualhost", "HTTP Host and TLS server name"),
+        ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
+        ParamSpec::string("status_codes", "Accepted HTTP status codes")
+            .long("Ranges such as 200-299 (the default) or 200,301-302."),
+        ParamSpec::string("check_command", "External check command")
+            .long("For check=external: the command and its arguments, run without a shell; exit 0 \
+                means healthy. It gets the virtual and real address and port as arguments and in \
+                LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does, and is \
+                killed at check_timeout."),
+        ParamSpec::string("check_options", "More check options")
+            .long("Further key=value options of the check, space-separated: verify=yes ca=FILE \
+                digest=MD5 (https), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
+                reply=yes (udp)."),
+        ParamSpec::integer("checkport", 1, 65535, "Port to check instead of the real's port"),
+        ParamSpec::string("source", "Source address of checks"),
+        ParamSpec::integer("rise", 1, 100, "Successes that bring a real back").default("1"),
+        ParamSpec::integer("fall", 1, 100, "Failures that take a real out").default("1"),
+        ParamSpec::select("initial_state", &["down", "up"], "State before the first check")
+            .default("down")
+            .long("down: a real enters rotation at its first successful check (it is added with \
+                weight 0 when quiescent); up: it is in rotation from the start until checks fail."),
+        ParamSpec::boolean("quiescent", "Quiesce instead of removing")
+            .default("true")
+            .long("true: a failed real stays in the table with weight 0, so established \
+                connections (and persistence) drain; false: it is removed. Its weight is restored \
+                on recovery either way."),
+        ParamSpec::boolean("cleanstop", "Remove the reals on stop").default("true"),
+        ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count")
+            .long("When set, the number of healthy reals is published with attrd_updater under this \
+                name, so location rules can prefer the director that sees more of them."),
+    ],
+    actions: ocf::STANDARD_ACTIONS,
+    heartbeat: Heartbeat {
+        usage: "service::real[::check[::request[::receive]]]",
+        map: positional,
+    },
+};
+
+fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
+    positional_in_order(&["service", "real", "check", "request", "receive"], args)
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run_with_daemon(
+        &SPEC,
+        |ctx| {
+            let cfg = Config::from_params(&ctx.params)?;
+            let instance = Instance::new(SPEC.name, &ctx.instance);
+            let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: cfg.interval };
+            match ctx.action {
+                Action::ValidateAll => Ok(Outcome::Running),
+                Action::Start => {
+                    IpvsClient::connect()?;
+                    sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
+                    Ok(Outcome::Running)
+                }
+                Action::Reload => {
+                    sup.reload(&ctx.params)?;
+                    Ok(Outcome::Running)
+                }
+                Action::Monitor => monitor(&cfg, &sup, &instance, ctx),
+                Action::Stop => {
+                    sup.stop(ctx.timeout)?;
+                    if cfg.cleanstop {
+                        cfg.remove_all()?;
+                    }
+                    Ok(Outcome::NotRunning)
+                }
+            }
+        },
+        Some(daemon),
+    )
+}
+
+/// The parameters, checked for meaning.
+#[derive(Debug, Clone)]
+struct Config {
+    service: ServiceKey,
+    reals: Vec<Real>,
+    /// One check per real (per-real request/receive make their own).
+    checks: Vec<Arc<Check>>,
+    interval: Duration,
+    timeout: Duration,
+    rise: u32,
+    fall: u32,
+    initial: Initial,
+    quiescent: bool,
+    cleanstop: bool,
+    checkport: Option<u16>,
+    source: Option<std::net::IpAddr>,
+    node_attribute: Option<String>,
+}
+
+/// The check options the parameters set explicitly, in probe's words.
+fn check_options(p: &Params, request: Option<&str>, receive: Option<&str>) -> Result<Vec<(String, String)>> {
+    let mut o: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            o.push((k.to_string(), v.to_string()));
+        }
+    };
+    put("service", p.str("check_service"));
+    put("request", request.or(p.str("request")));
+    put("receive", receive.or(p.str("receive")));
+    put("virtualhost", p.str("virtualhost"));
+    if p.is_explicit("http_method") {
+        put("method", p.str("http_method"));
+    }
+    put("status", p.str("status_codes"));
+    put("command", p.str("check_command"));
+    for word in probe::spec::split_words(p.str("check_options").unwrap_or_default())? {
+        let (k, v) = word
+            .split_once('=')
+            .ok_or_else(|| Error::configured(format!("check_options: '{word}' is not key=value")))?;
+        o.push((k.to_string(), v.to_string()));
+    }
+    Ok(o)
+}
+
+impl Config {
+    fn from_params(p: &Params) -> Result<Config> {
+        let service = agent::service_key(p)?;
+        let reals = reals::parse(p.str("real").unwrap_or_default(), &service)?;
+        let kind = p.str("check").unwrap_or("connect");
+        let build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
+            let opts = check_options(p, req, rcv)?;
+            let pairs: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Check::from_options(kind, &pairs).map(Arc::new)
+        };
+        let shared = build(None, None)?;
+        let checks = reals
+            .iter()
+            .map(|r| match (&r.request, &r.receive) {
+                (None, None) => Ok(shared.clone()),
+                (req, rcv) => build(req.as_deref(), rcv.as_deref()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let secs = |n: &str, d: i64| Duration::from_secs(p.int(n).unwrap_or(d) as u64);
+        let source = p
+            .str("source")
+            .map(|s| s.parse().map_err(|_| Error::configured(format!("source '{s}' is not an address"))))
+            .transpose()?;
+        Ok(Config {
+            service,
+            reals,
+            checks,
+            interval: secs("check_interval", 5),
+            timeout: secs("check_timeout", 5),
+            rise: p.int("rise").unwrap_or(1) as u32,
+            fall: p.int("fall").unwrap_or(1) as u32,
+            initial: if p.str("initial_state") == Some("up") { Initial::Up } else { Initial::Down },
+            quiescent: p.flag("quiescent"),
+            cleanstop: p.flag("cleanstop"),
+            checkport: p.int("checkport").map(|n| n as u16),
+            source,
+            node_attribute: p.str("node_attribute").map(String::from),
+        })
+    }
+
+    fn owned(&self) -> BTreeSet<SocketAddr> {
+        self.reals.iter().map(|r| r.destination.endpoint()).collect()
+    }
+
+    /// The destinations as they should be, given who is up.
+    fn desired(&self, up: impl Fn(SocketAddr) -> bool) -> Vec<Destination> {
+        self.reals
+            .iter()
+            .filter_map(|r| {
+                let d = &r.destination;
+                if up(d.endpoint()) {
+                    Some(d.clone())
+                } else if self.quiescent {
+                    Some(d.clone().with_weight(0))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn jobs(&self) -> Vec<Job<SocketAddr>> {
+        let virt = match self.service {
+            ServiceKey::Addr { addr, port, .. } => Virtual::Addr(SocketAddr::new(addr, port)),
+            ServiceKey::FwMark { mark, .. } => Virtual::Fwmark(mark),
+        };
+        self.reals
+            .iter()
+            .zip(&self.checks)
+            .map(|(r, check)| {
+                let d = &r.destination;
+                let mut target = Target::new(d.addr, d.port);
+                target.checkport = self.checkport;
+                target.source = self.source;
+                target.virtual_service = Some(virt);
+                Job { key: d.endpoint(), target, check: check.clone() }
+            })
+            .collect()
+    }
+
+    /// cleanstop: our destinations leave the table; others stay.
+    fn remove_all(&self) -> Result<()> {
+        if !agent::ipvs_loaded() {
+            return Ok(());
+        }
+        let ipvs = IpvsClient::connect()?;
+        match ipvs.reconcile_destinations(&self.service, &self.owned(), &[]) {
+            Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// One real in the state file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct RealState {
+    real: String,
+    up: bool,
+    /// The weight it should have in the kernel now; None: not in the table.
+    weight: Option<u32>,
+    last_result: String,
+    /// Unix time of the last state change.
+    since: u64,
+    successes: u32,
+    failures: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    service: String,
+    /// Unix time of the last finished round.
+    updated: u64,
+    interval_s: u64,
+    healthy: usize,
+    reals: Vec<RealState>,
+    last_error: Option<String>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -> Result<Outcome> {
+    let outcome = sup.monitor()?;
+    if outcome != Outcome::Running || ctx.check_level < 10 {
+        return Ok(outcome);
+    }
+    let (state, _): (State, _) = instance
+        .read_json(&instance.statefile())?
+        .ok_or_else(|| Error::generic("the daemon has written no state"))?;
+    let ipvs = IpvsClient::connect()?;
+    let have: HashMap<SocketAddr, u32> = match ipvs.destinations(&cfg.service) {
+        Ok(d) => d.iter().map(|d| (d.endpoint(), d.weight)).collect(),
+        Err(e) if e.is_not_found() => return Err(Error::generic(format!("{} is not in the kernel table", cfg.service))),
+        Err(e) => return Err(e),
+    };
+    let mut wrong = Vec::new();
+    for r in &state.reals {
+        let ep: SocketAddr = match r.real.parse() {
+            Ok(ep) => ep,
+            Err(_) => continue,
+        };
+        let kernel = have.get(&ep).copied();
+        if kernel != r.weight {
+            wrong.push(format!("{} is {:?} in the kernel, {:?} in the daemon's view", r.real, kernel, r.weight));
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(Error::generic(format!("table differs from health state: {}", wrong.join("; "))));
+    }
+    tracing::info!("{}: {}/{} reals healthy", cfg.service, state.healthy, state.reals.len());
+    Ok(Outcome::Running)
+}
+
+fn publish_attribute(name: &str, healthy: usize) {
+    let r = std::process::Command::new("attrd_updater")
+        .args(["-n", name, "-U", &healthy.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if let Err(e) = r {
+        tracing::warn!("attrd_updater: {e}");
+    }
+}
+
+/// Health per real, carried across reloads for reals that stay.
+struct Daemon {
+    cfg: Config,
+    health: HashMap<SocketAddr, Health>,
+    since: HashMap<SocketAddr, SystemTime>,
+    published: Option<usize>,
+}
+
+impl Daemon {
+    fn new(cfg: Config, mut old: HashMap<SocketAddr, Health>, mut since: HashMap<SocketAddr, SystemTime>) -> Result<Daemon> {
+        let now = Instant::now();
+        let mut health = HashMap::new();
+        for ep in cfg.owned() {
+            let h = match old.remove(&ep) {
+                Some(h) => h,
+                None => Health::new(cfg.rise, cfg.fall, cfg.initial, now)?,
+            };
+            health.insert(ep, h);
+            since.entry(ep).or_insert_with(SystemTime::now);
+        }
+        since.retain(|ep, _| health.contains_key(ep));
+        Ok(Daemon { cfg, health, since, published: None })
+    }
+
+    fn is_up(&self, ep: SocketAddr) -> bool {
+        self.health.get(&ep).is_some_and(Health::is_up)
+    }
+
+    fn record(&mut self, reports: Vec<probe::Report<SocketAddr>>) {
+        let now = Instant::now();
+        for r in reports {
+            let Some(h) = self.health.get_mut(&r.key) else { continue };
+            match h.record(&r.outcome, now) {
+                Some(Transition::Up) => {
+                    tracing::info!("real {} up: {} ({}/{})", r.key, self.cfg.checks_name(), h.successes(), self.cfg.rise);
+                    self.since.insert(r.key, SystemTime::now());
+                }
+                Some(Transition::Down(reason)) => {
+                    tracing::warn!("real {} down: {reason} ({}/{})", r.key, h.failures(), self.cfg.fall);
+                    self.since.insert(r.key, SystemTime::now());
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn state(&self, last_error: Option<String>) -> State {
+        let desired: HashMap<SocketAddr, u32> =
+            self.cfg.desired(|ep| self.is_up(ep)).iter().map(|d| (d.endpoint(), d.weight)).collect();
+        let reals: Vec<RealState> = self
+            .cfg
+            .reals
+            .iter()
+            .map(|r| {
+                let ep = r.destination.endpoint();
+                let h = self.health.get(&ep);
+                RealState {
+                    real: ep.to_string(),
+                    up: self.is_up(ep),
+                    weight: desired.get(&ep).copied(),
+                    last_result: h.and_then(|h| h.last()).map(|o| o.to_string()).unwrap_or_else(|| "not checked yet".into()),
+                    since: self.since.get(&ep).map(|t| unix(*t)).unwrap_or(0),
+                    successes: h.map(Health::successes).unwrap_or(0),
+                    failures: h.map(Health::failures).unwrap_or(0),
+                }
+            })
+            .collect();
+        State {
+            service: self.cfg.service.to_string(),
+            updated: unix(SystemTime::now()),
+            interval_s: self.cfg.interval.as_secs(),
+            healthy: reals.iter().filter(|r| r.up).count(),
+            reals,
+            last_error,
+        }
+    }
+
+    /// Makes the kernel match the health state; returns a problem to report.
+    fn apply(&self, ipvs: &IpvsClient) -> Option<String> {
+        let desired = self.cfg.desired(|ep| self.is_up(ep));
+        match ipvs.reconcile_destinations(&self.cfg.service, &self.cfg.owned(), &desired) {
+            Ok(ops) => {
+                for op in ops {
+                    tracing::debug!("{}: {op:?}", self.cfg.service);
+                }
+                None
+            }
+            Err(e) if e.is_not_found() => {
+                let msg = format!("{} is not in the kernel table; waiting for it", self.cfg.service);
+                tracing::warn!("{msg}");
+                Some(msg)
+            }
+            Err(e) => {
+                tracing::error!("updating {}: {e}", self.cfg.service);
+                Some(e.to_string())
+            }
+        }
+    }
+}
+
+impl Config {
+    fn checks_name(&self) -> String {
+        self.checks.first().map(|c| c.to_string()).unwrap_or_default()
+    }
+}
+
+/// Thousands of concurrent checks need thousands of sockets: take the
+/// hard limit of open files as the soft one.
+fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
+    instance.claim_pidfile()?;
+    raise_file_limit();
+    let result = block_on(async {
+        let mut signals = Signals::new()?;
+        let ipvs = IpvsClient::connect()?;
+        let cfg = Config::from_params(&instance.read_params(spec)?)?;
+        let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
+        // Checks in flight are bounded, not the number of reals.
+        let mut sched = Scheduler::new(4096, d.cfg.timeout)?;
+        let mut jobs = d.cfg.jobs();
+        tracing::info!("checking {} reals of {} every {}s", jobs.len(), d.cfg.service, d.cfg.interval.as_secs());
+        // Before the first round: reals that start up go in at once.
+        let mut error = d.apply(&ipvs);
+        loop {
+            let next = tokio::time::Instant::now() + d.cfg.interval;
+            let reports = sched.round(&jobs).await;
+            d.record(reports);
+            error = d.apply(&ipvs).or(error.filter(|_| false));
+            let state = d.state(error.clone());
+            instance.write_json(&instance.statefile(), &state)?;
+            if let Some(name) = &d.cfg.node_attribute {
+                if d.published != Some(state.healthy) {
+                    publish_attribute(name, state.healthy);
+                    d.published = Some(state.healthy);
+                }
+            }
+            match signals.sleep_until(next).await {
+                Wake::Tick => {}
+                Wake::Reload => match instance.read_params(spec).and_then(|p| Config::from_params(&p)) {
+                    Ok(cfg) => {
+                        // Reals no longer listed leave the table now.
+                        let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
+                        let old_service = d.cfg.service;
+                        let Daemon { health, since, .. } = d;
+                        d = Daemon::new(cfg, health, since)?;
+                        for ep in gone {
+                            match ipvs.delete_destination(&old_service, ep) {
+                                Ok(()) => tracing::info!("real {ep} removed from the list"),
+                                Err(e) if e.is_not_found() => {}
+                                Err(e) => tracing::warn!("removing {ep}: {e}"),
+                            }
+                        }
+                        sched = Scheduler::new(4096, d.cfg.timeout)?;
+                        jobs = d.cfg.jobs();
+                        tracing::info!("reloaded: {} reals", jobs.len());
+                    }
+                    Err(e) => tracing::error!("reload ignored: {e}"),
+                },
+                Wake::Terminate => return Ok(()),
+            }
+        }
+    })?;
+    instance.remove_files();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config> {
+        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (p, _) = Params::parse(&SPEC, &raw)?;
+        Config::from_params(&p)
+    }
+
+    const BASE: [(&str, &str); 2] = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3")];
+
+    #[test]
+    fn readme_example_parses() {
+        let c = cfg(&[BASE[0], BASE[1], ("check", "http"), ("request", "/test.html"), ("receive", "test"), ("quiescent", "true")]).unwrap();
+        assert_eq!(c.reals.len(), 2);
+        assert!(c.quiescent && c.cleanstop);
+        assert_eq!((c.interval, c.timeout, c.rise, c.fall), (Duration::from_secs(5), Duration::from_secs(5), 1, 1));
+        assert!(Arc::ptr_eq(&c.checks[0], &c.checks[1]), "reals without overrides share one check");
+        assert!(c.checks[0].to_string().contains("/test.html"), "{}", c.checks[0]);
+    }
+
+    #[test]
+    fn down_reals_are_quiesced_or_removed() {
+        let c = cfg(&BASE).unwrap();
+        let first: SocketAddr = "192.168.7.10:80".parse().unwrap();
+        let d = c.desired(|ep| ep != first);
+        assert_eq!(d.iter().map(|d| (d.endpoint().to_string(), d.weight)).collect::<Vec<_>>(),
+            vec![("192.168.7.10:80".to_string(), 0), ("192.168.7.20:80".to_string(), 3)]);
+        let c = cfg(&[BASE[0], BASE[1], ("quiescent", "false")]).unwrap();
+        let d = c.desired(|ep| ep != first);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].weight, 3);
+    }
+
+    #[test]
+    fn per_real_request_makes_its_own_check() {
+        let c = cfg(&[
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", r#"192.168.7.10 gate 1 "/a.html" "alive", 192.168.7.20"#),
+            ("check", "http"),
+            ("request", "/test.html"),
+        ])
+        .unwrap();
+        assert!(c.checks[0].to_string().contains("/a.html"));
+        assert!(c.checks[1].to_string().contains("/test.html"));
+    }
+
+    #[test]
+    fn check_mistakes_are_configuration_errors() {
+        for extra in [
+            ("check", "telepathy"),
+            ("check_options", "verify"),
+            ("status_codes", "2xx"),
+            ("source", "nowhere"),
+        ] {
+            let r = cfg(&[BASE[0], BASE[1], ("check", if extra.0 == "check" { extra.1 } else { "http" }), extra]);
+            assert!(matches!(r, Err(Error::Configured(_))), "{extra:?}: {r:?}");
+        }
+        // a request given to a connect check is a mistake, not ignored
+        assert!(matches!(cfg(&[BASE[0], BASE[1], ("request", "/x")]), Err(Error::Configured(_))));
+    }
+
+    #[test]
+    fn health_survives_a_reload_for_reals_that_stay() {
+        let c = cfg(&BASE).unwrap();
+        let mut d = Daemon::new(c, HashMap::new(), HashMap::new()).unwrap();
+        let ep: SocketAddr = "192.168.7.20:80".parse().unwrap();
+        d.record(vec![probe::Report { key: ep, outcome: probe::Outcome::Up, started: Instant::now(), elapsed: Duration::ZERO }]);
+        assert!(d.is_up(ep));
+        let c2 = cfg(&[BASE[0], ("real", "192.168.7.20:80 gate 3, 192.168.7.30:80")]).unwrap();
+        let Daemon { health, since, .. } = d;
+        let d2 = Daemon::new(c2, health, since).unwrap();
+        assert!(d2.is_up(ep));
+        assert!(!d2.is_up("192.168.7.30:80".parse().unwrap()));
+        assert_eq!(d2.health.len(), 2);
+        let s = d2.state(None);
+        assert_eq!(s.healthy, 1);
+        assert_eq!(s.reals[0].weight, Some(3));
+        assert_eq!(s.reals[1].weight, Some(0));
+    }
+}
