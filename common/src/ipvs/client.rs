@@ -340,20 +340,20 @@ impl IpvsClient {
     ) -> Result<()> {
         let ep = super::key::fmt_addr_port(&dest.addr, dest.port);
         let mut context = format!("{verb} destination {ep} of {key}");
-        // The kernel says only EINVAL when it has no unicast route to the
-        // destination; that is the usual cause.
-        let hint = cmd == wire::IPVS_CMD_NEW_DEST
-            && matches!(
-                dest.forward,
-                super::ForwardMethod::Masq | super::ForwardMethod::Route
-            );
+        // The kernel's bare EINVAL on a new destination nearly always means
+        // its address type check failed: not unicast (multicast, broadcast),
+        // or a network namespace with no addresses, hence no local table.
+        let hint = cmd == wire::IPVS_CMD_NEW_DEST;
         let attrs = vec![wire::service_key_attr(key)?, wire::dest_attr(dest, part)?];
         self.command(cmd, attrs, &context).map_err(|e| match e {
             Error::Netlink {
                 errno: libc::EINVAL,
                 ..
             } if hint => {
-                context.push_str(" (is there a unicast route to it?)");
+                context.push_str(
+                    " (the kernel takes only unicast destination addresses, and none in a \
+                     network namespace without addresses)",
+                );
                 Error::Netlink {
                     context,
                     errno: libc::EINVAL,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::{BitOr, BitOrAssign};
 use std::str::FromStr;
 
-use super::key::{Family, ServiceKey};
+use super::key::{Family, Protocol, ServiceKey};
 use crate::error::{Error, Result};
 
 /// Scheduler names the kernel ships (`ip_vs_<name>` modules).
@@ -315,6 +315,14 @@ impl Service {
             if !self.is_persistent() {
                 return Err(Error::configured(format!(
                     "virtual service {} has port 0, which only a persistent service may use",
+                    self.key
+                )));
+            }
+        }
+        if let ServiceKey::Addr { protocol, .. } = self.key {
+            if self.flags.contains(ServiceFlags::ONE_PACKET) && protocol != Protocol::Udp {
+                return Err(Error::configured(format!(
+                    "one-packet scheduling is only for UDP services, not {}",
                     self.key
                 )));
             }
@@ -633,9 +641,40 @@ impl Destination {
                 service.family()
             )));
         }
-        if self.tunnel == TunnelType::Gue && self.tunnel_port == 0 {
+        let plain = self.tunnel == TunnelType::Ipip
+            && self.tunnel_port == 0
+            && self.tunnel_flags.is_empty();
+        if self.forward != ForwardMethod::Tunnel && !plain {
             return Err(Error::configured(format!(
-                "GUE tunnel to {ep} needs a tunnel port"
+                "tunnel options for {ep} need ipip forwarding, not {}",
+                self.forward
+            )));
+        }
+        // The options ipvsadm allows per tunnel type; the kernel ignores
+        // the others silently.
+        match self.tunnel {
+            TunnelType::Gue if self.tunnel_port == 0 => {
+                return Err(Error::configured(format!(
+                    "GUE tunnel to {ep} needs a tunnel port"
+                )))
+            }
+            TunnelType::Ipip | TunnelType::Gre if self.tunnel_port != 0 => {
+                return Err(Error::configured(format!(
+                    "a tunnel port applies to GUE only, not to the {} tunnel to {ep}",
+                    self.tunnel
+                )))
+            }
+            _ => {}
+        }
+        let allowed = match self.tunnel {
+            TunnelType::Ipip => TunnelFlags::empty(),
+            TunnelType::Gre => TunnelFlags::CSUM,
+            TunnelType::Gue => TunnelFlags::CSUM | TunnelFlags::REMCSUM,
+        };
+        if self.tunnel_flags.bits() & !allowed.bits() != 0 {
+            return Err(Error::configured(format!(
+                "checksum option {} does not apply to the {} tunnel to {ep}",
+                self.tunnel_flags, self.tunnel
             )));
         }
         if self

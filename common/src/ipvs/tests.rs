@@ -189,6 +189,14 @@ fn service_validation_catches_what_the_kernel_refuses() {
         .with_persistence(300, Netmask::host(Family::Inet))
         .validate()
         .unwrap();
+    let ops = |k: &str| Service {
+        flags: ServiceFlags::ONE_PACKET,
+        ..Service::new(k.parse().unwrap(), "rr")
+    };
+    ops("udp:10.0.0.1:53").validate().unwrap();
+    ops("fwmark:3").validate().unwrap();
+    assert!(ops("tcp:10.0.0.1:80").validate().is_err());
+    assert!(ops("sctp:10.0.0.1:80").validate().is_err());
     let v6 = ServiceKey::parse_with_family("fwmark:1", Family::Inet6).unwrap();
     let mut s = Service::new(v6, "rr");
     assert_eq!(s.netmask, Netmask::V6(128));
@@ -208,16 +216,41 @@ fn destination_validation_catches_what_the_kernel_refuses() {
     let mut tun = v6.clone();
     tun.forward = ForwardMethod::Tunnel;
     tun.validate(&key).unwrap();
-    let gue = d
-        .clone()
-        .with_tunnel(TunnelType::Gue, 0, TunnelFlags::empty());
-    assert!(gue.validate(&key).is_err());
-    let both = d.with_tunnel(
-        TunnelType::Gue,
-        6080,
-        TunnelFlags::CSUM | TunnelFlags::REMCSUM,
+    let tunnel = |t, port, flags| {
+        let mut x = d.clone().with_tunnel(t, port, flags);
+        x.forward = ForwardMethod::Tunnel;
+        x
+    };
+    use TunnelType::*;
+    let (none, csum, remcsum) = (
+        TunnelFlags::empty(),
+        TunnelFlags::CSUM,
+        TunnelFlags::REMCSUM,
     );
-    assert!(both.validate(&key).is_err());
+    for ok in [
+        tunnel(Ipip, 0, none),
+        tunnel(Gue, 6080, none),
+        tunnel(Gue, 6080, csum),
+        tunnel(Gue, 6080, remcsum),
+        tunnel(Gre, 0, none),
+        tunnel(Gre, 0, csum),
+    ] {
+        ok.validate(&key).unwrap();
+    }
+    for bad in [
+        tunnel(Gue, 0, none),
+        tunnel(Gue, 6080, csum | remcsum),
+        tunnel(Gre, 0, remcsum),
+        tunnel(Gre, 4754, none),
+        tunnel(Ipip, 0, csum),
+        tunnel(Ipip, 1, none),
+        d.clone().with_tunnel(Gue, 6080, none),
+    ] {
+        assert!(
+            matches!(bad.validate(&key), Err(Error::Configured(_))),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]
