@@ -4,3 +4,4 @@
 pub mod agent;
 pub mod cluster;
 pub mod fake;
+pub mod topo;

@@ -1,0 +1,211 @@
+//! LVS test topologies built from network namespaces: a client, a
+//! director, real servers and the wires between them. Used in the lab VM
+//! (IPVS is per namespace, so each test gets a director of its own).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `ip ARGS`, panicking with its output on failure.
+pub fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().expect("run ip");
+    assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// One network namespace standing for one machine; deleted on drop
+/// (which also ends the processes it started through [`Host::spawn`]).
+pub struct Host {
+    pub ns: String,
+    children: Vec<Child>,
+}
+
+impl Host {
+    pub fn new(role: &str) -> Host {
+        let ns = format!("lvs{}-{}-{role}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        Host { ns, children: Vec::new() }
+    }
+
+    /// Runs a command in this namespace and returns (status ok, stdout+stderr).
+    pub fn run(&self, cmd: &[&str]) -> (bool, String) {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(cmd)
+            .output()
+            .expect("ip netns exec");
+        (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        )
+    }
+
+    /// Like [`Host::run`] but panics on failure.
+    pub fn must(&self, cmd: &[&str]) -> String {
+        let (ok, out) = self.run(cmd);
+        assert!(ok, "in {}: {cmd:?} failed: {out}", self.ns);
+        out
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.must(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    /// Starts a background process in this namespace, ended on drop.
+    pub fn spawn(&mut self, cmd: &[&str]) -> usize {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in netns");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// Ends a process started with [`Host::spawn`].
+    pub fn kill(&mut self, handle: usize) {
+        if let Some(c) = self.children.get_mut(handle) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A busybox httpd serving `dir` on port 80 of every address.
+    pub fn http_server(&mut self, dir: &std::path::Path) -> usize {
+        let h = self.spawn(&["busybox", "httpd", "-f", "-p", "80", "-h", dir.to_str().expect("utf-8 dir")]);
+        // Wait until it listens.
+        for _ in 0..100 {
+            if self.run(&["sh", "-c", "ss -ltn | grep -q ':80 '"]).0 {
+                return h;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("httpd in {} did not start", self.ns);
+    }
+
+    /// Runs `f` on a thread inside this namespace (setns is per thread).
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.ns);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let fd = std::fs::File::open(&path).expect("open netns");
+                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("thread in netns")
+        })
+    }
+
+    /// `ipvsadm -Ln` (plus extra args) in this namespace.
+    pub fn ipvsadm(&self, extra: &[&str]) -> String {
+        let mut args = vec!["ipvsadm", "-Ln"];
+        args.extend_from_slice(extra);
+        self.must(&args)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Daemons our agents started in this namespace die with it only if
+        // killed: end whatever still runs inside.
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.ns]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// A veth pair between two hosts, with addresses (CIDR) on each end.
+pub fn wire(a: &Host, a_if: &str, a_addr: Option<&str>, b: &Host, b_if: &str, b_addr: Option<&str>) {
+    ip(&["link", "add", a_if, "netns", &a.ns, "type", "veth", "peer", "name", b_if, "netns", &b.ns]);
+    for (h, i, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
+        if let Some(addr) = addr {
+            ip(&["-n", &h.ns, "addr", "add", addr, "dev", i]);
+        }
+        ip(&["-n", &h.ns, "link", "set", i, "up"]);
+    }
+}
+
+/// A switch: a bridge in its own namespace; `plug` wires a host into it.
+pub struct Switch {
+    pub host: Host,
+    ports: AtomicU32,
+}
+
+impl Switch {
+    pub fn new() -> Switch {
+        let host = Host::new("sw");
+        ip(&["-n", &host.ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &host.ns, "link", "set", "br0", "up"]);
+        Switch { host, ports: AtomicU32::new(0) }
+    }
+
+    pub fn plug(&self, h: &Host, ifname: &str, addr: Option<&str>) {
+        let port = format!("p{}", self.ports.fetch_add(1, Ordering::Relaxed));
+        wire(h, ifname, addr, &self.host, &port, None);
+        ip(&["-n", &self.host.ns, "link", "set", &port, "master", "br0"]);
+    }
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Switch::new()
+    }
+}
+
+/// A plain HTTP/1.0 GET of `path`, returning the body, or None on any
+/// failure within `timeout` (refused, reset, timed out).
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", addr.ip()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    if !buf.starts_with("HTTP/1.") || !buf.split_whitespace().nth(1).is_some_and(|c| c.starts_with('2')) {
+        return None;
+    }
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// A directory with `index.html` naming `who` and `test.html` saying "test".
+pub fn web_root(who: &str) -> tempdir::Dir {
+    let d = tempdir::Dir::new(who);
+    std::fs::write(d.path.join("index.html"), format!("{who}\n")).expect("index");
+    std::fs::write(d.path.join("test.html"), "test\n").expect("test.html");
+    d
+}
+
+pub mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let path = std::env::temp_dir().join(format!("lvs-{tag}-{}-{}", std::process::id(), super::SEQ.fetch_add(1, super::Ordering::Relaxed)));
+            std::fs::create_dir_all(&path).expect("tempdir");
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The IPVS agents against a real IPVS (lab VM): lifecycle, idempotence,
+//! drift, reload, and ocf-tester. Each test uses its own director namespace.
+#![cfg(feature = "lab")]
+
+use std::process::Command;
+
+use lvs_tests::agent::{bin, ocf, Call};
+use lvs_tests::topo::{wire, Host};
+
+fn service(d: &Host, action: &str, params: &[(&str, &str)]) -> Call {
+    ocf("lvs-service", Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &format!("svc-{}", d.ns))])
+}
+
+/// A director namespace with an address for the VIP subnet and routes for
+/// the real servers (IPVS refuses destinations it has no route to).
+fn director() -> (Host, Host) {
+    let d = Host::new("dir");
+    let peer = Host::new("peer");
+    wire(&d, "eth0", Some("10.0.0.1/24"), &peer, "eth0", Some("10.0.0.2/24"));
+    d.must(&["ip", "route", "add", "192.168.7.0/24", "dev", "eth0"]);
+    (d, peer)
+}
+
+#[test]
+fn service_lifecycle_is_idempotent_and_reports_drift() {
+    let (d, _peer) = director();
+    let p = [("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr"), ("persistent", "600")];
+    assert_eq!(service(&d, "monitor", &p).code, 7, "probe before start");
+    let c = service(&d, "start", &p);
+    assert_eq!(c.code, 0, "{c:?}");
+    let table = d.ipvsadm(&[]);
+    assert!(table.contains("TCP  10.0.0.100:80 wrr persistent 600"), "{table}");
+    assert_eq!(service(&d, "start", &p).code, 0, "second start");
+    assert_eq!(service(&d, "monitor", &p).code, 0);
+
+    // A real server added by someone else must survive an adopt and a reload.
+    d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.10:80", "-m", "-w", "3"]);
+    d.must(&["ipvsadm", "-E", "-t", "10.0.0.100:80", "-s", "rr"]);
+    let c = service(&d, "monitor", &p);
+    assert_eq!(c.code, 1, "drift is an error: {c:?}");
+    assert!(c.stderr.contains("scheduler is rr, expected wrr"), "{}", c.stderr);
+    assert_eq!(service(&d, "start", &p).code, 0, "start adopts");
+    assert_eq!(service(&d, "monitor", &p).code, 0);
+    let reload = [("service", "tcp:10.0.0.100:80"), ("scheduler", "sh"), ("flags", "sh-port")];
+    assert_eq!(service(&d, "reload", &reload).code, 0);
+    let table = d.ipvsadm(&[]);
+    assert!(table.contains("10.0.0.100:80 sh (sh-port)"), "{table}");
+    assert!(table.contains("192.168.7.10:80") && table.contains("Masq    3"), "reload kept the real: {table}");
+
+    assert_eq!(service(&d, "stop", &reload).code, 0);
+    assert!(!d.ipvsadm(&[]).contains("10.0.0.100:80"), "stopped");
+    assert_eq!(service(&d, "stop", &reload).code, 0, "second stop");
+    assert_eq!(service(&d, "monitor", &reload).code, 7);
+}
+
+#[test]
+fn service_kinds_match_ipvsadm() {
+    let (d, _peer) = director();
+    for (params, line) in [
+        (vec![("service", "udp:10.0.0.100:53"), ("scheduler", "rr"), ("flags", "ops")], "UDP  10.0.0.100:53 rr ops"),
+        (vec![("service", "fwmark:100"), ("scheduler", "wlc")], "FWM  100 wlc"),
+        (vec![("service", "fwmark:7"), ("family", "inet6"), ("scheduler", "mh"), ("flags", "mh-port")], "FWM  7 IPv6 mh (mh-port)"),
+        (vec![("service", "tcp:[2001:db8::100]:443"), ("scheduler", "lc"), ("persistent", "60"), ("netmask", "64")], "TCP  [2001:db8::100]:443 lc persistent 60 mask 64"),
+        (vec![("service", "sctp:10.0.0.100:5060"), ("scheduler", "sed")], "SCTP 10.0.0.100:5060 sed"),
+        (vec![("service", "tcp:10.0.0.100:8443"), ("persistent", "300"), ("netmask", "255.255.255.0")], "TCP  10.0.0.100:8443 wlc persistent 300 mask 255.255.255.0"),
+    ] {
+        let c = service(&d, "start", &params);
+        assert_eq!(c.code, 0, "{params:?}: {c:?}");
+        let table = d.ipvsadm(&[]);
+        assert!(table.contains(line), "{params:?}: expected '{line}' in\n{table}");
+        assert_eq!(service(&d, "monitor", &params).code, 0, "{params:?}");
+    }
+}
+
+#[test]
+fn bad_parameters_fail_cleanly_and_touch_nothing() {
+    let (d, _peer) = director();
+    d.must(&["ipvsadm", "-A", "-t", "10.0.0.5:80", "-s", "rr"]);
+    let before = d.ipvsadm(&[]);
+    for (params, code) in [
+        (vec![("service", "tcp:10.0.0.100")], 6),
+        (vec![("service", "tcp:10.0.0.100:80"), ("scheduler", "nosuch")], 6),
+        (vec![("scheduler", "rr")], 6),
+    ] {
+        let c = service(&d, "start", &params);
+        assert_eq!(c.code, code, "{params:?}: {c:?}");
+        assert!(c.stderr.contains("ocf-exit-reason:"), "{c:?}");
+    }
+    assert_eq!(d.ipvsadm(&[]), before, "nothing changed");
+}
+
+fn ocf_tester(d: &Host, agent: &str, params: &[(&str, &str)]) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &d.ns, "ocf-tester", "-n", &format!("t-{agent}-{}", d.ns)]);
+    for (k, v) in params {
+        cmd.args(["-o", &format!("{k}={v}")]);
+    }
+    let o = cmd.arg(bin(&format!("lvs-{agent}"))).env("HA_LOGFACILITY", "none").output().expect("ocf-tester");
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "ocf-tester {agent}:\n{out}");
+    assert!(out.contains("passed all tests"), "ocf-tester {agent}:\n{out}");
+}
+
+#[test]
+fn ocf_tester_passes_for_the_ipvs_agents() {
+    let (d, _peer) = director();
+    ocf_tester(&d, "service", &[("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr")]);
+    // realservers and sorry need their service to exist.
+    d.must(&["ipvsadm", "-A", "-t", "10.0.0.100:80", "-s", "wrr"]);
+    ocf_tester(
+        &d,
+        "realservers",
+        &[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 masq 1"), ("check", "on"), ("check_interval", "1")],
+    );
+    ocf_tester(&d, "sorry", &[("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")]);
+    // ocf-tester's final stop leaves nothing of ours behind.
+    let table = d.ipvsadm(&[]);
+    assert!(!table.contains("192.168.7.10") && !table.contains("127.0.0.1"), "{table}");
+}
