@@ -83,14 +83,12 @@ impl IpvsClient {
             Err(first) if first.errno() == Some(libc::ENOENT) => {
                 let loaded = modprobe_ip_vs();
                 client.resolve_family().map_err(|e| {
-                    let why = match (&loaded, e.errno()) {
-                        (Err(m), Some(libc::ENOENT)) => {
-                            format!("the kernel has no generic netlink family IPVS and {m}")
-                        }
-                        (Ok(()), Some(libc::ENOENT)) => {
-                            "the kernel has no generic netlink family IPVS".to_string()
-                        }
-                        _ => e.to_string(),
+                    if e.errno() != Some(libc::ENOENT) {
+                        return e;
+                    }
+                    let why = match loaded {
+                        Err(m) => format!("the kernel has no generic netlink family IPVS and {m}"),
+                        Ok(()) => "the kernel has no generic netlink family IPVS".to_string(),
                     };
                     Error::installed(format!("IPVS is not available: {why}"))
                 })?
