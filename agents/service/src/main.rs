@@ -62,7 +62,8 @@ fn main() -> std::process::ExitCode {
         let want = desired(&ctx.params)?;
         match ctx.action {
             Action::ValidateAll => Ok(Outcome::Running),
-            Action::Start | Action::Reload => start(&want, &ctx.params),
+            Action::Start => start(&want, &ctx.params),
+            Action::Reload => reload(&want),
             Action::Stop => stop(&want.key),
             Action::Monitor => monitor(&want, ctx),
         }
@@ -143,6 +144,28 @@ fn start(want: &Service, p: &Params) -> Result<Outcome> {
         Err(e) => return Err(e),
     }
     Ok(Outcome::Running)
+}
+
+/// Edits the service in place; its real servers stay. Pacemaker reloads
+/// only running resources, so an absent service is left absent.
+fn reload(want: &Service) -> Result<Outcome> {
+    if !agent::ipvs_loaded() {
+        return Ok(Outcome::NotRunning);
+    }
+    let ipvs = IpvsClient::connect()?;
+    match ipvs.service(&want.key) {
+        Ok(have) if drift(want, &have).is_empty() => Ok(Outcome::Running),
+        Ok(have) => {
+            ipvs.edit_service(want)?;
+            tracing::info!("reloaded {}: was {}", want.key, drift(want, &have).join("; "));
+            Ok(Outcome::Running)
+        }
+        Err(e) if e.is_not_found() => {
+            tracing::info!("{} is not running; nothing to reload", want.key);
+            Ok(Outcome::NotRunning)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {

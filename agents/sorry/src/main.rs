@@ -64,10 +64,7 @@ fn main() -> std::process::ExitCode {
                     sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
                     Ok(Outcome::Running)
                 }
-                Action::Reload => {
-                    sup.reload(&ctx.params)?;
-                    Ok(Outcome::Running)
-                }
+                Action::Reload => sup.reload(&ctx.params),
                 Action::Monitor => sup.monitor(),
                 Action::Stop => {
                     sup.stop(ctx.timeout)?;

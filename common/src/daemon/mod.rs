@@ -289,9 +289,16 @@ impl Supervisor<'_> {
     }
 
     /// New parameters for a running daemon: rewrite them and signal it.
-    pub fn reload(&self, params: &crate::ocf::Params) -> Result<()> {
+    /// Without a daemon there is nothing to reload (Pacemaker reloads only
+    /// running resources), and nothing is started.
+    pub fn reload(&self, params: &crate::ocf::Params) -> Result<crate::ocf::Outcome> {
+        if !matches!(self.instance.liveness(), Liveness::Running(_)) {
+            tracing::info!("not running; nothing to reload");
+            return Ok(crate::ocf::Outcome::NotRunning);
+        }
         self.instance.write_json(&self.instance.paramsfile(), &params.raw())?;
-        self.instance.reload()
+        self.instance.reload()?;
+        Ok(crate::ocf::Outcome::Running)
     }
 
     /// Stops the daemon within `timeout`, keeping a margin for the cluster
