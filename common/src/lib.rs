@@ -12,6 +12,7 @@ pub mod ipvs;
 pub mod net;
 pub mod ocf;
 pub mod reals;
+pub mod status;
 pub mod probe;
 
 pub use error::{Error, Result};

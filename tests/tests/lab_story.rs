@@ -187,6 +187,24 @@ impl Story {
         })
     }
 
+    /// `lvsctl status` shows the real's health beside its table line, and
+    /// `--json` says the same.
+    fn check_lvsctl(&self, real: &str, up: bool) {
+        let lvsctl = lvs_tests::agent::bin("lvsctl");
+        let text = self.director.must(&[lvsctl.to_str().expect("path"), "status"]);
+        println!("{text}");
+        let line = text.lines().find(|l| l.contains(real)).unwrap_or_else(|| panic!("{real} in:\n{text}"));
+        assert!(line.contains(if up { " up for " } else { " DOWN for " }), "{line}");
+        let json: serde_json::Value = serde_json::from_str(&self.director.must(&[lvsctl.to_str().expect("path"), "status", "--json"])).expect("json");
+        let dest = json["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["service"] == "tcp:10.0.0.100:80"))
+            .and_then(|s| s["destinations"].as_array())
+            .and_then(|d| d.iter().find(|d| d["address"] == real).cloned())
+            .unwrap_or_else(|| panic!("{real} in {json:#}"));
+        assert_eq!(dest["health"]["up"], serde_json::Value::Bool(up), "{dest:#}");
+    }
+
     fn r1(&self) -> &'static str {
         if self.mode == Mode::Nat { "192.168.7.10:80" } else { "10.0.0.10:80" }
     }
@@ -215,6 +233,7 @@ impl Story {
         println!("[{:?}] (2) real 1 down detected in {took:?} (interval {INTERVAL}s + timeout {TIMEOUT}s):\n{}", self.mode, self.director.ipvsadm(&[]));
         let c = self.requests(20);
         assert_eq!(c.get("r2"), Some(&20), "every request served by r2 after detection: {c:?}");
+        self.check_lvsctl(r1, false);
 
         // (3) both down: the sorry server answers.
         self.reals[1].kill(self.servers[1]);

@@ -13,8 +13,8 @@ use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::probe::{self, Check, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
 use lvs_common::reals::{self, Real};
+use lvs_common::status::{RealState, RealserversState as State};
 use lvs_common::{agent, block_on, Error, Result};
-use serde::{Deserialize, Serialize};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "realservers",
@@ -264,31 +264,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// One real in the state file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct RealState {
-    real: String,
-    up: bool,
-    /// The weight it should have in the kernel now; None: not in the table.
-    weight: Option<u32>,
-    last_result: String,
-    /// Unix time of the last state change.
-    since: u64,
-    successes: u32,
-    failures: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    service: String,
-    /// Unix time of the last finished round.
-    updated: u64,
-    interval_s: u64,
-    healthy: usize,
-    reals: Vec<RealState>,
-    last_error: Option<String>,
 }
 
 fn unix(t: SystemTime) -> u64 {

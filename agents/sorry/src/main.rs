@@ -9,6 +9,7 @@ use std::time::Duration;
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::status::SorryState as State;
 use lvs_common::{agent, block_on, Error, Result};
 
 static SPEC: AgentSpec = AgentSpec {
@@ -156,18 +157,6 @@ impl Sorry {
             Err(e) => tracing::warn!("fallback_command {prog}: {e}"),
         }
     }
-}
-
-/// What the daemon reports in its state file.
-#[derive(Debug, serde::Serialize)]
-struct State {
-    service: String,
-    fallback: String,
-    /// Whether the fallback is in the service now.
-    active: bool,
-    /// Other destinations with weight > 0 at the last check.
-    serving: usize,
-    last_error: Option<String>,
 }
 
 fn is_local(addr: IpAddr) -> bool {

@@ -1,0 +1,149 @@
+//! `lvsctl`: what an operator asks a director. `status` is the kernel
+//! table as `ipvsadm -Ln` prints it, with each real server's health as the
+//! lvs-agents daemons see it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use lvs_common::ipvs::{destination_line, service_line, IpvsClient, Table};
+use lvs_common::status::{read_all, AllStates, RealState};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "lvsctl", version, about = "Operate an lvs-agents director")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The IPVS table with health state (up/down, last check, since when).
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Where the daemons keep their state.
+        #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
+        run_dir: PathBuf,
+    },
+    /// The IPVS table exactly as `ipvsadm -Ln` prints it.
+    List,
+}
+
+/// Health of each real by (service, real endpoint), from the daemons.
+fn health_index(states: &AllStates) -> HashMap<(String, String), (&str, &RealState)> {
+    let mut idx = HashMap::new();
+    for (inst, s) in &states.realservers {
+        for r in &s.reals {
+            idx.insert((s.service.clone(), r.real.clone()), (inst.as_str(), r));
+        }
+    }
+    idx
+}
+
+fn ago(t: u64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let s = now.saturating_sub(t);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+fn text(table: &Table, states: &AllStates) -> String {
+    let idx = health_index(states);
+    let sorry: HashMap<(String, String), bool> =
+        states.sorry.iter().map(|(_, s)| ((s.service.clone(), s.fallback.clone()), s.active)).collect();
+    let mut out = format!(
+        "IP Virtual Server version {} (size={})\n\
+         Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health\n",
+        table.info.version_string(),
+        table.info.conn_tab_size
+    );
+    for e in &table.entries {
+        out.push_str(&service_line(&e.service));
+        out.push('\n');
+        let svc = e.service.key.to_string();
+        for d in &e.destinations {
+            let ep = d.endpoint().to_string();
+            let health = match (idx.get(&(svc.clone(), ep.clone())), sorry.get(&(svc.clone(), ep.clone()))) {
+                (Some((inst, r)), _) => format!(
+                    "{} for {} ({}; {})",
+                    if r.up { "up" } else { "DOWN" },
+                    ago(r.since),
+                    r.last_result,
+                    inst
+                ),
+                (None, Some(_)) => "sorry server (all reals down)".to_string(),
+                (None, None) => "unmanaged".to_string(),
+            };
+            out.push_str(&format!("{}  {health}\n", destination_line(d)));
+        }
+    }
+    for (inst, s) in &states.realservers {
+        if let Some(err) = &s.last_error {
+            out.push_str(&format!("! {inst}: {err}\n"));
+        }
+    }
+    out
+}
+
+fn json_status(table: &Table, states: &AllStates) -> Value {
+    let idx = health_index(states);
+    let services: Vec<Value> = table
+        .entries
+        .iter()
+        .map(|e| {
+            let svc = e.service.key.to_string();
+            let dests: Vec<Value> = e
+                .destinations
+                .iter()
+                .map(|d| {
+                    let ep = d.endpoint().to_string();
+                    let health = idx.get(&(svc.clone(), ep.clone())).map(|(inst, r)| {
+                        json!({"resource": inst, "up": r.up, "last_result": r.last_result, "since": r.since,
+                               "successes": r.successes, "failures": r.failures})
+                    });
+                    json!({"address": ep, "forward": d.forward.to_string(), "weight": d.weight,
+                           "active_conns": d.active_conns, "inactive_conns": d.inactive_conns, "health": health})
+                })
+                .collect();
+            json!({"service": svc, "scheduler": e.service.scheduler, "persistent": e.service.is_persistent(),
+                   "timeout": e.service.timeout, "destinations": dests})
+        })
+        .collect();
+    let sorry: Vec<Value> = states
+        .sorry
+        .iter()
+        .map(|(inst, s)| json!({"resource": inst, "service": s.service, "fallback": s.fallback, "active": s.active}))
+        .collect();
+    json!({"version": table.info.version_string(), "services": services, "sorry": sorry})
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let table = match IpvsClient::connect().and_then(|c| c.table()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lvsctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Cmd::List => print!("{table}"),
+        Cmd::Status { json, run_dir } => {
+            let states = read_all(&run_dir);
+            if json {
+                println!("{:#}", json_status(&table, &states));
+            } else {
+                print!("{}", text(&table, &states));
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
