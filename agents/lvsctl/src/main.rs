@@ -84,6 +84,19 @@ fn text(table: &Table, states: &AllStates) -> String {
             };
             out.push_str(&format!("{}  {health}\n", destination_line(d)));
         }
+        // Reals a daemon took out of the table (quiescent=false) are
+        // still the operator's business.
+        for (inst, st) in states.realservers.iter().filter(|(_, st)| st.service == svc) {
+            for r in st.reals.iter().filter(|r| !e.destinations.iter().any(|d| d.endpoint().to_string() == r.real)) {
+                out.push_str(&format!(
+                    "  -> {:<28} (not in the table)            {} for {} ({}; {inst})\n",
+                    r.real,
+                    if r.up { "up" } else { "DOWN" },
+                    ago(r.since),
+                    r.last_result
+                ));
+            }
+        }
     }
     for (inst, s) in &states.realservers {
         if let Some(err) = &s.last_error {
@@ -100,19 +113,26 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
         .iter()
         .map(|e| {
             let svc = e.service.key.to_string();
-            let dests: Vec<Value> = e
+            let health = |ep: &str| {
+                idx.get(&(svc.clone(), ep.to_string())).map(|(inst, r)| {
+                    json!({"resource": inst, "up": r.up, "last_result": r.last_result, "since": r.since,
+                           "successes": r.successes, "failures": r.failures})
+                })
+            };
+            let mut dests: Vec<Value> = e
                 .destinations
                 .iter()
                 .map(|d| {
                     let ep = d.endpoint().to_string();
-                    let health = idx.get(&(svc.clone(), ep.clone())).map(|(inst, r)| {
-                        json!({"resource": inst, "up": r.up, "last_result": r.last_result, "since": r.since,
-                               "successes": r.successes, "failures": r.failures})
-                    });
-                    json!({"address": ep, "forward": d.forward.to_string(), "weight": d.weight,
-                           "active_conns": d.active_conns, "inactive_conns": d.inactive_conns, "health": health})
+                    json!({"address": ep, "in_table": true, "forward": d.forward.to_string(), "weight": d.weight,
+                           "active_conns": d.active_conns, "inactive_conns": d.inactive_conns, "health": health(&ep)})
                 })
                 .collect();
+            for (_, st) in states.realservers.iter().filter(|(_, st)| st.service == svc) {
+                for r in st.reals.iter().filter(|r| !e.destinations.iter().any(|d| d.endpoint().to_string() == r.real)) {
+                    dests.push(json!({"address": r.real, "in_table": false, "health": health(&r.real)}));
+                }
+            }
             json!({"service": svc, "scheduler": e.service.scheduler, "persistent": e.service.is_persistent(),
                    "timeout": e.service.timeout, "destinations": dests})
         })
