@@ -1,0 +1,232 @@
+//! `ocf:lvs:vip` in network namespaces on the host: addresses checked with
+//! `ip -j addr`, announcements captured on the peer and checked field by
+//! field, the duplicate guard, heartbeat's form, and ocf-tester.
+//! Needs root (namespaces); fails, never skips, without it.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Duration;
+
+use lvs_common::net::ArpOp;
+use lvs_tests::agent::{bin, heartbeat, ocf, Call};
+use lvs_tests::sniff::capture;
+use lvs_tests::topo::{wire, Host};
+
+fn root() {
+    assert!(nix::unistd::geteuid().is_root(), "the vip tests need root (network namespaces)");
+}
+
+/// director (eth0 192.0.2.1/24, 2001:db8::1/64) — peer (eth0 .2).
+fn pair() -> (Host, Host) {
+    root();
+    let d = Host::new("d");
+    let p = Host::new("p");
+    wire(&d, "eth0", Some("192.0.2.1/24"), &p, "eth0", Some("192.0.2.2/24"));
+    d.must(&["ip", "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
+    p.must(&["ip", "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]);
+    (d, p)
+}
+
+fn vip(h: &Host, action: &str, params: &[(&str, &str)]) -> Call {
+    ocf("lvs-vip", Some(&h.ns), action, params, &[])
+}
+
+/// (prefix, label) of `ip` on `dev`, from `ip -j addr`.
+fn addr_on(h: &Host, dev: &str, ip: &str) -> Option<(u64, Option<String>)> {
+    let out = h.must(&["ip", "-j", "addr", "show", "dev", dev]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    v.as_array()?.iter().flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default()).find_map(|a| {
+        (a["local"] == ip).then(|| (a["prefixlen"].as_u64().unwrap_or(0), a["label"].as_str().map(String::from)))
+    })
+}
+
+fn mac_of(h: &Host, dev: &str) -> [u8; 6] {
+    let out = h.must(&["cat", &format!("/sys/class/net/{dev}/address")]);
+    let b: Vec<u8> = out.trim().split(':').map(|x| u8::from_str_radix(x, 16).expect("hex")).collect();
+    <[u8; 6]>::try_from(b.as_slice()).expect("mac")
+}
+
+#[test]
+fn start_announces_monitor_sees_stop_removes() {
+    let (d, p) = pair();
+    let params = [("ip", "192.0.2.100"), ("cidr_netmask", "24"), ("nic", "eth0"), ("arp_count", "3"), ("arp_interval", "50"), ("iflabel", "vip")];
+    assert_eq!(vip(&d, "validate-all", &params).code, 0);
+    assert_eq!(vip(&d, "monitor", &params).code, 7);
+    let cap = capture(&p.ns, "eth0", Duration::from_millis(1500));
+    let c = vip(&d, "start", &params);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.100"), Some((24, Some("eth0:vip".into()))));
+    let got = cap.recv().expect("capture");
+    let mac = mac_of(&d, "eth0");
+    let garp: Vec<_> = got.arp.iter().filter(|a| a.sender_ip == Ipv4Addr::new(192, 0, 2, 100)).collect();
+    assert_eq!(garp.len(), 3, "three gratuitous ARPs: {:?}", got.arp);
+    for a in &garp {
+        assert_eq!(a.op, ArpOp::Request);
+        assert_eq!((a.eth_src, a.sender_mac), (mac, mac));
+        assert_eq!(a.eth_dst, [0xff; 6]);
+        assert_eq!(a.target_ip, Ipv4Addr::new(192, 0, 2, 100));
+    }
+    // The RFC 5227 probe went out first, from 0.0.0.0.
+    assert!(got.arp.iter().any(|a| a.sender_ip.is_unspecified() && a.target_ip == Ipv4Addr::new(192, 0, 2, 100)), "{:?}", got.arp);
+
+    assert_eq!(vip(&d, "start", &params).code, 0, "second start");
+    assert_eq!(vip(&d, "monitor", &params).code, 0);
+    let deep = ocf("lvs-vip", Some(&d.ns), "monitor", &params, &[("OCF_CHECK_LEVEL", "10")]);
+    assert_eq!(deep.code, 0, "{deep:?}");
+    // Someone changes the prefix behind our back: only the deep monitor says so.
+    d.must(&["ip", "addr", "del", "192.0.2.100/24", "dev", "eth0"]);
+    d.must(&["ip", "addr", "add", "192.0.2.100/25", "dev", "eth0", "label", "eth0:vip"]);
+    assert_eq!(vip(&d, "monitor", &params).code, 0);
+    let deep = ocf("lvs-vip", Some(&d.ns), "monitor", &params, &[("OCF_CHECK_LEVEL", "10")]);
+    assert_eq!(deep.code, 1, "{deep:?}");
+    assert!(deep.stderr.contains("/25"), "{deep:?}");
+
+    assert_eq!(vip(&d, "stop", &params).code, 0);
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.100"), None);
+    assert_eq!(vip(&d, "stop", &params).code, 0, "second stop");
+    assert_eq!(vip(&d, "monitor", &params).code, 7);
+}
+
+#[test]
+fn arp_reply_and_both_modes() {
+    let (d, p) = pair();
+    for (mode, ops) in [("reply", vec![ArpOp::Reply, ArpOp::Reply]), ("both", vec![ArpOp::Request, ArpOp::Reply, ArpOp::Request, ArpOp::Reply])] {
+        let params = [("ip", "192.0.2.101"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "20"), ("arp_mode", mode), ("on_duplicate", "ignore")];
+        let cap = capture(&p.ns, "eth0", Duration::from_millis(800));
+        assert_eq!(vip(&d, "start", &params).code, 0);
+        let got: Vec<ArpOp> = cap.recv().expect("capture").arp.iter().filter(|a| a.sender_ip == Ipv4Addr::new(192, 0, 2, 101)).map(|a| a.op).collect();
+        assert_eq!(got, ops, "{mode}");
+        assert_eq!(vip(&d, "stop", &params).code, 0);
+    }
+}
+
+#[test]
+fn findif_chooses_interface_and_prefix_from_routes() {
+    let (d, _p) = pair();
+    let params = [("ip", "192.0.2.102"), ("arp_count", "0")];
+    assert_eq!(vip(&d, "start", &params).code, 0);
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.102").map(|a| a.0), Some(24), "prefix of the matching route");
+    assert_eq!(vip(&d, "stop", &params).code, 0);
+    let c = vip(&d, "start", &[("ip", "203.0.113.9")]);
+    assert_eq!(c.code, 6, "no route, no nic: {c:?}");
+    let c = vip(&d, "validate-all", &[("ip", "192.0.2.103"), ("nic", "eth9")]);
+    assert_eq!(c.code, 6, "{c:?}");
+    assert!(c.stderr.contains("nic eth9 does not exist"), "{c:?}");
+    let c = vip(&d, "start", &[("ip", "192.0.2.300")]);
+    assert_eq!(c.code, 6, "{c:?}");
+}
+
+#[test]
+fn ipv6_waits_for_dad_and_sends_neighbor_advertisements() {
+    let (d, p) = pair();
+    let params = [("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "50")];
+    let cap = capture(&p.ns, "eth0", Duration::from_millis(4000));
+    let c = vip(&d, "start", &params);
+    assert_eq!(c.code, 0, "{c:?}");
+    let flags = d.must(&["ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(flags.contains("2001:db8::100/64") && !flags.contains("tentative"), "DAD finished before start returned: {flags}");
+    let got = cap.recv().expect("capture");
+    let target: std::net::Ipv6Addr = "2001:db8::100".parse().expect("v6");
+    let na: Vec<_> = got.na.iter().filter(|n| n.target == target).collect();
+    assert_eq!(na.len(), 2, "{:?}", got.na);
+    let mac = mac_of(&d, "eth0");
+    for n in na {
+        assert_eq!(n.dst, "ff02::1".parse::<std::net::Ipv6Addr>().expect("v6"));
+        assert_eq!(n.hop_limit, 255);
+        assert_eq!(n.flags, 0x20, "override, not solicited, not router");
+        assert_eq!(n.option_mac, Some(mac));
+        assert_eq!(n.src, target, "sent from the VIP itself");
+    }
+    assert_eq!(vip(&d, "monitor", &params).code, 0);
+    assert_eq!(vip(&d, "stop", &params).code, 0);
+    // An address the peer already holds fails DAD: start fails, nothing left.
+    let c = vip(&d, "start", &[("ip", "2001:db8::2"), ("cidr_netmask", "64"), ("nic", "eth0")]);
+    assert_eq!(c.code, 1, "{c:?}");
+    assert!(c.stderr.contains("duplicate address detection failed"), "{c:?}");
+    assert_eq!(addr_on(&d, "eth0", "2001:db8::2"), None);
+}
+
+#[test]
+fn duplicate_guard_refuses_or_warns() {
+    let (d, p) = pair();
+    p.must(&["ip", "addr", "add", "192.0.2.110/24", "dev", "eth0"]);
+    let refuse = [("ip", "192.0.2.110"), ("nic", "eth0"), ("on_duplicate", "refuse"), ("arp_count", "0")];
+    let c = vip(&d, "start", &refuse);
+    assert_eq!(c.code, 1, "{c:?}");
+    let peer_mac = lvs_common::net::format_mac(&mac_of(&p, "eth0"));
+    assert!(c.stderr.contains(&peer_mac), "names the other host's MAC: {c:?}");
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.110"), None, "nothing configured");
+    let warn = [("ip", "192.0.2.110"), ("nic", "eth0"), ("arp_count", "0")];
+    assert_eq!(vip(&d, "start", &warn).code, 0, "default warn takes it anyway");
+    assert!(addr_on(&d, "eth0", "192.0.2.110").is_some());
+    // Nobody holds .111: refuse starts normally.
+    assert_eq!(vip(&d, "start", &[("ip", "192.0.2.111"), ("nic", "eth0"), ("on_duplicate", "refuse")]).code, 0);
+}
+
+#[test]
+fn link_down_is_not_running_and_a_vanished_nic_still_stops() {
+    let (d, p) = pair();
+    let params = [("ip", "192.0.2.120"), ("nic", "eth0"), ("arp_count", "0")];
+    assert_eq!(vip(&d, "start", &params).code, 0);
+    p.must(&["ip", "link", "set", "eth0", "down"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(vip(&d, "monitor", &params).code, 7, "no carrier");
+    let off = [("ip", "192.0.2.120"), ("nic", "eth0"), ("check_link_status", "false")];
+    assert_eq!(vip(&d, "monitor", &off).code, 0);
+    d.must(&["ip", "link", "del", "eth0"]);
+    assert_eq!(vip(&d, "stop", &params).code, 0, "stop succeeds when the nic is gone");
+    assert_eq!(vip(&d, "monitor", &params).code, 7);
+}
+
+#[test]
+fn realserver_mode_holds_the_vip_on_lo_without_arp() {
+    let (d, p) = pair();
+    let params = [("ip", "192.0.2.130"), ("mode", "realserver")];
+    let cap = capture(&p.ns, "eth0", Duration::from_millis(800));
+    assert_eq!(vip(&d, "start", &params).code, 0);
+    assert_eq!(addr_on(&d, "lo", "192.0.2.130").map(|a| a.0), Some(32));
+    for key in ["net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.lo.arp_ignore"] {
+        assert_eq!(d.must(&["sysctl", "-n", key]).trim(), "1", "{key}");
+    }
+    for key in ["net.ipv4.conf.all.arp_announce", "net.ipv4.conf.lo.arp_announce"] {
+        assert_eq!(d.must(&["sysctl", "-n", key]).trim(), "2", "{key}");
+    }
+    assert!(cap.recv().expect("capture").arp.iter().all(|a| a.sender_ip != Ipv4Addr::new(192, 0, 2, 130)), "never announced");
+    // The peer asks who has the VIP: the real server keeps quiet.
+    let (ok, out) = p.run(&["ping", "-c", "1", "-W", "1", "192.0.2.130"]);
+    assert!(!ok, "no ARP answer for a DR VIP: {out}");
+    assert_eq!(vip(&d, "monitor", &params).code, 0);
+    assert_eq!(vip(&d, "stop", &params).code, 0);
+    assert_eq!(addr_on(&d, "lo", "192.0.2.130"), None);
+    assert_eq!(d.must(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"]).trim(), "1", "sysctls are left set");
+}
+
+#[test]
+fn heartbeat_positional_form() {
+    let (d, _p) = pair();
+    let c = heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "status"]);
+    assert_eq!(c.stdout, "stopped\n", "{c:?}");
+    let c = heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "start"]);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.140").map(|a| a.0), Some(24));
+    let c = heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "status"]);
+    assert_eq!((c.code, c.stdout.as_str()), (0, "running\n"), "{c:?}");
+    assert_eq!(heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "stop"]).code, 0);
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.140"), None);
+    let c = heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "status"]);
+    assert_eq!(c.stdout, "stopped\n");
+}
+
+#[test]
+fn ocf_tester_passes() {
+    let (d, _p) = pair();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &d.ns, "ocf-tester", "-n", "vip", "-o", "ip=192.0.2.150", "-o", "cidr_netmask=24", "-o", "nic=eth0", "-o", "arp_count=1"])
+        .arg(bin("lvs-vip"))
+        .env("HA_LOGFACILITY", "none")
+        .output()
+        .expect("ocf-tester (apt-get install resource-agents)");
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && out.contains("passed all tests"), "{out}");
+    assert!(!d.must(&["ip", "addr"]).contains("192.0.2.150"), "ocf-tester's last stop left nothing");
+}
