@@ -117,14 +117,17 @@ impl Cluster {
         run("crm_mon", &["-1", "-r"]).1
     }
 
-    /// Waits until `crm_resource --locate` puts `rsc` on this node (true)
-    /// or nowhere (false).
-    pub fn wait_located(&self, rsc: &str, on_node: bool, limit: Duration) {
-        let want = format!("is running on: {}", self.node);
-        wait_for(&format!("{rsc} running={on_node}"), limit, || {
-            let (_, out) = run("crm_resource", &["--locate", "-r", rsc]);
-            (out.contains(&want) == on_node).then_some(())
-        });
+    /// The role `crm_mon` shows for `rsc` ("Started", "Stopped", ...).
+    pub fn role(&self, rsc: &str) -> Option<String> {
+        let (_, out) = run("crm_mon", &["-1", "-r"]);
+        let prefix = format!("* {rsc}\t");
+        let line = out.lines().map(str::trim).find(|l| l.starts_with(&prefix))?;
+        line.rsplit(":\t").next().and_then(|r| r.split_whitespace().next()).map(String::from)
+    }
+
+    /// Waits until `crm_mon` shows `rsc` in `role` (e.g. "Started").
+    pub fn wait_role(&self, rsc: &str, role: &str, limit: Duration) {
+        wait_for(&format!("{rsc} {role}"), limit, || (self.role(rsc).as_deref() == Some(role)).then_some(()));
     }
 }
 
@@ -139,7 +142,8 @@ impl Drop for Cluster {
         let _ = Command::new("kill").args(["-TERM", &self.corosync.id().to_string()]).status();
         let _ = self.corosync.wait();
         for d in ["pacemaker-based", "pacemaker-execd", "pacemaker-fenced", "pacemaker-attrd", "pacemaker-schedulerd", "pacemaker-controld"] {
-            let _ = Command::new("pkill").args(["-KILL", "-x", d]).status();
+            // -f: these names are longer than the 15 characters -x matches.
+            let _ = Command::new("pkill").args(["-KILL", "-f", &format!("/usr/lib/pacemaker/{d}")]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

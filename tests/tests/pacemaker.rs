@@ -1,0 +1,82 @@
+//! A real single-node corosync + Pacemaker drives `ocf:lvs:vip`: start,
+//! recurring monitor (and recovery when the address is removed behind its
+//! back), stop. Needs root; the VIP lives on a veth in the host namespace.
+
+use std::time::Duration;
+
+use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster};
+use lvs_tests::topo::{ip, Host};
+
+const VIP: &str = "198.51.100.100";
+
+/// A veth whose host end `lvspm0` carries the VIP; removed on drop.
+struct Veth {
+    _peer: Host,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        let peer = Host::new("pm");
+        let _ = std::process::Command::new("ip").args(["link", "del", "lvspm0"]).output();
+        ip(&["link", "add", "lvspm0", "type", "veth", "peer", "name", "eth0", "netns", &peer.ns]);
+        ip(&["addr", "add", "198.51.100.1/24", "dev", "lvspm0"]);
+        ip(&["link", "set", "lvspm0", "up"]);
+        peer.must(&["ip", "link", "set", "eth0", "up"]);
+        Veth { _peer: peer }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", "lvspm0"]).output();
+    }
+}
+
+fn has_vip() -> bool {
+    must("ip", &["-4", "addr", "show", "dev", "lvspm0"]).contains(&format!("{VIP}/24"))
+}
+
+#[test]
+fn pacemaker_starts_monitors_recovers_and_stops_the_vip() {
+    assert!(nix::unistd::geteuid().is_root(), "the pacemaker lane needs root");
+    install_ocf_agent("vip");
+    let _veth = Veth::new();
+    let cluster = Cluster::start();
+
+    // crm_resource validates through the agent without touching the cluster.
+    let v = must("crm_resource", &["--validate", "--class", "ocf", "--provider", "lvs", "--agent", "vip", "--option", &format!("ip={VIP}")]);
+    println!("{v}");
+
+    must(
+        "crm",
+        &["configure", "primitive", "vip", "ocf:lvs:vip", "params", &format!("ip={VIP}"), "cidr_netmask=24", "nic=lvspm0", "op", "monitor", "interval=2s", "timeout=20s"],
+    );
+    cluster.wait_role("vip", "Started", Duration::from_secs(60));
+    wait_for("the VIP on lvspm0", Duration::from_secs(10), || has_vip().then_some(()));
+    let status = cluster.status();
+    println!("{status}");
+    assert!(status.contains("ocf:lvs:vip") && status.contains("Started"), "{status}");
+
+    // Remove the address by hand: the recurring monitor notices (7) and
+    // Pacemaker recovers the resource, counting one failure.
+    must("ip", &["addr", "del", &format!("{VIP}/24"), "dev", "lvspm0"]);
+    wait_for("a recorded monitor failure", Duration::from_secs(30), || {
+        let fc = must("crm_failcount", &["--query", "-r", "vip"]);
+        fc.contains("value=1").then_some(())
+    });
+    wait_for("the VIP back after recovery", Duration::from_secs(30), || has_vip().then_some(()));
+    cluster.wait_role("vip", "Started", Duration::from_secs(30));
+    let status = cluster.status();
+    assert!(status.contains("vip_monitor_2000") || status.contains("not running"), "failed action shown: {status}");
+
+    // Cleanup forgets the history; the re-probe finds the VIP running.
+    must("crm_resource", &["--cleanup", "-r", "vip"]);
+    wait_for("fail count cleared", Duration::from_secs(30), || {
+        must("crm_failcount", &["--query", "-r", "vip"]).contains("value=0").then_some(())
+    });
+    cluster.wait_role("vip", "Started", Duration::from_secs(30));
+    must("crm", &["resource", "stop", "vip"]);
+    wait_for("the VIP removed by Pacemaker's stop", Duration::from_secs(30), || (!has_vip()).then_some(()));
+    cluster.wait_role("vip", "Stopped", Duration::from_secs(30));
+    must("crm", &["configure", "delete", "vip"]);
+}
