@@ -231,3 +231,23 @@ fn ocf_tester_passes() {
     assert!(o.status.success() && out.contains("passed all tests"), "{out}");
     assert!(!d.must(&["ip", "addr"]).contains("192.0.2.150"), "ocf-tester's last stop left nothing");
 }
+
+#[test]
+fn logs_to_ha_logfile_with_the_agent_identity() {
+    let (d, _p) = pair();
+    let log = std::env::temp_dir().join(format!("lvs-vip-log-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let params = [("ip", "192.0.2.160"), ("nic", "eth0"), ("arp_count", "0")];
+    let logpath = log.to_str().expect("path");
+    // Syslog is asked for (daemon facility) but there is no /dev/log here:
+    // the action must succeed anyway.
+    let c = ocf("lvs-vip", Some(&d.ns), "start", &params, &[("HA_LOGFILE", logpath), ("HA_LOGFACILITY", "daemon"), ("OCF_RESOURCE_INSTANCE", "web-vip")]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let c = ocf("lvs-vip", Some(&d.ns), "stop", &params, &[("HA_LOGFILE", logpath), ("HA_debug", "1")]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let text = std::fs::read_to_string(&log).expect("HA_LOGFILE written");
+    let _ = std::fs::remove_file(&log);
+    let added = text.lines().find(|l| l.contains("added 192.0.2.160/24 to eth0")).unwrap_or_else(|| panic!("{text}"));
+    assert!(added.contains(" vip(web-vip)[") && added.contains("]: INFO: "), "{added}");
+    assert!(text.lines().any(|l| l.contains("DEBUG: stop with")), "HA_debug=1 adds debug lines: {text}");
+}
