@@ -117,3 +117,52 @@ fn ocf_tester_passes_for_the_ipvs_agents() {
     let table = d.ipvsadm(&[]);
     assert!(!table.contains("192.168.7.10") && !table.contains("127.0.0.1"), "{table}");
 }
+
+fn agent(d: &Host, name: &str, action: &str, params: &[(&str, &str)]) -> Call {
+    ocf(&format!("lvs-{name}"), Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &format!("{name}-{}", d.ns))])
+}
+
+fn pid_of(d: &Host, name: &str) -> String {
+    std::fs::read_to_string(format!("/run/lvs-agents/{name}-{name}-{}.pid", d.ns)).expect("pidfile").trim().to_string()
+}
+
+#[test]
+fn realservers_reload_changes_the_list_in_place_and_touches_only_its_own() {
+    let (d, _peer) = director();
+    let svc = [("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr")];
+    assert_eq!(service(&d, "start", &svc).code, 0);
+    // Somebody else's destination in the same service.
+    d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.99:80", "-m", "-w", "7"]);
+    let before = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10 masq 1, 192.168.7.20 masq 2"), ("check", "on"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "realservers", "start", &before).code, 0);
+    let t = d.ipvsadm(&[]);
+    assert!(t.contains("192.168.7.10:80") && t.contains("192.168.7.20:80"), "{t}");
+    let pid = pid_of(&d, "realservers");
+
+    let after = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.20 masq 5, 192.168.7.30 masq 1"), ("check", "on"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "realservers", "reload", &after).code, 0);
+    let mut t = String::new();
+    for _ in 0..50 {
+        t = d.ipvsadm(&[]);
+        if t.contains("192.168.7.30:80") && !t.contains("192.168.7.10:80") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(t.contains("192.168.7.30:80") && !t.contains("192.168.7.10:80"), "reload applied: {t}");
+    assert!(t.lines().any(|l| l.contains("192.168.7.20:80") && l.contains(" 5 ")), "weight changed in place: {t}");
+    assert_eq!(pid_of(&d, "realservers"), pid, "same daemon after reload");
+    assert!(t.contains("192.168.7.99:80"), "foreign destination untouched: {t}");
+
+    // The sorry agent never touches others either, and cleans up after itself.
+    let sorry = [("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")];
+    assert_eq!(agent(&d, "sorry", "start", &sorry).code, 0);
+    assert!(!d.ipvsadm(&[]).contains("127.0.0.1:80"), "reals serve: no fallback");
+    assert_eq!(agent(&d, "sorry", "stop", &sorry).code, 0);
+
+    assert_eq!(agent(&d, "realservers", "stop", &after).code, 0);
+    let t = d.ipvsadm(&[]);
+    assert!(!t.contains("192.168.7.20:80") && !t.contains("192.168.7.30:80"), "cleanstop: {t}");
+    assert!(t.contains("192.168.7.99:80"), "foreign destination survives stop: {t}");
+    assert_eq!(agent(&d, "realservers", "monitor", &after).code, 7);
+}
