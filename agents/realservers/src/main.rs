@@ -14,7 +14,7 @@ use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Contex
 use lvs_common::probe::{self, Check, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
 use lvs_common::reals::{self, Real};
 use lvs_common::status::{RealState, RealserversState as State};
-use lvs_common::{agent, block_on, Error, Result};
+use lvs_common::{agent, Error, Result};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "realservers",
@@ -432,9 +432,8 @@ fn raise_file_limit() {
 }
 
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
-    instance.claim_pidfile()?;
     raise_file_limit();
-    let result = block_on(async {
+    lvs_common::daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
@@ -483,9 +482,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                 Wake::Terminate => return Ok(()),
             }
         }
-    })?;
-    instance.remove_files();
-    result
+    })
 }
 
 #[cfg(test)]
@@ -493,8 +490,7 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config> {
-        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (p, _) = Params::parse(&SPEC, &raw)?;
+        let p = Params::from_pairs(&SPEC, pairs)?;
         Config::from_params(&p)
     }
 

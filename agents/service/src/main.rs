@@ -223,8 +223,7 @@ mod tests {
     use lvs_common::ipvs::Family;
 
     fn svc(pairs: &[(&str, &str)]) -> Result<Service> {
-        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (p, _) = Params::parse(&SPEC, &raw)?;
+        let p = Params::from_pairs(&SPEC, pairs)?;
         desired(&p)
     }
 

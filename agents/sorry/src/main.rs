@@ -10,7 +10,7 @@ use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::status::SorryState as State;
-use lvs_common::{agent, block_on, Error, Result};
+use lvs_common::{agent, Error, Result};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "sorry",
@@ -199,8 +199,7 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
 }
 
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
-    instance.claim_pidfile()?;
-    let result = block_on(async {
+    lvs_common::daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let mut sorry = Sorry::from_params(&instance.read_params(spec)?)?;
         let ipvs = IpvsClient::connect()?;
@@ -232,10 +231,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                 Wake::Terminate => return Ok(()),
             }
         }
-    })?;
-    // The pidfile goes last, so stop sees the daemon until it is done.
-    instance.remove_files();
-    result
+    })
 }
 
 #[cfg(test)]
@@ -243,8 +239,7 @@ mod tests {
     use super::*;
 
     fn sorry(pairs: &[(&str, &str)]) -> Result<Sorry> {
-        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (p, _) = Params::parse(&SPEC, &raw)?;
+        let p = Params::from_pairs(&SPEC, pairs)?;
         Sorry::from_params(&p)
     }
 

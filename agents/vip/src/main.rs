@@ -474,9 +474,7 @@ mod tests {
     use super::*;
 
     fn vip(pairs: &[(&str, &str)]) -> Result<Vip> {
-        let raw: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (p, _) = Params::parse(&SPEC, &raw)?;
+        let p = Params::from_pairs(&SPEC, pairs)?;
         Vip::from_params(&p)
     }
 

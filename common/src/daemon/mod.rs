@@ -343,6 +343,16 @@ impl Signals {
     }
 }
 
+/// Runs a daemon's body: claims the pidfile, runs `body` on a
+/// single-threaded runtime until it returns, then removes the files — the
+/// pidfile last of all, so stop sees the daemon until it is done.
+pub fn run<F: std::future::Future<Output = Result<()>>>(instance: &Instance, body: F) -> Result<()> {
+    instance.claim_pidfile()?;
+    let result = crate::block_on(body)?;
+    instance.remove_files();
+    result
+}
+
 impl Instance {
     /// The daemon's side of the parameters file written by start/reload.
     pub fn read_params(&self, spec: &crate::ocf::AgentSpec) -> Result<crate::ocf::Params> {

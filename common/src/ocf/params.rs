@@ -75,6 +75,13 @@ impl Params {
         Ok((params, unknown))
     }
 
+    /// [`Params::parse`] for `name=value` pairs given as string slices
+    /// (tests, `lvsctl lint`); unknown names are dropped.
+    pub fn from_pairs(spec: &AgentSpec, pairs: &[(&str, &str)]) -> Result<Params> {
+        let raw: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Params::parse(spec, &raw).map(|(p, _)| p)
+    }
+
     /// Reads `OCF_RESKEY_<name>` variables, skipping the cluster manager's
     /// own (`CRM_meta_*`, `crm_feature_set`).
     pub fn from_env_vars<I>(vars: I) -> Vec<(String, String)>
