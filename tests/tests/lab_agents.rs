@@ -166,3 +166,46 @@ fn realservers_reload_changes_the_list_in_place_and_touches_only_its_own() {
     assert!(t.contains("192.168.7.99:80"), "foreign destination survives stop: {t}");
     assert_eq!(agent(&d, "realservers", "monitor", &after).code, 7);
 }
+
+#[test]
+fn sorry_switches_with_the_weights_and_runs_fallback_command() {
+    let (d, _peer) = director();
+    let svc = [("service", "tcp:10.0.0.100:80"), ("scheduler", "rr")];
+    assert_eq!(service(&d, "start", &svc).code, 0);
+    let dir = std::env::temp_dir().join(format!("lvs-fbcmd-{}", d.ns));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let script = dir.join("cmd");
+    let log = dir.join("log");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display())).expect("script");
+    Command::new("chmod").args(["755", script.to_str().expect("path")]).status().expect("chmod");
+    let sorry = [
+        ("service", "tcp:10.0.0.100:80"),
+        ("fallback", "127.0.0.1:80"),
+        ("fallback_command", script.to_str().expect("path")),
+    ];
+    assert_eq!(agent(&d, "sorry", "start", &sorry).code, 0);
+    let wait = |want: bool| {
+        for _ in 0..50 {
+            if d.ipvsadm(&[]).contains("127.0.0.1:80") == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("fallback present={want} expected:\n{}", d.ipvsadm(&[]));
+    };
+    wait(true);
+    assert!(d.ipvsadm(&[]).contains("Local   1"), "local fallback: {}", d.ipvsadm(&[]));
+    // A real server with weight appears: the fallback goes.
+    d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.10:80", "-m", "-w", "1"]);
+    wait(false);
+    // Quiesced to 0: the fallback comes back.
+    d.must(&["ipvsadm", "-e", "-t", "10.0.0.100:80", "-r", "192.168.7.10:80", "-m", "-w", "0"]);
+    wait(true);
+    assert_eq!(agent(&d, "sorry", "monitor", &sorry).code, 0);
+    assert_eq!(agent(&d, "sorry", "stop", &sorry).code, 0);
+    assert!(!d.ipvsadm(&[]).contains("127.0.0.1:80"), "stop removes the fallback");
+    assert!(d.ipvsadm(&[]).contains("192.168.7.10:80"), "and nothing else");
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ran, "start\nstop\nstart\n", "fallback_command on each switch");
+}
