@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::probe::{self, Check, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
+use lvs_common::probe::{self, Check, CheckKind, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
 use lvs_common::reals::{self, Real};
 use lvs_common::status::{RealState, RealserversState as State};
 use lvs_common::{agent, Error, Result};
@@ -188,6 +188,16 @@ impl Config {
                 (req, rcv) => build(req.as_deref(), rcv.as_deref()),
             })
             .collect::<Result<Vec<_>>>()?;
+        // fwmark reals may have no port; a check then needs checkport.
+        let needs_port = !matches!(shared.kind, CheckKind::On | CheckKind::Off | CheckKind::Ping | CheckKind::External(_));
+        if needs_port && p.int("checkport").is_none() {
+            if let Some(r) = reals.iter().find(|r| r.destination.port == 0) {
+                return Err(Error::configured(format!(
+                    "real {} has no port to check ({} service): set checkport",
+                    r.destination.addr, service
+                )));
+            }
+        }
         let secs = |n: &str, d: i64| Duration::from_secs(p.int(n).unwrap_or(d) as u64);
         let source = p
             .str("source")
@@ -545,6 +555,14 @@ mod tests {
         }
         // a request given to a connect check is a mistake, not ignored
         assert!(matches!(cfg(&[BASE[0], BASE[1], ("request", "/x")]), Err(Error::Configured(_))));
+    }
+
+    #[test]
+    fn fwmark_reals_without_port_need_checkport() {
+        let fw = [("service", "fwmark:100"), ("real", "192.168.7.10 gate, 192.168.7.20 gate")];
+        assert!(matches!(cfg(&fw), Err(Error::Configured(m)) if m.contains("checkport")));
+        assert!(cfg(&[fw[0], fw[1], ("checkport", "80")]).is_ok());
+        assert!(cfg(&[fw[0], fw[1], ("check", "ping")]).is_ok());
     }
 
     #[test]
