@@ -209,3 +209,18 @@ fn sorry_switches_with_the_weights_and_runs_fallback_command() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(ran, "start\nstop\nstart\n", "fallback_command on each switch");
 }
+
+#[test]
+fn stop_with_parameters_that_no_longer_check_out_still_stops_the_daemon() {
+    let (d, _peer) = director();
+    assert_eq!(service(&d, "start", &[("service", "tcp:10.0.0.100:80")]).code, 0);
+    let good = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10 masq"), ("check", "on"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "realservers", "start", &good).code, 0);
+    let pid = pid_of(&d, "realservers");
+    // As after an upgrade that tightened a check, or a mangled CIB.
+    let bad = [("service", "tcp:10.0.0.100:80"), ("real", "not a real"), ("check_interval", "0")];
+    let c = agent(&d, "realservers", "stop", &bad);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "daemon {pid} stopped");
+    assert_eq!(agent(&d, "realservers", "monitor", &good).code, 7);
+}

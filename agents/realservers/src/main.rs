@@ -100,8 +100,18 @@ fn main() -> std::process::ExitCode {
     ocf::run_with_daemon(
         &SPEC,
         |ctx| {
-            let cfg = Config::from_params(&ctx.params)?;
             let instance = Instance::new(SPEC.name, &ctx.instance);
+            if ctx.action == Action::Stop {
+                // The daemon goes first, whatever the parameters say now.
+                let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
+                sup.stop(ctx.timeout)?;
+                let cfg = Config::from_params(&ctx.params)?;
+                if cfg.cleanstop {
+                    cfg.remove_all()?;
+                }
+                return Ok(Outcome::NotRunning);
+            }
+            let cfg = Config::from_params(&ctx.params)?;
             let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: cfg.interval };
             match ctx.action {
                 Action::ValidateAll => Ok(Outcome::Running),
@@ -112,13 +122,7 @@ fn main() -> std::process::ExitCode {
                 }
                 Action::Reload => sup.reload(&ctx.params),
                 Action::Monitor => monitor(&cfg, &sup, &instance, ctx),
-                Action::Stop => {
-                    sup.stop(ctx.timeout)?;
-                    if cfg.cleanstop {
-                        cfg.remove_all()?;
-                    }
-                    Ok(Outcome::NotRunning)
-                }
+                Action::Stop => Ok(Outcome::NotRunning),
             }
         },
         Some(daemon),

@@ -55,8 +55,15 @@ fn main() -> std::process::ExitCode {
     ocf::run_with_daemon(
         &SPEC,
         |ctx| {
-            let sorry = Sorry::from_params(&ctx.params)?;
             let instance = Instance::new(SPEC.name, &ctx.instance);
+            if ctx.action == Action::Stop {
+                // The daemon goes first, whatever the parameters say now.
+                let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
+                sup.stop(ctx.timeout)?;
+                Sorry::from_params(&ctx.params)?.remove_fallback()?;
+                return Ok(Outcome::NotRunning);
+            }
+            let sorry = Sorry::from_params(&ctx.params)?;
             let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: sorry.interval };
             match ctx.action {
                 Action::ValidateAll => Ok(Outcome::Running),
@@ -67,11 +74,7 @@ fn main() -> std::process::ExitCode {
                 }
                 Action::Reload => sup.reload(&ctx.params),
                 Action::Monitor => sup.monitor(),
-                Action::Stop => {
-                    sup.stop(ctx.timeout)?;
-                    sorry.remove_fallback()?;
-                    Ok(Outcome::NotRunning)
-                }
+                Action::Stop => Ok(Outcome::NotRunning),
             }
         },
         Some(daemon),

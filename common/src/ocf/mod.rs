@@ -192,15 +192,16 @@ where
     } else {
         Ok(Params::from_env_vars(env.iter().cloned()))
     };
-    let parsed = raw.and_then(|raw| Params::parse(spec, &raw));
-    let result = match parsed {
-        // With parameters this agent would refuse, start could never have
-        // succeeded, so there is nothing to stop. Failing here would get
-        // the node fenced for a configuration mistake.
-        Err(e) if action == Action::Stop => {
-            tracing::warn!("stop with invalid parameters ({e}): nothing can be running");
-            Ok(Outcome::NotRunning)
+    let parsed = raw.and_then(|raw| {
+        if action == Action::Stop {
+            // Stop cleans up whatever runs, even if the parameters no longer
+            // check out (they did at start, or it could not have started).
+            Ok(Params::parse_lenient(spec, &raw))
+        } else {
+            Params::parse(spec, &raw)
         }
+    });
+    let result = match parsed {
         Err(e) => Err(e),
         Ok((params, unknown)) => {
             for name in unknown {
@@ -219,7 +220,16 @@ where
                 heartbeat,
             };
             tracing::debug!("{word} with {:?}", ctx.params);
-            handler(&ctx)
+            match handler(&ctx) {
+                // Parameters an agent cannot make sense of name nothing it
+                // could have started. Failing here would get the node fenced
+                // for a configuration mistake.
+                Err(Error::Configured(e)) if action == Action::Stop => {
+                    tracing::warn!("stop with invalid parameters ({e}): nothing can be running");
+                    Ok(Outcome::NotRunning)
+                }
+                other => other,
+            }
         }
     };
     finish(action, heartbeat, result, &getenv, out, err)

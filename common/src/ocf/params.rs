@@ -39,6 +39,22 @@ impl Params {
         spec: &AgentSpec,
         raw: &[(String, String)],
     ) -> Result<(Params, Vec<String>)> {
+        Params::parse_with(spec, raw, false)
+    }
+
+    /// Like [`Params::parse`], but values that do not check out are left
+    /// out (with a warning) and missing required ones are tolerated. For
+    /// stop, which must clean up whatever runs even when the parameters
+    /// became invalid since start (an upgrade that tightened a check).
+    pub fn parse_lenient(spec: &AgentSpec, raw: &[(String, String)]) -> (Params, Vec<String>) {
+        Params::parse_with(spec, raw, true).unwrap_or_default()
+    }
+
+    fn parse_with(
+        spec: &AgentSpec,
+        raw: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(Params, Vec<String>)> {
         let mut params = Params::default();
         let mut unknown = Vec::new();
         for (name, value) in raw {
@@ -50,7 +66,14 @@ impl Params {
             if value.is_empty() {
                 continue;
             }
-            let v = convert(p.name, p.kind, value)?;
+            let v = match convert(p.name, p.kind, value) {
+                Ok(v) => v,
+                Err(e) if lenient => {
+                    tracing::warn!("{e}; left out");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             params.values.insert(p.name, v);
             params.explicit.push((p.name, value.clone()));
         }
@@ -63,7 +86,7 @@ impl Params {
                     let v = convert(p.name, p.kind, d)?;
                     params.values.insert(p.name, v);
                 }
-                _ if p.required => {
+                _ if p.required && !lenient => {
                     return Err(Error::Configured(format!(
                         "required parameter '{}' is not set",
                         p.name
@@ -234,6 +257,14 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn lenient_parsing_keeps_what_checks_out() {
+        let (p, _) = Params::parse_lenient(&SPEC, &raw(&[("count", "99"), ("quiet", "yes")]));
+        assert_eq!(p.str("ip"), None, "missing required tolerated");
+        assert_eq!(p.int("count"), Some(5), "bad value replaced by the default");
+        assert!(p.flag("quiet"));
     }
 
     #[test]

@@ -146,8 +146,17 @@ fn bad_parameters_are_not_configured_except_on_stop() {
         assert_eq!(c.code, 6, "{action}");
         assert!(c.err.contains("ocf-exit-reason:required parameter 'ip' is not set"), "{}", c.err);
     }
-    let c = call(&["stop"], &[("OCF_RESKEY_ip", "x"), ("OCF_RESKEY_count", "99")], never);
+    // Stop still runs, with what checks out, so it can clean up.
+    let c = call(&["stop"], &[("OCF_RESKEY_ip", "x"), ("OCF_RESKEY_count", "99")], |ctx| {
+        assert_eq!((ctx.params.str("ip"), ctx.params.int("count")), (Some("x"), Some(5)));
+        Ok(Outcome::NotRunning)
+    });
     assert_eq!(c.code, 0);
+    // An agent that cannot make sense of them has nothing to stop.
+    let c = call(&["stop"], &[("OCF_RESKEY_count", "3")], |_| Err(Error::configured("no ip")));
+    assert_eq!(c.code, 0);
+    let c = call(&["stop"], &[("OCF_RESKEY_ip", "x")], |_| Err(Error::generic("cannot delete")));
+    assert_eq!(c.code, 1, "real stop failures still fail");
 }
 
 #[test]
