@@ -118,3 +118,82 @@ fn persistence_keeps_a_client_on_one_real() {
     let c = requests(&n.client, "10.0.0.100:80", 20);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
 }
+
+/// LVS-TUN: the director encapsulates in IPIP; real servers decapsulate on
+/// tunl0, hold the VIP (ocf:lvs:vip mode=realserver) and answer directly.
+#[test]
+fn tunnel_mode_reaches_reals_over_ipip() {
+    let switch = Switch::new();
+    let client = Host::new("client");
+    let director = Host::new("director");
+    switch.plug(&client, "eth0", Some("10.0.0.2/24"));
+    switch.plug(&director, "eth0", Some("10.0.0.1/24"));
+    director.must(&["ip", "addr", "add", "10.0.0.100/24", "dev", "eth0"]);
+    let mut reals = Vec::new();
+    let mut roots = Vec::new();
+    for (i, rip) in ["10.0.0.10", "10.0.0.20"].iter().enumerate() {
+        let mut r = Host::new(&format!("r{}", i + 1));
+        switch.plug(&r, "eth0", Some(&format!("{rip}/24")));
+        let c = ocf("lvs-vip", Some(&r.ns), "start", &[("ip", "10.0.0.100"), ("mode", "realserver")], &[]);
+        assert_eq!(c.code, 0, "{c:?}");
+        r.must(&["ip", "link", "set", "tunl0", "up"]);
+        for conf in ["all", "default", "tunl0", "eth0"] {
+            r.sysctl(&format!("net.ipv4.conf.{conf}.rp_filter"), "0");
+        }
+        let root = web_root(&format!("r{}", i + 1));
+        r.http_server(&root.path);
+        roots.push(root);
+        reals.push(r);
+    }
+    let p = [("service", "tcp:10.0.0.100:80"), ("scheduler", "rr")];
+    assert_eq!(ocf("lvs-service", Some(&director.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", "tun")]).code, 0);
+    let reals_p = [("service", "tcp:10.0.0.100:80"), ("real", "10.0.0.10:80 ipip 1, 10.0.0.20:80 ipip 1"), ("check", "http"), ("check_interval", "1")];
+    let c = ocf("lvs-realservers", Some(&director.ns), "start", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let table = director.ipvsadm(&[]);
+    assert_eq!(table.matches("Tunnel  1").count(), 2, "{table}");
+    let c = requests(&client, "10.0.0.100:80", 20);
+    println!("tunnel: {c:?}\n{table}");
+    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
+    assert_eq!(ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]).code, 0);
+}
+
+/// IPv6 all the way: VIP, service and real servers (NAT).
+#[test]
+fn ipv6_nat_service() {
+    let switch = Switch::new();
+    let client = Host::new("client");
+    let director = Host::new("director");
+    wire(&client, "eth0", None, &director, "eth0", None);
+    client.must(&["ip", "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]);
+    director.must(&["ip", "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
+    let c = ocf("lvs-vip", Some(&director.ns), "start", &[("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("nodad", "true")], &[]);
+    assert_eq!(c.code, 0, "{c:?}");
+    director.sysctl("net.ipv6.conf.all.forwarding", "1");
+    switch.plug(&director, "eth1", None);
+    director.must(&["ip", "addr", "add", "fd00:7::1/64", "dev", "eth1", "nodad"]);
+    let mut reals = Vec::new();
+    let mut roots = Vec::new();
+    for (i, rip) in ["fd00:7::10", "fd00:7::20"].iter().enumerate() {
+        let mut r = Host::new(&format!("r{}", i + 1));
+        switch.plug(&r, "eth0", None);
+        r.must(&["ip", "addr", "add", &format!("{rip}/64"), "dev", "eth0", "nodad"]);
+        r.must(&["ip", "-6", "route", "add", "default", "via", "fd00:7::1"]);
+        let root = web_root(&format!("r{}", i + 1));
+        r.spawn(&["busybox", "httpd", "-f", "-p", "[::]:80", "-h", root.path.to_str().expect("dir")]);
+        roots.push(root);
+        reals.push(r);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let p = [("service", "tcp:[2001:db8::100]:80"), ("scheduler", "rr")];
+    assert_eq!(ocf("lvs-service", Some(&director.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", "v6")]).code, 0);
+    let reals_p = [("service", "tcp:[2001:db8::100]:80"), ("real", "[fd00:7::10]:80 masq, [fd00:7::20]:80 masq"), ("check", "http"), ("check_interval", "1")];
+    let c = ocf("lvs-realservers", Some(&director.ns), "start", &reals_p, &[("OCF_RESOURCE_INSTANCE", "v6-reals")]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let table = director.ipvsadm(&[]);
+    assert!(table.contains("[fd00:7::10]:80") && table.matches("Masq    1").count() == 2, "both up: {table}");
+    let c = requests(&client, "[2001:db8::100]:80", 20);
+    println!("ipv6: {c:?}\n{table}");
+    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
+    assert_eq!(ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "v6-reals")]).code, 0);
+}
