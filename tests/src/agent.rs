@@ -42,18 +42,23 @@ impl From<Output> for Call {
     }
 }
 
-/// An OCF call: `OCF_RESKEY_<k>=<v> agent <action>`, optionally inside a
-/// network namespace, with the variables Pacemaker always sets.
-pub fn ocf(agent: &str, netns: Option<&str>, action: &str, params: &[(&str, &str)], extra_env: &[(&str, &str)]) -> Call {
+/// The agent binary, run inside `netns` when given.
+fn command(agent: &str, netns: Option<&str>) -> Command {
     let agent = bin(agent);
-    let mut cmd = match netns {
+    match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
             c.args(["netns", "exec", ns]).arg(&agent);
             c
         }
         None => Command::new(&agent),
-    };
+    }
+}
+
+/// An OCF call: `OCF_RESKEY_<k>=<v> agent <action>`, optionally inside a
+/// network namespace, with the variables Pacemaker always sets.
+pub fn ocf(agent: &str, netns: Option<&str>, action: &str, params: &[(&str, &str)], extra_env: &[(&str, &str)]) -> Call {
+    let mut cmd = command(agent, netns);
     cmd.arg(action)
         .env("OCF_ROOT", "/usr/lib/ocf")
         .env("OCF_RA_VERSION_MAJOR", "1")
@@ -71,15 +76,7 @@ pub fn ocf(agent: &str, netns: Option<&str>, action: &str, params: &[(&str, &str
 
 /// A heartbeat v1 call: `agent ARG... ACTION`.
 pub fn heartbeat(agent: &str, netns: Option<&str>, args: &[&str]) -> Call {
-    let agent = bin(agent);
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&agent);
-            c
-        }
-        None => Command::new(&agent),
-    };
+    let mut cmd = command(agent, netns);
     cmd.args(args).env("HA_LOGFACILITY", "none");
     cmd.output().expect("run agent").into()
 }

@@ -473,8 +473,8 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             }
             match signals.sleep_until(next).await {
                 Wake::Tick => {}
-                Wake::Reload => match instance.read_params(spec).and_then(|p| Config::from_params(&p)) {
-                    Ok(cfg) => {
+                Wake::Reload => {
+                    if let Some(cfg) = lvs_common::daemon::reloaded(instance, spec, Config::from_params) {
                         // Reals no longer listed leave the table now.
                         let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
                         let old_service = d.cfg.service;
@@ -491,8 +491,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         jobs = d.cfg.jobs();
                         tracing::info!("reloaded: {} reals", jobs.len());
                     }
-                    Err(e) => tracing::error!("reload ignored: {e}"),
-                },
+                }
                 Wake::Terminate => return Ok(()),
             }
         }

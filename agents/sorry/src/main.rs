@@ -223,14 +223,13 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             instance.write_json(&instance.statefile(), &state)?;
             match signals.sleep_until(next).await {
                 Wake::Tick => {}
-                Wake::Reload => match instance.read_params(spec).and_then(|p| Sorry::from_params(&p)) {
-                    Ok(new) => {
+                Wake::Reload => {
+                    if let Some(new) = lvs_common::daemon::reloaded(instance, spec, Sorry::from_params) {
                         tracing::info!("reloaded parameters");
                         sorry = new;
                         local = is_local(sorry.fallback.ip());
                     }
-                    Err(e) => tracing::error!("reload ignored: {e}"),
-                },
+                }
                 Wake::Terminate => return Ok(()),
             }
         }

@@ -353,6 +353,23 @@ pub fn run<F: std::future::Future<Output = Result<()>>>(instance: &Instance, bod
     result
 }
 
+/// On SIGHUP: the new parameters made into the daemon's configuration by
+/// `make`, or None (logged) when they do not check out and the daemon
+/// keeps running with what it has.
+pub fn reloaded<T>(
+    instance: &Instance,
+    spec: &crate::ocf::AgentSpec,
+    make: impl FnOnce(&crate::ocf::Params) -> Result<T>,
+) -> Option<T> {
+    match instance.read_params(spec).and_then(|p| make(&p)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!("reload ignored: {e}");
+            None
+        }
+    }
+}
+
 impl Instance {
     /// The daemon's side of the parameters file written by start/reload.
     pub fn read_params(&self, spec: &crate::ocf::AgentSpec) -> Result<crate::ocf::Params> {
