@@ -9,6 +9,10 @@
 //!   ipip+gre (also dr/route, nat, tun, local);
 //! - WEIGHT: 0..=2147483647, default 1;
 //! - REQUEST/RECEIVE: per-real overrides of the check's request/receive.
+//!
+//! Fields may also be separated by `/` (`192.168.7.10:80/masq/1`), so a
+//! list can be written without spaces where a caller splits on them, as
+//! heartbeat's haresources does.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -59,7 +63,7 @@ fn tokenize(text: &str) -> Result<Vec<Vec<(String, bool)>>> {
                 in_word = true;
                 quoted = true;
             }
-            ',' | ' ' | '\t' | '\n' => {
+            ',' | ' ' | '\t' | '\n' | '/' => {
                 if in_word {
                     if let Some(e) = entries.last_mut() {
                         e.push((std::mem::take(&mut word), quoted));
@@ -240,6 +244,15 @@ mod tests {
         assert_eq!(r[1].destination.tunnel, TunnelType::Gre);
         let fw: ServiceKey = "fwmark:100".parse().unwrap();
         assert_eq!(parse("192.168.7.10 gate", &fw).unwrap()[0].destination.port, 0);
+    }
+
+    #[test]
+    fn slashes_separate_fields_for_space_free_lists() {
+        let a = parse("192.168.7.10:80/masq/1,192.168.7.20:80/masq/2", &svc()).unwrap();
+        let b = parse("192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2", &svc()).unwrap();
+        assert_eq!(a, b);
+        let r = parse(r#"192.168.7.10 gate 1 "/a/b.html""#, &svc()).unwrap();
+        assert_eq!(r[0].request.as_deref(), Some("/a/b.html"), "quoted slashes stay");
     }
 
     #[test]
