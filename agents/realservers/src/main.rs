@@ -39,7 +39,9 @@ static SPEC: AgentSpec = AgentSpec {
             .long("Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
                 [WEIGHT] [\"REQUEST\" [\"RECEIVE\"]]. IPv6 in brackets; IPv4 ranges as \
                 192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
-                to 1; quoted strings override request/receive for that real."),
+                to 1; quoted strings override request/receive for that real. Fields may also be \
+                separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
+                haresources needs since it splits on spaces."),
         ParamSpec::string("check", "Check type")
             .default("connect")
             .long("connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
