@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod lab;
+
 #[derive(Parser)]
 #[command(about = "Benchmarks of lvs-agents against their peers")]
 struct Cli {
@@ -23,12 +25,26 @@ enum Bench {
     /// Agent call latency: lvs-vip vs ocf:heartbeat:IPaddr2 on the same VIP,
     /// in a private network namespace (root).
     AgentCalls,
+    /// Backend stopped -> weight 0 in the kernel: lvs-agents vs ldirectord
+    /// vs keepalived, interval 1 s, timeout 1 s (run in the lab VM).
+    FailureDetection {
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+    },
+    /// Services x destinations from nothing: our client vs `ipvsadm -R`
+    /// (run in the lab VM).
+    IpvsProgramming {
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 10)]
+        dests: usize,
+    },
 }
 
 /// Median and 95th percentile of repeated runs of one command.
-struct Figures {
-    median: Duration,
-    p95: Duration,
+pub(crate) struct Figures {
+    pub(crate) median: Duration,
+    pub(crate) p95: Duration,
 }
 
 fn measure(calls: usize, mut make: impl FnMut() -> Command) -> Result<Figures, String> {
@@ -50,11 +66,11 @@ fn measure(calls: usize, mut make: impl FnMut() -> Command) -> Result<Figures, S
     })
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
+pub(crate) fn sh(args: &[&str]) -> Result<(), String> {
     let st = Command::new(args[0]).args(&args[1..]).status().map_err(|e| format!("{args:?}: {e}"))?;
     if st.success() {
         Ok(())
@@ -63,7 +79,7 @@ fn sh(args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn our_bin(name: &str) -> Result<PathBuf, String> {
+pub(crate) fn our_bin(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.parent().ok_or("no target dir")?.join(name);
     if path.is_file() {
@@ -147,6 +163,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.bench {
         Bench::AgentCalls => agent_calls(cli.calls),
+        Bench::FailureDetection { reps } => lab::failure_detection(reps),
+        Bench::IpvsProgramming { services, dests } => lab::ipvs_programming(services, dests),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,313 @@
+//! Benchmarks that need IPVS, so they run inside the lab VM
+//! (`tests/lab/lab -- target/release/lvs-bench <name>`). Absolute times
+//! there are slowed by emulation; compare tools within one run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lvs_common::ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
+
+use crate::{ms, our_bin, sh, Figures};
+
+type R<T> = Result<T, String>;
+
+/// A network namespace made for one benchmark, deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(name: &str) -> R<Ns> {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        sh(&["ip", "netns", "add", name])?;
+        sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
+        Ok(Ns(name.to_string()))
+    }
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+}
+
+/// Moves the calling thread into namespace `name` (setns is per thread).
+fn enter(name: &str) -> R<()> {
+    let f = std::fs::File::open(format!("/run/netns/{name}")).map_err(|e| e.to_string())?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Runs `c`, failing with its stderr unless it succeeds.
+fn ok(c: &mut Command) -> R<()> {
+    let o = c.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{c:?}: {}", String::from_utf8_lossy(&o.stderr)))
+    }
+}
+
+fn quiet(mut c: Command) -> Command {
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+/// The IPVS table as a process inside the namespace sees it.
+fn ip_vs_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/net/ip_vs")).unwrap_or_default()
+}
+
+/// Weight of destination `hex` (e.g. `C0A8090A:0050`) in /proc/net/ip_vs
+/// as seen from this thread's namespace (/proc/net follows the process,
+/// not the thread); None when it is not listed.
+fn weight(pid: u32, hex: &str) -> Option<u32> {
+    let t = ip_vs_of(pid);
+    let line = t.lines().find(|l| l.contains(hex))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn wait_weight(pid: u32, hex: &str, want: impl Fn(Option<u32>) -> bool, limit: Duration) -> R<Duration> {
+    let start = Instant::now();
+    loop {
+        if want(weight(pid, hex)) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(format!("weight of {hex} stayed {:?} for {limit:?}:\n{}", weight(pid, hex), ip_vs_of(pid)));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn figures(mut v: Vec<Duration>) -> Figures {
+    v.sort();
+    Figures { median: v[v.len() / 2], p95: v[(v.len() * 95 / 100).min(v.len() - 1)] }
+}
+
+const REAL_HEX: &str = "C0A8090A:0050"; // 192.168.9.10:80
+
+fn ldirectord_cf(dir: &Path) -> R<PathBuf> {
+    let p = dir.join("ldirectord.cf");
+    std::fs::write(
+        &p,
+        format!("checktimeout=1\ncheckinterval=1\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\n\
+         virtual=10.0.0.100:80\n\treal=192.168.9.10:80 masq 1\n\tchecktype=connect\n\tscheduler=rr\n\tprotocol=tcp\n", dir.join("ldirectord.log").display()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+fn keepalived_conf(dir: &Path) -> R<PathBuf> {
+    let p = dir.join("keepalived.conf");
+    std::fs::write(
+        &p,
+        "global_defs {\n router_id bench\n}\nvirtual_server 10.0.0.100 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
+         real_server 192.168.9.10 80 {\n  weight 1\n  inhibit_on_failure\n  TCP_CHECK {\n   connect_timeout 1\n   retry 1\n   delay_before_retry 1\n  }\n }\n}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+/// Backend stopped → weight 0 in the kernel, for us, ldirectord and
+/// keepalived, each with interval 1 s and timeout 1 s.
+pub fn failure_detection(reps: usize) -> R<()> {
+    let dir = std::env::temp_dir().join(format!("lvs-bench-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let web = dir.join("www");
+    std::fs::create_dir_all(&web).map_err(|e| e.to_string())?;
+    std::fs::write(web.join("index.html"), "ok\n").map_err(|e| e.to_string())?;
+    let service = our_bin("lvs-service")?;
+    let reals = our_bin("lvs-realservers")?;
+    let mut rows = Vec::new();
+    for tool in ["lvs-agents", "ldirectord", "keepalived"] {
+        let d = Ns::new("bench-dir")?;
+        let r = Ns::new("bench-real")?;
+        sh(&["ip", "link", "add", "d0", "netns", &d.0, "type", "veth", "peer", "name", "r0", "netns", &r.0])?;
+        sh(&["ip", "-n", &d.0, "addr", "add", "192.168.9.1/24", "dev", "d0"])?;
+        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        sh(&["ip", "-n", &r.0, "addr", "add", "192.168.9.10/24", "dev", "r0"])?;
+        sh(&["ip", "-n", &d.0, "link", "set", "d0", "up"])?;
+        sh(&["ip", "-n", &r.0, "link", "set", "r0", "up"])?;
+        let httpd = |r: &Ns| -> R<Child> {
+            quiet(r.exec(&["busybox", "httpd", "-f", "-p", "80", "-h", &web.to_string_lossy()]))
+                .spawn()
+                .map_err(|e| e.to_string())
+        };
+        let mut server = httpd(&r)?;
+        let env = |c: &mut Command| {
+            c.env("OCF_RESOURCE_INSTANCE", "bench").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80");
+        };
+        let mut daemon: Option<Child> = None;
+        match tool {
+            "lvs-agents" => {
+                let mut c = d.exec(&[&service.to_string_lossy(), "start"]);
+                env(&mut c);
+                ok(c.env("OCF_RESKEY_scheduler", "rr"))?;
+                let mut c = d.exec(&[&reals.to_string_lossy(), "start"]);
+                env(&mut c);
+                ok(c.env("OCF_RESKEY_real", "192.168.9.10:80 masq 1")
+                    .env("OCF_RESKEY_check", "connect")
+                    .env("OCF_RESKEY_check_interval", "1")
+                    .env("OCF_RESKEY_check_timeout", "1")
+                    .env("LVS_RUN_DIR", dir.join("run")))?;
+            }
+            "ldirectord" => {
+                let cf = ldirectord_cf(&dir)?;
+                quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "start"])).status().map_err(|e| e.to_string())?;
+            }
+            _ => {
+                let conf = keepalived_conf(&dir)?;
+                daemon = Some(
+                    quiet(d.exec(&["keepalived", "-n", "-l", "-C", "-f", &conf.to_string_lossy(), "-p", &dir.join("k.pid").to_string_lossy(), "-c", &dir.join("kc.pid").to_string_lossy()]))
+                        .spawn()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        // A process in the director's namespace shows its table in
+        // /proc/<pid>/net/ip_vs: cheap to poll every 10 ms.
+        let mut anchor = quiet(d.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(200));
+        // `ip netns exec` execs its command: the child's pid is sleep's.
+        let anchor_pid = anchor.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reps_done = std::thread::scope(|s| -> R<Vec<Duration>> {
+            let poller = s.spawn(move || -> R<Vec<Duration>> {
+                let mut out = Vec::new();
+                wait_weight(anchor_pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
+                for _ in 0..reps {
+                    tx.send("kill").map_err(|e| e.to_string())?;
+                    std::thread::sleep(Duration::from_millis(20));
+                    out.push(wait_weight(anchor_pid, REAL_HEX, |w| w == Some(0), Duration::from_secs(30))?);
+                    tx.send("start").map_err(|e| e.to_string())?;
+                    wait_weight(anchor_pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
+                    // Land the next failure at a random point of the check cycle.
+                    std::thread::sleep(Duration::from_millis(337));
+                }
+                Ok(out)
+            });
+            for msg in rx.iter() {
+                if msg == "kill" {
+                    let _ = server.kill();
+                    let _ = server.wait();
+                } else {
+                    server = httpd(&r)?;
+                }
+            }
+            poller.join().map_err(|_| "poller panicked".to_string())?
+        });
+        let _ = server.kill();
+        let _ = anchor.kill();
+        let _ = anchor.wait();
+        if tool == "ldirectord" {
+            let cf = dir.join("ldirectord.cf");
+            let _ = quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "stop"])).status();
+        }
+        if let Some(mut k) = daemon {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        let v = reps_done.map_err(|e| {
+            let t = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            format!("{tool}: {e}\nipvsadm in {}:\n{t}", d.0)
+        })?;
+        rows.push((tool, figures(v.clone()), *v.iter().min().unwrap_or(&Duration::ZERO), *v.iter().max().unwrap_or(&Duration::ZERO)));
+        drop(r);
+        drop(d);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("failure detection: backend stopped -> weight 0 in the kernel, check interval 1 s, timeout 1 s, TCP connect check, {reps} repetitions each, lab VM");
+    println!("{:<12} {:>10} {:>10} {:>10} {:>10}", "tool", "median", "p95", "min", "max");
+    for (tool, f, min, max) in &rows {
+        println!("{tool:<12} {:>10} {:>10} {:>10} {:>10}", ms(f.median), ms(f.p95), ms(*min), ms(*max));
+    }
+    let ours = rows[0].1.median.as_secs_f64();
+    for (tool, f, _, _) in &rows[1..] {
+        println!("{tool} median / lvs-agents median = {:.2}", f.median.as_secs_f64() / ours);
+    }
+    Ok(())
+}
+
+/// `services` × `dests` applied from nothing: our client, `ipvsadm -R`,
+/// and (when installed) keepalived with the same table and no checks.
+pub fn ipvs_programming(services: usize, dests: usize) -> R<()> {
+    let rules = {
+        let mut s = String::new();
+        for i in 0..services {
+            let vip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+            s.push_str(&format!("-A -t {vip}:80 -s wlc\n"));
+            for j in 0..dests {
+                s.push_str(&format!("-a -t {vip}:80 -r 192.168.{}.{}:80 -m -w 1\n", j / 250, 1 + j % 250));
+            }
+        }
+        s
+    };
+    let total = services * (1 + dests);
+    let count_entries = |pid: u32| -> usize {
+        // Header lines: the version, "Prot ...", "  -> RemoteAddress...".
+        ip_vs_of(pid).lines().filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->")).count().saturating_sub(1)
+    };
+    let mut rows: Vec<(&str, Duration)> = Vec::new();
+    for tool in ["lvs-agents client", "ipvsadm -R"] {
+        let ns = Ns::new("bench-prog")?;
+        sh(&["ip", "-n", &ns.0, "addr", "add", "192.168.0.254/16", "dev", "lo"])?;
+        let mut anchor = quiet(ns.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(200));
+        let anchor_pid = anchor.id();
+        let name = ns.0.clone();
+        let rules = rules.clone();
+        let took = std::thread::scope(|s| {
+            s.spawn(move || -> R<Duration> {
+                enter(&name)?;
+                let start = Instant::now();
+                if tool == "ipvsadm -R" {
+                    let mut child = Command::new("ipvsadm").arg("-R").stdin(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+                    child.stdin.take().ok_or("stdin")?.write_all(rules.as_bytes()).map_err(|e| e.to_string())?;
+                    let st = child.wait().map_err(|e| e.to_string())?;
+                    if !st.success() {
+                        return Err("ipvsadm -R failed".into());
+                    }
+                } else {
+                    let ipvs = IpvsClient::connect().map_err(|e| e.to_string())?;
+                    for i in 0..services {
+                        let vip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+                        let key: ServiceKey = format!("tcp:{vip}:80").parse().map_err(|e: lvs_common::Error| e.to_string())?;
+                        ipvs.add_service(&Service::new(key, "wlc")).map_err(|e| e.to_string())?;
+                        for j in 0..dests {
+                            let addr = format!("192.168.{}.{}", j / 250, 1 + j % 250).parse().map_err(|_| "addr")?;
+                            ipvs.add_destination(&key, &Destination::new(addr, 80, ForwardMethod::Masq).with_weight(1))
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+                let n = count_entries(anchor_pid);
+                if n < total {
+                    return Err(format!("{tool}: table has {n} of {total} entries"));
+                }
+                Ok(start.elapsed())
+            })
+            .join()
+            .map_err(|_| "thread panicked".to_string())?
+        })?;
+        let _ = anchor.kill();
+        let _ = anchor.wait();
+        rows.push((tool, took));
+    }
+    println!("IPVS programming: {services} services x {dests} destinations ({total} entries) from an empty table, lab VM");
+    println!("{:<20} {:>12}", "tool", "time");
+    for (tool, t) in &rows {
+        println!("{tool:<20} {:>12}", ms(*t));
+    }
+    println!("ipvsadm -R / lvs-agents client = {:.2}", rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64());
+    Ok(())
+}
