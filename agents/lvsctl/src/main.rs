@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod import;
+mod lint;
 use lvs_common::ipvs::{destination_line, service_line, IpvsClient, Table};
 use lvs_common::status::{read_all, AllStates, RealState};
 use serde_json::{json, Value};
@@ -32,6 +35,32 @@ enum Cmd {
     },
     /// The IPVS table exactly as `ipvsadm -Ln` prints it.
     List,
+    /// Translate ldirectord.cf or keepalived.conf into configuration for
+    /// the lvs agents. Exit 0: all translated; 3: some directives were
+    /// unsupported (listed with line numbers); 2: unreadable input.
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Crm)]
+        format: Format,
+        /// What the file is; detected from its content when omitted.
+        #[arg(long, value_enum)]
+        kind: Option<ImportKind>,
+    },
+    /// Check the lvs primitives of a `crm configure` text or a file of
+    /// `pcs resource create` commands, offline. Exit 0: clean; 1: problems.
+    Lint { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Crm,
+    Pcs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportKind {
+    Ldirectord,
+    Keepalived,
 }
 
 /// Health of each real by (service, real endpoint), from the daemons.
@@ -145,8 +174,49 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
     json!({"version": table.info.version_string(), "services": services, "sorry": sorry})
 }
 
+fn read(file: &PathBuf) -> Result<String, ExitCode> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("lvsctl: {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Cmd::Import { file, format, kind } => {
+            let text = match read(file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let kind = match kind {
+                Some(ImportKind::Ldirectord) => import::Kind::Ldirectord,
+                Some(ImportKind::Keepalived) => import::Kind::Keepalived,
+                None => import::detect(&text),
+            };
+            let im = match kind {
+                import::Kind::Ldirectord => import::ldirectord(&text),
+                import::Kind::Keepalived => import::keepalived(&text),
+            };
+            print!("{}", import::render(&im, matches!(format, Format::Pcs), &file.display().to_string()));
+            for (line, t) in &im.unsupported {
+                eprintln!("lvsctl: {}:{line}: unsupported: {t}", file.display());
+            }
+            return if im.unsupported.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) };
+        }
+        Cmd::Lint { file } => {
+            let text = match read(file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let problems = lint::lint(&text);
+            for p in &problems {
+                println!("{}: {p}", file.display());
+            }
+            return if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        }
+        _ => {}
+    }
     let table = match IpvsClient::connect().and_then(|c| c.table()) {
         Ok(t) => t,
         Err(e) => {
@@ -155,6 +225,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Cmd::Import { .. } | Cmd::Lint { .. } => {}
         Cmd::List => print!("{table}"),
         Cmd::Status { json, run_dir } => {
             let states = read_all(&run_dir);

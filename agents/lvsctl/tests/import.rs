@@ -1,0 +1,113 @@
+//! `lvsctl import` and `lvsctl lint` on the seeds' configurations.
+
+use std::process::Command;
+
+fn lvsctl(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_lvsctl")).args(args).output().expect("run lvsctl");
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn data(name: &str) -> String {
+    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lint_text(text: &str) -> (i32, String) {
+    let path = std::env::temp_dir().join(format!("lvsctl-lint-{}-{}", std::process::id(), text.len()));
+    std::fs::write(&path, text).expect("write");
+    let (code, out, _) = lvsctl(&["lint", path.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&path);
+    (code, out)
+}
+
+#[test]
+fn ldirectord_cf_translates_to_crm() {
+    let (code, out, err) = lvsctl(&["import", &data("ldirectord.cf")]);
+    println!("{out}\n{err}");
+    assert_eq!(code, 3, "one unsupported directive (emailalert)");
+    assert!(out.contains("primitive lvs_tcp_10_0_0_100_80 ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr persistent=600"), "{out}");
+    assert!(out.contains(r#"real="192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3" check=http request=/test.html receive=test check_interval=5 check_timeout=3 quiescent=true"#), "{out}");
+    assert!(out.contains("primitive lvs_tcp_10_0_0_100_80_sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80"), "{out}");
+    assert!(out.contains("group lvs_tcp_10_0_0_100_80_group lvs_tcp_10_0_0_100_80 lvs_tcp_10_0_0_100_80_reals lvs_tcp_10_0_0_100_80_sorry"), "{out}");
+    assert!(out.contains("service=fwmark:100 scheduler=rr"), "{out}");
+    assert!(out.contains("check=connect") && out.contains("checkport=80"), "{out}");
+    assert!(out.contains("# unsupported (line 27): emailalert=\"ops@example.com\""), "{out}");
+    assert!(err.contains("ldirectord.cf:27: unsupported"), "{err}");
+    assert!(out.contains("# note: line 6: logfile is the cluster manager's business"), "{out}");
+}
+
+#[test]
+fn keepalived_conf_translates_to_crm_and_pcs() {
+    let (code, out, err) = lvsctl(&["import", &data("keepalived.conf")]);
+    println!("{out}\n{err}");
+    assert_eq!(code, 3, "smtp_alert is unsupported");
+    assert!(out.contains("# unsupported (line 56): smtp_alert"), "{out}");
+    assert!(out.contains("primitive lvs_vip_10_0_0_100 ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=eth0"), "{out}");
+    assert!(out.contains(r#"real="192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3" check=connect check_interval=6 check_timeout=3 quiescent=true"#), "{out}");
+    assert!(out.contains("persistent=600"), "{out}");
+    assert!(out.contains("fallback=127.0.0.1:80"), "{out}");
+    assert!(out.contains(r#"real="192.168.7.10:443 masq 1" check=http request=/health status_codes=200 check_options=digest=9b3a0c85a887a256d6939da88aabd8cd"#), "{out}");
+    let (code, pcs, _) = lvsctl(&["import", "--format", "pcs", &data("keepalived.conf")]);
+    assert_eq!(code, 3);
+    assert!(pcs.contains("pcs resource create lvs_tcp_10_0_0_100_80 ocf:lvs:service service=tcp:10.0.0.100:80 scheduler=wrr persistent=600 op monitor interval=10s --group lvs_tcp_10_0_0_100_80_group"), "{pcs}");
+}
+
+#[test]
+fn imports_lint_clean() {
+    for file in ["ldirectord.cf", "keepalived.conf"] {
+        for format in ["crm", "pcs"] {
+            let (_, out, _) = lvsctl(&["import", "--format", format, &data(file)]);
+            let (code, problems) = lint_text(&out);
+            assert_eq!(code, 0, "{file} as {format}: {problems}\n{out}");
+        }
+    }
+}
+
+#[test]
+fn lint_reports_each_mistake_with_its_line() {
+    let text = "\
+primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=fastest
+primitive web2 ocf:lvs:service params service=tcp:10.0.0.100:80
+primitive reals ocf:lvs:realservers \\
+    params service=tcp:10.0.0.100:80 real=\"192.168.7.10:80 teleport\" colour=blue
+primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.200:80 fallback=127.0.0.1:80
+primitive vip ocf:lvs:vip params cidr_netmask=24
+primitive x ocf:lvs:nosuch params a=b
+primitive y ocf:heartbeat:IPaddr2 params ip=1.2.3.4
+";
+    let (code, out) = lint_text(text);
+    println!("{out}");
+    assert_eq!(code, 1);
+    for want in [
+        "line 1: web (service): unknown scheduler",
+        "line 2: web2 (service): service tcp:10.0.0.100:80 is also defined by web (line 1)",
+        "line 3: reals (realservers): unknown parameter 'colour'",
+        "line 3: reals (realservers): 'teleport'",
+        "line 5: sorry: no ocf:lvs:service primitive defines tcp:10.0.0.200:80",
+        "line 6: vip (vip): required parameter 'ip' is missing",
+        "line 7: x (nosuch): no agent ocf:lvs:nosuch",
+    ] {
+        assert!(out.contains(want), "missing '{want}' in:\n{out}");
+    }
+    assert!(!out.contains(" y "), "other providers are not ours to lint: {out}");
+}
+
+#[test]
+fn unreadable_input_is_exit_2() {
+    let (code, _, err) = lvsctl(&["import", "/nonexistent/ldirectord.cf"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn values_the_agents_would_refuse_are_reported_not_emitted() {
+    let text = "virtual=10.0.0.100:80\n\treal=192.168.7.10:80 teleport\n\treal=192.168.7.20:80 gate 2\n\tscheduler=fastest\nvirtual=10.0.0.100:80\n";
+    let path = std::env::temp_dir().join(format!("lvsctl-bad-{}.cf", std::process::id()));
+    std::fs::write(&path, text).expect("write");
+    let (code, out, _) = lvsctl(&["import", path.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("# unsupported (line 2): real 192.168.7.10:80 teleport"), "{out}");
+    assert!(out.contains("# unsupported (line 1): scheduler"), "{out}");
+    assert!(out.contains("# unsupported (line 5): virtual service tcp:10.0.0.100:80 is defined twice"), "{out}");
+    assert!(out.contains(r#"real="192.168.7.20:80 gate 2""#), "{out}");
+    assert_eq!(lint_text(&out).0, 0, "{out}");
+}
