@@ -311,3 +311,118 @@ pub fn ipvs_programming(services: usize, dests: usize) -> R<()> {
     println!("ipvsadm -R / lvs-agents client = {:.2}", rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64());
     Ok(())
 }
+
+/// CPU seconds (utime + stime) of a process and its threads.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| f.get(i).and_then(|x| x.parse::<f64>().ok())).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz.max(1.0)
+}
+
+/// Peak resident memory (VmHWM) in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// N real servers on 127.1.x.y (one listener answers them all), TCP connect
+/// checks every second for `secs`: CPU and peak RSS of our health daemon vs
+/// keepalived's checker process.
+pub fn health_scale(n: usize, secs: u64) -> R<()> {
+    let dir = std::env::temp_dir().join(format!("lvs-bench-hs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
+    let end = std::net::Ipv4Addr::from(first + n.max(1) as u32 - 1);
+    let mut rows = Vec::new();
+    for tool in ["lvs-agents", "keepalived"] {
+        let d = Ns::new("bench-hs")?;
+        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        // One listener on every 127/8 address: accepts and closes.
+        let name = d.0.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let listener = std::thread::spawn(move || -> R<()> {
+            enter(&name)?;
+            let l = std::net::TcpListener::bind("0.0.0.0:80").map_err(|e| e.to_string())?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            Ok(())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = if tool == "lvs-agents" {
+            let run = dir.join("run");
+            let mut c = d.exec(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
+            ok(c.env("OCF_RESOURCE_INSTANCE", "hs").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
+            let mut c = d.exec(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
+            ok(c.env("OCF_RESOURCE_INSTANCE", "hs")
+                .env("HA_LOGFACILITY", "none")
+                .env("LVS_RUN_DIR", &run)
+                .env("OCF_RESKEY_CRM_meta_timeout", "120000")
+                .env("OCF_RESKEY_service", "tcp:10.0.0.100:80")
+                .env("OCF_RESKEY_real", format!("127.1.0.1->{end}:80 masq 1"))
+                .env("OCF_RESKEY_check", "connect")
+                .env("OCF_RESKEY_check_interval", "1")
+                .env("OCF_RESKEY_check_timeout", "1"))?;
+            let text = std::fs::read_to_string(run.join("realservers-hs.pid")).map_err(|e| e.to_string())?;
+            text.trim().parse::<u32>().map_err(|e| e.to_string())?
+        } else {
+            let mut conf = String::from("global_defs {\n router_id bench\n}\nvirtual_server 10.0.0.100 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n");
+            for i in 0..n as u32 {
+                let a = std::net::Ipv4Addr::from(first + i);
+                conf.push_str(&format!(" real_server {a} 80 {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout 1\n  }}\n }}\n"));
+            }
+            conf.push_str("}\n");
+            let path = dir.join("keepalived.conf");
+            std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+            let parent = quiet(d.exec(&["keepalived", "-n", "-l", "-C", "-f", &path.to_string_lossy(), "-p", &dir.join("k.pid").to_string_lossy(), "-c", &dir.join("kc.pid").to_string_lossy()]))
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(3));
+            // The checker is keepalived's child process.
+            children(parent.id()).first().copied().ok_or("keepalived started no checker process")?
+        };
+        // Let the first rounds settle, then measure a steady window.
+        std::thread::sleep(Duration::from_secs(3));
+        let (c0, t0) = (cpu_seconds(pid), Instant::now());
+        std::thread::sleep(Duration::from_secs(secs));
+        let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * secs as f64;
+        let rss = peak_rss_mib(pid);
+        let entries = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).matches("->").count().saturating_sub(1)).unwrap_or(0);
+        rows.push((tool, cpu, rss, entries));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = listener.join();
+        drop(d);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("health checks at scale: {n} reals (127.1.x.y, one listener), TCP connect every 1 s, {secs} s measured, lab VM");
+    println!("{:<12} {:>14} {:>14} {:>10}", "tool", "CPU seconds", "peak RSS", "in table");
+    for (tool, cpu, rss, entries) in &rows {
+        println!("{tool:<12} {cpu:>14.2} {:>11.1} MiB {entries:>10}", rss);
+    }
+    println!("keepalived CPU / lvs-agents CPU = {:.2}", rows[1].1 / rows[0].1.max(1e-9));
+    Ok(())
+}

@@ -31,6 +31,14 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         reps: usize,
     },
+    /// N reals checked every second: CPU and peak RSS of our daemon vs
+    /// keepalived's checker (run in the lab VM).
+    HealthScale {
+        #[arg(long, default_value_t = 1000)]
+        reals: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
     /// Services x destinations from nothing: our client vs `ipvsadm -R`
     /// (run in the lab VM).
     IpvsProgramming {
@@ -134,23 +142,31 @@ fn agent_calls(calls: usize) -> Result<(), String> {
         if !st.success() {
             return Err("lvs-vip start failed".into());
         }
-        let rows = [
-            ("spawn /bin/true (floor)", measure(calls, || Command::new("/bin/true"))?, None),
-            ("monitor", measure(calls, || ocf(&vip_s, "monitor"))?, Some(measure(calls, || ocf(IPADDR2, "monitor"))?)),
-            ("meta-data", measure(calls, || ocf(&vip_s, "meta-data"))?, Some(measure(calls, || ocf(IPADDR2, "meta-data"))?)),
+        const LDIRECTORD: &str = "/usr/lib/ocf/resource.d/heartbeat/ldirectord";
+        let md = |bin: &str| measure(calls, || ocf(bin, "meta-data"));
+        let mut rows = vec![
+            ("spawn /bin/true (floor)".to_string(), measure(calls, || Command::new("/bin/true"))?, None),
+            ("vip monitor vs IPaddr2".to_string(), measure(calls, || ocf(&vip_s, "monitor"))?, Some(measure(calls, || ocf(IPADDR2, "monitor"))?)),
+            ("vip meta-data vs IPaddr2".to_string(), md(&vip_s)?, Some(md(IPADDR2)?)),
         ];
+        // The IPVS agents' meta-data against the ldirectord OCF agent's.
+        for agent in ["service", "realservers", "sorry"] {
+            let ours = our_bin(&format!("lvs-{agent}"))?.to_string_lossy().into_owned();
+            let peer = if std::path::Path::new(LDIRECTORD).is_file() { Some(md(LDIRECTORD)?) } else { None };
+            rows.push((format!("{agent} meta-data vs ldirectord"), md(&ours)?, peer));
+        }
         println!("machine: {}", machine());
         println!("agent call latency, {calls} calls each, VIP 192.0.2.100/24 on a veth in a private netns");
-        println!("{:<26} {:>22} {:>22} {:>8}", "metric", "lvs-vip med / p95", "IPaddr2 med / p95", "ratio");
+        println!("{:<34} {:>22} {:>22} {:>8}", "metric", "ours med / p95", "peer med / p95", "ratio");
         for (name, ours, peer) in rows {
             let o = format!("{} / {}", ms(ours.median), ms(ours.p95));
             match peer {
                 Some(p) => println!(
-                    "{name:<26} {o:>22} {:>22} {:>7.1}x",
+                    "{name:<34} {o:>22} {:>22} {:>7.1}x",
                     format!("{} / {}", ms(p.median), ms(p.p95)),
                     p.median.as_secs_f64() / ours.median.as_secs_f64()
                 ),
-                None => println!("{name:<26} {o:>22} {:>22} {:>8}", "", ""),
+                None => println!("{name:<34} {o:>22} {:>22} {:>8}", "", ""),
             }
         }
         Ok(())
@@ -164,6 +180,7 @@ fn main() -> std::process::ExitCode {
     let r = match cli.bench {
         Bench::AgentCalls => agent_calls(cli.calls),
         Bench::FailureDetection { reps } => lab::failure_detection(reps),
+        Bench::HealthScale { reals, seconds } => lab::health_scale(reals, seconds),
         Bench::IpvsProgramming { services, dests } => lab::ipvs_programming(services, dests),
     };
     match r {
