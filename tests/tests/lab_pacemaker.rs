@@ -46,12 +46,26 @@ fn requests(client: &Host, n: usize) -> HashMap<String, usize> {
     })
 }
 
-#[test]
-fn pacemaker_runs_the_readme_group() {
+/// The director is this namespace: a wire to the client, a switch to the
+/// reals. Everything returned must live as long as the test.
+struct Topology {
+    client: Host,
+    _reals: Vec<Host>,
+    _roots: Vec<lvs_tests::topo::tempdir::Dir>,
+    _switch: Switch,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", "lvsd0"]).status();
+        let _ = std::process::Command::new("ip").args(["link", "del", "lvsd1"]).status();
+    }
+}
+
+fn topology() -> Topology {
     for a in ["vip", "service", "realservers", "sorry"] {
         install_ocf_agent(a);
     }
-    // The director is this namespace: a wire to the client, a switch to the reals.
     let switch = Switch::new();
     let client = Host::new("client");
     ip(&["link", "add", "lvsd0", "type", "veth", "peer", "name", "eth0", "netns", &client.ns]);
@@ -77,22 +91,43 @@ fn pacemaker_runs_the_readme_group() {
         roots.push(root);
         reals.push(r);
     }
+    Topology { client, _reals: reals, _roots: roots, _switch: switch }
+}
 
-    let cluster = Cluster::start();
-    let cfg = std::env::temp_dir().join("lvs-pcmk.crm");
-    std::fs::write(&cfg, CONFIG).expect("config");
-    must("crm", &["configure", "load", "update", cfg.to_str().expect("path")]);
+/// All four Started, both reals weighted, traffic split 1:2.
+fn group_serves(cluster: &Cluster, client: &Host) {
     for r in ["vip", "web", "reals", "sorry"] {
         cluster.wait_role(r, "Started", Duration::from_secs(90));
     }
     println!("{}", cluster.status());
-    println!("{}", must("ipvsadm", &["-Ln"]));
     wait_for("both reals weighted", Duration::from_secs(10), || {
         let w = weights();
         (w.get("192.168.7.10:80") == Some(&1) && w.get("192.168.7.20:80") == Some(&2)).then_some(())
     });
-    let c = requests(&client, 30);
+    let c = requests(client, 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "{c:?}");
+}
+
+/// Stops the group and checks nothing is left behind.
+fn group_stops(cluster: &Cluster) {
+    must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);
+    for r in ["sorry", "reals", "web", "vip"] {
+        cluster.wait_role(r, "Stopped", Duration::from_secs(60));
+    }
+    wait_for("an empty table", Duration::from_secs(10), || (!must("ipvsadm", &["-Ln"]).contains("10.0.0.100")).then_some(()));
+    assert!(!must("ip", &["addr", "show", "lvsd0"]).contains("10.0.0.100"), "VIP gone");
+    assert!(daemon_pid().is_none(), "no daemon left");
+}
+
+#[test]
+fn pacemaker_runs_the_readme_group() {
+    let t = topology();
+    let client = &t.client;
+    let cluster = Cluster::start();
+    let cfg = std::env::temp_dir().join("lvs-pcmk.crm");
+    std::fs::write(&cfg, CONFIG).expect("config");
+    must("crm", &["configure", "load", "update", cfg.to_str().expect("path")]);
+    group_serves(&cluster, client);
 
     // The health daemon dies: Pacemaker's recurring monitor notices and recovers it.
     let pid = daemon_pid().expect("daemon pidfile");
@@ -131,14 +166,37 @@ fn pacemaker_runs_the_readme_group() {
     assert!(params.to_string().contains("\"check_interval\",\"2\""), "daemon has the new value: {params}");
 
     // Everything stops in reverse order and leaves nothing behind.
-    must("crm", &["resource", "stop", "lvs"]);
-    for r in ["sorry", "reals", "web", "vip"] {
-        cluster.wait_role(r, "Stopped", Duration::from_secs(60));
+    group_stops(&cluster);
+}
+
+/// The same group built with pcs on a CIB file (no pcsd needed) and
+/// installed with cibadmin; then `crm_resource --restart`.
+#[test]
+fn pacemaker_runs_the_group_built_with_pcs() {
+    let t = topology();
+    let cluster = Cluster::start();
+    let cib = std::env::temp_dir().join("lvs-pcs-cib.xml");
+    std::fs::write(&cib, must("cibadmin", &["--query"])).expect("cib");
+    let f = cib.to_str().expect("path");
+    for (name, agent, params) in [
+        ("vip", "ocf:lvs:vip", vec!["ip=10.0.0.100", "cidr_netmask=24", "nic=lvsd0", "arp_count=1"]),
+        ("web", "ocf:lvs:service", vec!["service=tcp:10.0.0.100:80", "scheduler=wrr"]),
+        ("reals", "ocf:lvs:realservers", vec!["service=tcp:10.0.0.100:80", "real=192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2", "check=http", "request=/test.html", "receive=test", "check_interval=1", "check_timeout=1"]),
+        ("sorry", "ocf:lvs:sorry", vec!["service=tcp:10.0.0.100:80", "fallback=127.0.0.1:80"]),
+    ] {
+        let mut args = vec!["-f", f, "resource", "create", name, agent];
+        args.extend(params.iter().copied());
+        args.extend(["op", "monitor", "interval=5s", "--group", "lvs"]);
+        must("pcs", &args);
     }
-    wait_for("an empty table", Duration::from_secs(10), || (!must("ipvsadm", &["-Ln"]).contains("10.0.0.100")).then_some(()));
-    assert!(!must("ip", &["addr", "show", "lvsd0"]).contains("10.0.0.100"), "VIP gone");
-    assert!(daemon_pid().is_none(), "no daemon left");
-    drop(cluster);
-    let _ = std::process::Command::new("ip").args(["link", "del", "lvsd0"]).status();
-    let _ = std::process::Command::new("ip").args(["link", "del", "lvsd1"]).status();
+    must("cibadmin", &["--replace", "--xml-file", f]);
+    group_serves(&cluster, &t.client);
+
+    let pid = daemon_pid().expect("daemon pidfile");
+    must("crm_resource", &["--restart", "-r", "reals", "--timeout", "60s"]);
+    cluster.wait_role("reals", "Started", Duration::from_secs(60));
+    let new_pid = wait_for("a new daemon after --restart", Duration::from_secs(30), || daemon_pid().filter(|p| *p != pid));
+    println!("crm_resource --restart: daemon {pid} -> {new_pid}");
+    wait_for("reals back in the table", Duration::from_secs(10), || (weights().len() == 2).then_some(()));
+    group_stops(&cluster);
 }
