@@ -50,19 +50,38 @@ impl Cluster {
     /// Starts corosync and pacemakerd with a fresh CIB (stonith off, quorum
     /// ignored, dc-deadtime 2 s so the node is Online in seconds).
     pub fn start() -> Cluster {
+        let node = must("uname", &["-n"]).trim().to_string();
+        Cluster::start_member(&[(node.as_str(), "127.0.0.1")])
+    }
+
+    /// Starts this machine's part of a cluster of `nodes` (name, ring
+    /// address; this machine's `uname -n` must be one of the names) and waits
+    /// until every node is Online. Two nodes get corosync's two_node quorum,
+    /// so the survivor keeps quorum when its peer dies.
+    pub fn start_member(nodes: &[(&str, &str)]) -> Cluster {
         for d in ["corosync", "pacemakerd", "pacemaker-based"] {
             assert!(!running(d), "{d} is already running: these tests need the machine's cluster stack to themselves");
         }
         let node = must("uname", &["-n"]).trim().to_string();
+        assert!(nodes.iter().any(|(n, _)| *n == node), "this node ({node}) is not in {nodes:?}");
         let dir = std::env::temp_dir().join(format!("lvs-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let conf = dir.join("corosync.conf");
+        let members: String = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, addr))| format!(" node {{\n  name: {name}\n  nodeid: {}\n  ring0_addr: {addr}\n }}\n", i + 1))
+            .collect();
+        let two_node = if nodes.len() == 2 { " two_node: 1\n" } else { "" };
+        // token 5 s between emulated (TCG) guests, which stall now and then:
+        // a shorter token would see a live peer as lost.
+        let token = if nodes.len() > 1 { " token: 5000\n" } else { "" };
         std::fs::write(
             &conf,
             format!(
-                "totem {{\n version: 2\n cluster_name: lvs-test\n transport: knet\n crypto_cipher: none\n crypto_hash: none\n}}\n\
-                 nodelist {{\n node {{\n  name: {node}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}\n}}\n\
-                 quorum {{\n provider: corosync_votequorum\n}}\n\
+                "totem {{\n version: 2\n cluster_name: lvs-test\n transport: knet\n{token} crypto_cipher: none\n crypto_hash: none\n}}\n\
+                 nodelist {{\n{members}}}\n\
+                 quorum {{\n provider: corosync_votequorum\n{two_node}}}\n\
                  logging {{\n to_logfile: yes\n logfile: {}\n to_syslog: no\n to_stderr: no\n}}\n",
                 dir.join("corosync.log").display()
             ),
@@ -96,7 +115,9 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("start corosync");
-        wait_for("corosync quorum", Duration::from_secs(30), || {
+        // Quorum needs every node once (wait_for_all): peers boot in parallel.
+        let limit = Duration::from_secs(if nodes.len() > 1 { 300 } else { 30 });
+        wait_for("corosync quorum", limit, || {
             run("corosync-quorumtool", &["-s"]).1.contains("Quorate").then_some(())
         });
         let pacemakerd = Command::new("setsid")
@@ -105,9 +126,10 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("start pacemakerd");
-        let online = format!("Online: [ {node} ]");
-        wait_for("the node to be Online", Duration::from_secs(60), || {
-            run("crm_mon", &["-1"]).1.contains(&online).then_some(())
+        wait_for("every node to be Online", limit.max(Duration::from_secs(60)), || {
+            let out = run("crm_mon", &["-1"]).1;
+            let online = out.lines().map(str::trim).find(|l| l.starts_with("* Online: ["))?.to_string();
+            nodes.iter().all(|(n, _)| online.split_whitespace().any(|w| w == *n)).then_some(())
         });
         Cluster { dir, corosync, pacemakerd, node }
     }
@@ -123,6 +145,15 @@ impl Cluster {
         let prefix = format!("* {rsc}\t");
         let line = out.lines().map(str::trim).find(|l| l.starts_with(&prefix))?;
         line.rsplit(":\t").next().and_then(|r| r.split_whitespace().next()).map(String::from)
+    }
+
+    /// The role and node `crm_mon` shows for `rsc` ("Started", "node-a").
+    pub fn placement(&self, rsc: &str) -> Option<(String, String)> {
+        let (_, out) = run("crm_mon", &["-1", "-r"]);
+        let prefix = format!("* {rsc}\t");
+        let line = out.lines().map(str::trim).find(|l| l.starts_with(&prefix))?;
+        let mut w = line.rsplit(":\t").next()?.split_whitespace();
+        Some((w.next()?.to_string(), w.next()?.to_string()))
     }
 
     /// Waits until `crm_mon` shows `rsc` in `role` (e.g. "Started").
