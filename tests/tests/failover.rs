@@ -1,6 +1,7 @@
 //! Two directors, one LVS-DR service, a real failover: two lab VMs joined by
 //! one wire (a qemu socket link on host loopback) run a two-node corosync +
-//! Pacemaker with the README group. node-a serves first; then it loses power
+//! Pacemaker with the README group. node-a serves first; the group moves to
+//! node-b and back (`crm_resource --move`/`--clear`); then node-a loses power
 //! (sysrq), and node-b must take the VIP (gratuitous ARP moves the client),
 //! build the service and run the health daemon that finds the reals.
 //!
@@ -224,6 +225,30 @@ fn node_b() {
     assert!(weights().is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
     assert!(daemon_pid().is_none(), "node-b runs no health daemon");
 
+    // A planned switchover and back: crm_resource --move, then --clear lets
+    // the location preference bring the group home. node-b's stop must
+    // leave nothing behind, and each start moves the client by ARP.
+    must("crm_resource", &["--move", "-r", "lvs", "-N", "node-b"]);
+    group_on(&cluster, "node-b", Duration::from_secs(120));
+    let br0_mac = std::fs::read_to_string("/sys/class/net/br0/address").expect("br0 mac").trim().to_string();
+    wait_for("the client to follow the move to node-b", Duration::from_secs(10), || {
+        (client_sees(&client).as_deref() == Some(br0_mac.as_str())).then_some(())
+    });
+    assert!(daemon_pid().is_some(), "node-b runs the health daemon after --move");
+    let c = requests(&client, 30);
+    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-b after --move: {c:?}");
+    must("crm_resource", &["--clear", "-r", "lvs"]);
+    group_on(&cluster, "node-a", Duration::from_secs(120));
+    wait_for("the client to follow the group home", Duration::from_secs(10), || {
+        (client_sees(&client).as_deref() == Some(MAC_A)).then_some(())
+    });
+    assert!(!must("ip", &["addr", "show", "br0"]).contains("10.0.0.100"), "node-b released the VIP");
+    assert!(weights().is_empty(), "node-b removed its table: {}", must("ipvsadm", &["-Ln"]));
+    assert!(daemon_pid().is_none(), "node-b's health daemon stopped");
+    let c = requests(&client, 30);
+    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-a again: {c:?}");
+    println!("node-b: --move to node-b and --clear back to node-a done");
+
     // Pull node-a's plug. From here the client sends nothing until the VIP
     // has moved, so only node-b's gratuitous ARP can change its neighbour entry.
     let lost = Instant::now();
@@ -236,7 +261,6 @@ fn node_b() {
     println!("{}", cluster.status());
     assert!(cluster.status().contains("OFFLINE") || cluster.status().contains("offline"), "node-a is seen as lost");
     assert!(must("ip", &["addr", "show", "br0"]).contains("10.0.0.100/24"), "the VIP is on node-b's br0");
-    let br0_mac = std::fs::read_to_string("/sys/class/net/br0/address").expect("br0 mac").trim().to_string();
     let moved = wait_for("the client's neighbour entry to move to node-b", Duration::from_secs(10), || {
         client_sees(&client).filter(|m| *m == br0_mac)
     });
