@@ -13,7 +13,7 @@ use lvs_tests::topo::{http_get, ip, web_root, Host, Switch};
 
 const CONFIG: &str = r#"primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=lvsd0 arp_count=1 op monitor interval=5s
 primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr op monitor interval=5s
-primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2" check=http request=/test.html receive=test check_interval=1 check_timeout=1 quiescent=true op monitor interval=2s timeout=20s
+primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2" check=http request=/test.html receive=test check_interval=1 check_timeout=1 quiescent=true node_attribute=lvs-healthy op monitor interval=2s timeout=20s
 primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 op monitor interval=5s
 group lvs vip web reals sorry
 "#;
@@ -128,6 +128,20 @@ fn pacemaker_runs_the_readme_group() {
     std::fs::write(&cfg, CONFIG).expect("config");
     must("crm", &["configure", "load", "update", cfg.to_str().expect("path")]);
     group_serves(&cluster, client);
+
+    // node_attribute: the healthy count follows the reals, for location rules.
+    let healthy = |n: usize| {
+        let want = format!("value=\"{n}\"");
+        wait_for(&format!("lvs-healthy={n}"), Duration::from_secs(20), || {
+            must("attrd_updater", &["-Q", "-n", "lvs-healthy"]).contains(&want).then_some(())
+        })
+    };
+    healthy(2);
+    let probe_page = t._roots[0].path.join("test.html");
+    std::fs::remove_file(&probe_page).expect("break r1's check page");
+    healthy(1);
+    std::fs::write(&probe_page, "test\n").expect("restore r1's check page");
+    healthy(2);
 
     // The health daemon dies: Pacemaker's recurring monitor notices and recovers it.
     let pid = daemon_pid().expect("daemon pidfile");

@@ -318,15 +318,25 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
     Ok(Outcome::Running)
 }
 
-fn publish_attribute(name: &str, healthy: usize) {
+/// Publishes the healthy count; false when attrd_updater failed (the next
+/// round tries again), e.g. before Pacemaker's attribute daemon is up.
+fn publish_attribute(name: &str, healthy: usize) -> bool {
     let r = std::process::Command::new("attrd_updater")
         .args(["-n", name, "-U", &healthy.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if let Err(e) = r {
-        tracing::warn!("attrd_updater: {e}");
+        .stderr(std::process::Stdio::piped())
+        .output();
+    match r {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            tracing::warn!("attrd_updater -n {name}: {}", String::from_utf8_lossy(&o.stderr).trim());
+            false
+        }
+        Err(e) => {
+            tracing::warn!("attrd_updater: {e}");
+            false
+        }
     }
 }
 
@@ -468,8 +478,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             let state = d.state(error.clone());
             instance.write_json(&instance.statefile(), &state)?;
             if let Some(name) = &d.cfg.node_attribute {
-                if d.published != Some(state.healthy) {
-                    publish_attribute(name, state.healthy);
+                if d.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
                     d.published = Some(state.healthy);
                 }
             }
