@@ -6,18 +6,14 @@ use crate::ocf::{ParamSpec, Params};
 use crate::Result;
 
 /// `service`: which virtual service the agent works on.
-pub const SERVICE: ParamSpec = ParamSpec::string("service", "Virtual service")
-    .required()
-    .unique()
-    .long(
-        "The virtual service: tcp:10.0.0.100:80, udp:[2001:db8::1]:53, sctp:10.0.0.1:5060, \
+pub const SERVICE: ParamSpec = ParamSpec::string("service", "Virtual service").required().unique().long(
+    "The virtual service: tcp:10.0.0.100:80, udp:[2001:db8::1]:53, sctp:10.0.0.1:5060, \
          or fwmark:100 for a firewall-mark service (see family).",
-    );
+);
 
 /// `family`: what a fwmark service's mark applies to.
-pub const FAMILY: ParamSpec = ParamSpec::select("family", &["inet", "inet6"], "Address family of a fwmark service")
-    .default("inet")
-    .long(
+pub const FAMILY: ParamSpec =
+    ParamSpec::select("family", &["inet", "inet6"], "Address family of a fwmark service").default("inet").long(
         "For fwmark services, whether the mark applies to IPv4 (inet) or IPv6 (inet6) packets. \
          Address services take the family of their address.",
     );

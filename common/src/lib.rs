@@ -11,9 +11,9 @@ pub mod error;
 pub mod ipvs;
 pub mod net;
 pub mod ocf;
+pub mod probe;
 pub mod reals;
 pub mod status;
-pub mod probe;
 
 pub use error::{Error, Result};
 

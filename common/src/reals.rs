@@ -231,7 +231,10 @@ mod tests {
     #[test]
     fn defaults_ipv6_ranges_and_tunnels() {
         let r = parse("192.168.7.10", &svc()).unwrap();
-        assert_eq!((r[0].destination.port, r[0].destination.weight, r[0].destination.forward), (80, 1, ForwardMethod::Route));
+        assert_eq!(
+            (r[0].destination.port, r[0].destination.weight, r[0].destination.forward),
+            (80, 1, ForwardMethod::Route)
+        );
         let v6: ServiceKey = "tcp:[2001:db8::100]:443".parse().unwrap();
         let r = parse("[2001:db8::10]:8443 masq 2, [2001:db8::11]", &v6).unwrap();
         assert_eq!(r[0].destination.endpoint().to_string(), "[2001:db8::10]:8443");

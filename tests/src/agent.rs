@@ -57,7 +57,13 @@ fn command(agent: &str, netns: Option<&str>) -> Command {
 
 /// An OCF call: `OCF_RESKEY_<k>=<v> agent <action>`, optionally inside a
 /// network namespace, with the variables Pacemaker always sets.
-pub fn ocf(agent: &str, netns: Option<&str>, action: &str, params: &[(&str, &str)], extra_env: &[(&str, &str)]) -> Call {
+pub fn ocf(
+    agent: &str,
+    netns: Option<&str>,
+    action: &str,
+    params: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
+) -> Call {
     let mut cmd = command(agent, netns);
     cmd.arg(action)
         .env("OCF_ROOT", "/usr/lib/ocf")
@@ -88,9 +94,7 @@ pub fn check_metadata(binary: &std::path::Path, agent: &str) {
     let out = Command::new(binary).arg("meta-data").output().expect("run meta-data");
     assert_eq!(out.status.code(), Some(0), "meta-data exit code");
     let xml = String::from_utf8(out.stdout).expect("utf-8 meta-data");
-    let checked_in = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../metadata")
-        .join(format!("{agent}.xml"));
+    let checked_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../metadata").join(format!("{agent}.xml"));
     let expected = std::fs::read_to_string(&checked_in).unwrap_or_default();
     if xml != expected && std::env::var_os("LVS_BLESS").is_some() {
         std::fs::write(&checked_in, &xml).expect("write metadata");

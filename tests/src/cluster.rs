@@ -70,7 +70,9 @@ impl Cluster {
         let members: String = nodes
             .iter()
             .enumerate()
-            .map(|(i, (name, addr))| format!(" node {{\n  name: {name}\n  nodeid: {}\n  ring0_addr: {addr}\n }}\n", i + 1))
+            .map(|(i, (name, addr))| {
+                format!(" node {{\n  name: {name}\n  nodeid: {}\n  ring0_addr: {addr}\n }}\n", i + 1)
+            })
             .collect();
         let two_node = if nodes.len() == 2 { " two_node: 1\n" } else { "" };
         // token 5 s between emulated (TCG) guests, which stall now and then:
@@ -117,9 +119,7 @@ impl Cluster {
             .expect("start corosync");
         // Quorum needs every node once (wait_for_all): peers boot in parallel.
         let limit = Duration::from_secs(if nodes.len() > 1 { 300 } else { 30 });
-        wait_for("corosync quorum", limit, || {
-            run("corosync-quorumtool", &["-s"]).1.contains("Quorate").then_some(())
-        });
+        wait_for("corosync quorum", limit, || run("corosync-quorumtool", &["-s"]).1.contains("Quorate").then_some(()));
         let pacemakerd = Command::new("setsid")
             .arg("/usr/sbin/pacemakerd")
             .stdout(Stdio::null())
@@ -172,7 +172,14 @@ impl Drop for Cluster {
         let _ = self.pacemakerd.wait();
         let _ = Command::new("kill").args(["-TERM", &self.corosync.id().to_string()]).status();
         let _ = self.corosync.wait();
-        for d in ["pacemaker-based", "pacemaker-execd", "pacemaker-fenced", "pacemaker-attrd", "pacemaker-schedulerd", "pacemaker-controld"] {
+        for d in [
+            "pacemaker-based",
+            "pacemaker-execd",
+            "pacemaker-fenced",
+            "pacemaker-attrd",
+            "pacemaker-schedulerd",
+            "pacemaker-controld",
+        ] {
             // -f: these names are longer than the 15 characters -x matches.
             let _ = Command::new("pkill").args(["-KILL", "-f", &format!("/usr/lib/pacemaker/{d}")]).status();
         }

@@ -4,5 +4,5 @@
 pub mod agent;
 pub mod cluster;
 pub mod fake;
-pub mod topo;
 pub mod sniff;
+pub mod topo;

@@ -31,7 +31,8 @@ fn parse_na(b: &[u8]) -> Option<Na> {
         return None;
     }
     let v6 = |o: usize| <[u8; 16]>::try_from(&b[o..o + 16]).ok().map(Ipv6Addr::from);
-    let option_mac = (b.len() >= 54 + 32 && b[78] == 2 && b[79] == 1).then(|| <[u8; 6]>::try_from(&b[80..86]).ok()).flatten();
+    let option_mac =
+        (b.len() >= 54 + 32 && b[78] == 2 && b[79] == 1).then(|| <[u8; 6]>::try_from(&b[80..86]).ok()).flatten();
     Some(Na {
         eth_src: <[u8; 6]>::try_from(&b[6..12]).ok()?,
         src: v6(22)?,
@@ -66,7 +67,11 @@ pub fn capture(ns: &str, ifname: &str, duration: Duration) -> mpsc::Receiver<Cap
         addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         addr.sll_ifindex = index as i32;
         let rc = unsafe {
-            libc::bind(sock.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+            libc::bind(
+                sock.as_raw_fd(),
+                &addr as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
         };
         assert_eq!(rc, 0, "bind packet socket");
         let _ = ready_tx.send(());

@@ -34,15 +34,8 @@ impl Host {
 
     /// Runs a command in this namespace and returns (status ok, stdout+stderr).
     pub fn run(&self, cmd: &[&str]) -> (bool, String) {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(cmd)
-            .output()
-            .expect("ip netns exec");
-        (
-            o.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
-        )
+        let o = Command::new("ip").args(["netns", "exec", &self.ns]).args(cmd).output().expect("ip netns exec");
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     }
 
     /// Like [`Host::run`] but panics on failure.
@@ -198,7 +191,11 @@ pub mod tempdir {
     }
     impl Dir {
         pub fn new(tag: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!("lvs-{tag}-{}-{}", std::process::id(), super::SEQ.fetch_add(1, super::Ordering::Relaxed)));
+            let path = std::env::temp_dir().join(format!(
+                "lvs-{tag}-{}-{}",
+                std::process::id(),
+                super::SEQ.fetch_add(1, super::Ordering::Relaxed)
+            ));
             std::fs::create_dir_all(&path).expect("tempdir");
             Dir { path }
         }

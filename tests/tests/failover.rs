@@ -69,7 +69,13 @@ fn boot(role: &str, link: &str, mac: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start tests/lab/lab");
-    for out in [child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>), child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>)].into_iter().flatten() {
+    for out in [
+        child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let tag = format!("[{role}] ");
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -201,7 +207,13 @@ fn node_b() {
     for (name, addr) in [("r1", "10.0.0.11/24"), ("r2", "10.0.0.12/24")] {
         let mut r = plug_in(name, addr);
         let vip = bin("lvs-vip");
-        r.must(&["env", "OCF_RESKEY_ip=10.0.0.100", "OCF_RESKEY_mode=realserver", vip.to_str().expect("path"), "start"]);
+        r.must(&[
+            "env",
+            "OCF_RESKEY_ip=10.0.0.100",
+            "OCF_RESKEY_mode=realserver",
+            vip.to_str().expect("path"),
+            "start",
+        ]);
         let root = web_root(name);
         r.http_server(&root.path);
         roots.push(root);

@@ -59,10 +59,19 @@ fn service_kinds_match_ipvsadm() {
     for (params, line) in [
         (vec![("service", "udp:10.0.0.100:53"), ("scheduler", "rr"), ("flags", "ops")], "UDP  10.0.0.100:53 rr ops"),
         (vec![("service", "fwmark:100"), ("scheduler", "wlc")], "FWM  100 wlc"),
-        (vec![("service", "fwmark:7"), ("family", "inet6"), ("scheduler", "mh"), ("flags", "mh-port")], "FWM  7 IPv6 mh (mh-port)"),
-        (vec![("service", "tcp:[2001:db8::100]:443"), ("scheduler", "lc"), ("persistent", "60"), ("netmask", "64")], "TCP  [2001:db8::100]:443 lc persistent 60 mask 64"),
+        (
+            vec![("service", "fwmark:7"), ("family", "inet6"), ("scheduler", "mh"), ("flags", "mh-port")],
+            "FWM  7 IPv6 mh (mh-port)",
+        ),
+        (
+            vec![("service", "tcp:[2001:db8::100]:443"), ("scheduler", "lc"), ("persistent", "60"), ("netmask", "64")],
+            "TCP  [2001:db8::100]:443 lc persistent 60 mask 64",
+        ),
         (vec![("service", "sctp:10.0.0.100:5060"), ("scheduler", "sed")], "SCTP 10.0.0.100:5060 sed"),
-        (vec![("service", "tcp:10.0.0.100:8443"), ("persistent", "300"), ("netmask", "255.255.255.0")], "TCP  10.0.0.100:8443 wlc persistent 300 mask 255.255.255.0"),
+        (
+            vec![("service", "tcp:10.0.0.100:8443"), ("persistent", "300"), ("netmask", "255.255.255.0")],
+            "TCP  10.0.0.100:8443 wlc persistent 300 mask 255.255.255.0",
+        ),
     ] {
         let c = service(&d, "start", &params);
         assert_eq!(c.code, 0, "{params:?}: {c:?}");
@@ -110,7 +119,12 @@ fn ocf_tester_passes_for_the_ipvs_agents() {
     ocf_tester(
         &d,
         "realservers",
-        &[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 masq 1"), ("check", "on"), ("check_interval", "1")],
+        &[
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", "192.168.7.10:80 masq 1"),
+            ("check", "on"),
+            ("check_interval", "1"),
+        ],
     );
     ocf_tester(&d, "sorry", &[("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")]);
     // ocf-tester's final stop leaves nothing of ours behind.
@@ -133,13 +147,23 @@ fn realservers_reload_changes_the_list_in_place_and_touches_only_its_own() {
     assert_eq!(service(&d, "start", &svc).code, 0);
     // Somebody else's destination in the same service.
     d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.99:80", "-m", "-w", "7"]);
-    let before = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10 masq 1, 192.168.7.20 masq 2"), ("check", "on"), ("check_interval", "1")];
+    let before = [
+        ("service", "tcp:10.0.0.100:80"),
+        ("real", "192.168.7.10 masq 1, 192.168.7.20 masq 2"),
+        ("check", "on"),
+        ("check_interval", "1"),
+    ];
     assert_eq!(agent(&d, "realservers", "start", &before).code, 0);
     let t = d.ipvsadm(&[]);
     assert!(t.contains("192.168.7.10:80") && t.contains("192.168.7.20:80"), "{t}");
     let pid = pid_of(&d, "realservers");
 
-    let after = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.20 masq 5, 192.168.7.30 masq 1"), ("check", "on"), ("check_interval", "1")];
+    let after = [
+        ("service", "tcp:10.0.0.100:80"),
+        ("real", "192.168.7.20 masq 5, 192.168.7.30 masq 1"),
+        ("check", "on"),
+        ("check_interval", "1"),
+    ];
     assert_eq!(agent(&d, "realservers", "reload", &after).code, 0);
     let mut t = String::new();
     for _ in 0..50 {
@@ -214,7 +238,8 @@ fn sorry_switches_with_the_weights_and_runs_fallback_command() {
 fn stop_with_parameters_that_no_longer_check_out_still_stops_the_daemon() {
     let (d, _peer) = director();
     assert_eq!(service(&d, "start", &[("service", "tcp:10.0.0.100:80")]).code, 0);
-    let good = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10 masq"), ("check", "on"), ("check_interval", "1")];
+    let good =
+        [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10 masq"), ("check", "on"), ("check_interval", "1")];
     assert_eq!(agent(&d, "realservers", "start", &good).code, 0);
     let pid = pid_of(&d, "realservers");
     // As after an upgrade that tightened a check, or a mangled CIB.

@@ -27,7 +27,11 @@ fn ran(resources: &[&str], action: &str) -> Vec<usize> {
         .iter()
         .map(|r| {
             log.lines()
-                .position(|l| l.contains("Running ") && l.contains(&format!("resource.d/{r} ")) && l.ends_with(&format!(" {action}")))
+                .position(|l| {
+                    l.contains("Running ")
+                        && l.contains(&format!("resource.d/{r} "))
+                        && l.ends_with(&format!(" {action}"))
+                })
                 .unwrap_or_else(|| panic!("no '{r} ... {action}' in the heartbeat log:\n{log}"))
         })
         .collect()
@@ -103,10 +107,12 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     assert!(table.contains("TCP  10.0.0.100:80 wrr"), "{table}");
     wait_for("both reals in", Duration::from_secs(10), || {
         let t = must("ipvsadm", &["-Ln"]);
-        (t.contains("192.168.8.10:80              Masq    1") && t.contains("192.168.8.20:80              Masq    2")).then_some(())
+        (t.contains("192.168.8.10:80              Masq    1") && t.contains("192.168.8.20:80              Masq    2"))
+            .then_some(())
     });
     assert!(must("ip", &["addr", "show", "lvsh0"]).contains("10.0.0.100/24"), "VIP up");
-    let vip = Command::new("/etc/ha.d/resource.d/lvs-vip").args(["10.0.0.100/24/lvsh0", "status"]).output().expect("status");
+    let vip =
+        Command::new("/etc/ha.d/resource.d/lvs-vip").args(["10.0.0.100/24/lvsh0", "status"]).output().expect("status");
     assert_eq!(String::from_utf8_lossy(&vip.stdout).trim(), "running");
     let order = ran(&["lvs-vip", "lvs-service", "lvs-realservers", "lvs-sorry"], "start");
     assert!(order.windows(2).all(|w| w[0] < w[1]), "started in haresources order: {order:?}");
@@ -121,7 +127,12 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     let left: Vec<String> = std::fs::read_dir("/run/lvs-agents")
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    assert!(!left.iter().any(|f| f.starts_with("realservers-tcp:10.0.0.100:80") || f.starts_with("sorry-tcp:10.0.0.100:80")), "daemon files left: {left:?}");
+    assert!(
+        !left
+            .iter()
+            .any(|f| f.starts_with("realservers-tcp:10.0.0.100:80") || f.starts_with("sorry-tcp:10.0.0.100:80")),
+        "daemon files left: {left:?}"
+    );
     let stops = ran(&["lvs-sorry", "lvs-realservers", "lvs-service", "lvs-vip"], "stop");
     assert!(stops.windows(2).all(|w| w[0] < w[1]), "stopped in reverse order: {stops:?}");
     let _ = Command::new("ip").args(["link", "del", "lvsh0"]).status();

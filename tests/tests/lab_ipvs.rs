@@ -15,8 +15,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use lvs_common::ipvs::{
-    DestOp, Destination, Family, ForwardMethod, IpvsClient, IpvsErrorExt, IpvsErrorKind, Netmask,
-    Service, ServiceFlags, ServiceKey, SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType,
+    DestOp, Destination, Family, ForwardMethod, IpvsClient, IpvsErrorExt, IpvsErrorKind, Netmask, Service,
+    ServiceFlags, ServiceKey, SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType,
 };
 use lvs_common::Error;
 use nix::errno::Errno;
@@ -32,8 +32,8 @@ const NETNS: &str = "lvs-lab-ipvs";
 const LAB_IF: &str = "ipvslab0";
 
 fn enter(netns: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{netns}"))
-        .unwrap_or_else(|e| panic!("network namespace {netns}: {e}"));
+    let f =
+        std::fs::File::open(format!("/run/netns/{netns}")).unwrap_or_else(|e| panic!("network namespace {netns}: {e}"));
     nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
         .unwrap_or_else(|e| panic!("entering network namespace {netns}: {e}"));
 }
@@ -75,30 +75,16 @@ fn run(cmd: &str, args: &[&str]) -> String {
 fn run_with_input(cmd: &str, args: &[&str], input: Option<&str>) -> String {
     let mut child = Command::new(cmd)
         .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
     if let Some(text) = input {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd} {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -131,19 +117,12 @@ fn dest(s: &str, fwd: ForwardMethod, weight: u32) -> Destination {
 
 fn sched(svc: Service, flags: &str) -> Service {
     let f = ServiceFlags::parse_sched_flags(flags, &svc.scheduler).unwrap();
-    Service {
-        flags: svc.flags | f,
-        ..svc
-    }
+    Service { flags: svc.flags | f, ..svc }
 }
 
 fn lines_matching(text: &str, markers: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| markers.iter().any(|m| l.contains(m)))
-        .map(String::from)
-        .collect();
+    let mut v: Vec<String> =
+        text.lines().map(str::trim).filter(|l| markers.iter().any(|m| l.contains(m))).map(String::from).collect();
     v.sort();
     v
 }
@@ -178,19 +157,10 @@ fn blocks(listing: &str, markers: &[&str]) -> Vec<String> {
 
 /// What a listed entry is, without the kernel's counters.
 fn settings(svc: &Service, dests: &[Destination]) -> (Service, Vec<Destination>) {
-    let svc = Service {
-        stats: None,
-        ..svc.clone()
-    };
+    let svc = Service { stats: None, ..svc.clone() };
     let mut dests: Vec<Destination> = dests
         .iter()
-        .map(|d| Destination {
-            active_conns: 0,
-            inactive_conns: 0,
-            persist_conns: 0,
-            stats: None,
-            ..d.clone()
-        })
+        .map(|d| Destination { active_conns: 0, inactive_conns: 0, persist_conns: 0, stats: None, ..d.clone() })
         .collect();
     dests.sort_by_key(|d| (d.family(), d.addr, d.port));
     (svc, dests)
@@ -210,10 +180,7 @@ fn written_by_client() -> Vec<(Service, Vec<Destination>)> {
     vec![
         (
             Service::new(key("tcp:10.101.0.1:80"), "wlc"),
-            vec![
-                dest("192.168.101.1:80", Masq, 1),
-                dest("192.168.101.2:8080", Masq, 5).with_thresholds(100, 10),
-            ],
+            vec![dest("192.168.101.1:80", Masq, 1), dest("192.168.101.2:8080", Masq, 5).with_thresholds(100, 10)],
         ),
         (
             {
@@ -225,16 +192,12 @@ fn written_by_client() -> Vec<(Service, Vec<Destination>)> {
             vec![dest("192.168.101.3:53", Route, 0)],
         ),
         (
-            sched(
-                Service::new(key("sctp:10.101.0.3:5060"), "sh"),
-                "sh-fallback,sh-port",
-            ),
+            sched(Service::new(key("sctp:10.101.0.3:5060"), "sh"), "sh-fallback,sh-port"),
             vec![dest("192.168.101.4:5060", Masq, 2)],
         ),
         (
             sched(
-                Service::new(key("tcp:[2001:db8:101::1]:443"), "mh")
-                    .with_persistence(300, Netmask::V6(64)),
+                Service::new(key("tcp:[2001:db8:101::1]:443"), "mh").with_persistence(300, Netmask::V6(64)),
                 "mh-fallback,mh-port",
             ),
             vec![
@@ -242,10 +205,7 @@ fn written_by_client() -> Vec<(Service, Vec<Destination>)> {
                 dest("[2001:db8:101::11]:443", Route, 3).with_thresholds(40, 0),
             ],
         ),
-        (
-            Service::new(key("fwmark:1101"), "lc"),
-            vec![dest("192.168.101.5:0", Route, 1)],
-        ),
+        (Service::new(key("fwmark:1101"), "lc"), vec![dest("192.168.101.5:0", Route, 1)]),
         (
             Service::new(key6("fwmark:1102"), "sed").with_persistence(100, Netmask::V6(128)),
             vec![dest("[2001:db8:101::12]:0", Route, 4)],
@@ -253,24 +213,15 @@ fn written_by_client() -> Vec<(Service, Vec<Destination>)> {
         (
             Service {
                 pe_name: Some("sip".into()),
-                ..Service::new(key("udp:10.101.0.4:5060"), "rr")
-                    .with_persistence(60, Netmask::host(Family::Inet))
+                ..Service::new(key("udp:10.101.0.4:5060"), "rr").with_persistence(60, Netmask::host(Family::Inet))
             },
             vec![dest("192.168.101.6:5060", Masq, 1)],
         ),
         (
             Service::new(key("tcp:10.101.0.5:80"), "ovf"),
             vec![
-                dest("192.168.101.7:80", Tunnel, 2).with_tunnel(
-                    TunnelType::Gue,
-                    6080,
-                    TunnelFlags::CSUM,
-                ),
-                dest("192.168.101.8:80", Tunnel, 1).with_tunnel(
-                    TunnelType::Gre,
-                    0,
-                    TunnelFlags::CSUM,
-                ),
+                dest("192.168.101.7:80", Tunnel, 2).with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM),
+                dest("192.168.101.8:80", Tunnel, 1).with_tunnel(TunnelType::Gre, 0, TunnelFlags::CSUM),
                 // Mixed family: only tunnels may do this.
                 dest("[2001:db8:101::13]:80", Tunnel, 1),
             ],
@@ -287,14 +238,7 @@ fn written_by_client() -> Vec<(Service, Vec<Destination>)> {
     ]
 }
 
-const MARKERS_101: &[&str] = &[
-    "10.101.0.",
-    "2001:db8:101:",
-    "-f 1101",
-    "-f 1102",
-    "FWM  1101",
-    "FWM  1102",
-];
+const MARKERS_101: &[&str] = &["10.101.0.", "2001:db8:101:", "-f 1101", "-f 1102", "FWM  1101", "FWM  1102"];
 
 #[test]
 fn what_the_client_writes_ipvsadm_shows() {
@@ -304,8 +248,7 @@ fn what_the_client_writes_ipvsadm_shows() {
     for (svc, dests) in &table {
         c.add_service(svc).unwrap_or_else(|e| panic!("{e}"));
         for d in dests {
-            c.add_destination(&svc.key, d)
-                .unwrap_or_else(|e| panic!("{e}"));
+            c.add_destination(&svc.key, d).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
@@ -339,27 +282,14 @@ fn what_the_client_writes_ipvsadm_shows() {
         "-A -u [2001:db8:101::2]:53 -s wrr",
         "-a -u [2001:db8:101::2]:53 -r [2001:db8:101::14]:5353 -m -w 7",
     ]);
-    assert_eq!(
-        lines_matching(&saved, MARKERS_101),
-        expected,
-        "ipvsadm -S -n said:\n{saved}"
-    );
+    assert_eq!(lines_matching(&saved, MARKERS_101), expected, "ipvsadm -S -n said:\n{saved}");
 
     // -S leaves thresholds out; --thresholds shows them.
     let thresholds = run("ipvsadm", &["-L", "-n", "--thresholds"]);
     let rows: BTreeSet<Vec<String>> = thresholds
         .lines()
-        .filter(|l| {
-            l.trim_start().starts_with("->")
-                && (l.contains("192.168.101.") || l.contains("2001:db8:101:"))
-        })
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .take(3)
-                .map(String::from)
-                .collect()
-        })
+        .filter(|l| l.trim_start().starts_with("->") && (l.contains("192.168.101.") || l.contains("2001:db8:101:")))
+        .map(|l| l.split_whitespace().skip(1).take(3).map(String::from).collect())
         .collect();
     for (ep, upper, lower) in [
         ("192.168.101.2:8080", "100", "10"),
@@ -368,10 +298,7 @@ fn what_the_client_writes_ipvsadm_shows() {
         ("[2001:db8:101::14]:5353", "9", "3"),
     ] {
         let row = vec![ep.to_string(), upper.to_string(), lower.to_string()];
-        assert!(
-            rows.contains(&row),
-            "{row:?} not in ipvsadm --thresholds:\n{thresholds}"
-        );
+        assert!(rows.contains(&row), "{row:?} not in ipvsadm --thresholds:\n{thresholds}");
     }
 
     // And the client reads back exactly what it wrote.
@@ -387,10 +314,7 @@ fn what_the_client_writes_ipvsadm_shows() {
 fn assert_listing_matches_ipvsadm(c: &IpvsClient, markers: &[&str]) {
     let ours = c.table().unwrap().to_string();
     let theirs = run("ipvsadm", &["-L", "-n"]);
-    assert_eq!(
-        ours.lines().take(3).collect::<Vec<_>>(),
-        theirs.lines().take(3).collect::<Vec<_>>()
-    );
+    assert_eq!(ours.lines().take(3).collect::<Vec<_>>(), theirs.lines().take(3).collect::<Vec<_>>());
     let (a, b) = (blocks(&ours, markers), blocks(&theirs, markers));
     assert!(!b.is_empty());
     assert_eq!(a, b, "ours:\n{ours}\nipvsadm -Ln:\n{theirs}");
@@ -444,10 +368,7 @@ fn written_by_ipvsadm() -> Vec<(Service, Vec<Destination>)> {
     vec![
         (
             Service::new(key("tcp:10.102.0.1:80"), "rr"),
-            vec![
-                dest("192.168.102.1:80", Masq, 1),
-                dest("192.168.102.2:8080", Masq, 7).with_thresholds(200, 20),
-            ],
+            vec![dest("192.168.102.1:80", Masq, 1), dest("192.168.102.2:8080", Masq, 7).with_thresholds(200, 20)],
         ),
         (
             Service::new(key("tcp:10.102.0.2:80"), "wrr")
@@ -455,16 +376,10 @@ fn written_by_ipvsadm() -> Vec<(Service, Vec<Destination>)> {
             vec![dest("192.168.102.3:80", Route, 2)],
         ),
         (
-            Service {
-                flags: ServiceFlags::ONE_PACKET,
-                ..Service::new(key("udp:10.102.0.3:53"), "lc")
-            },
+            Service { flags: ServiceFlags::ONE_PACKET, ..Service::new(key("udp:10.102.0.3:53"), "lc") },
             vec![dest("192.168.102.4:5353", Masq, 0)],
         ),
-        (
-            Service::new(key("tcp:10.102.0.4:443"), "wlc"),
-            vec![dest("192.168.102.5:443", Tunnel, 3)],
-        ),
+        (Service::new(key("tcp:10.102.0.4:443"), "wlc"), vec![dest("192.168.102.5:443", Tunnel, 3)]),
         plain("tcp:10.102.0.5:80", "lblc"),
         plain("tcp:10.102.0.6:80", "lblcr"),
         plain("tcp:10.102.0.7:80", "dh"),
@@ -486,31 +401,21 @@ fn written_by_ipvsadm() -> Vec<(Service, Vec<Destination>)> {
             },
             vec![],
         ),
-        (
-            Service::new(key("sctp:10.102.0.14:5060"), "rr"),
-            vec![dest("192.168.102.7:5060", Masq, 1)],
-        ),
-        (
-            Service::new(key("fwmark:1201"), "wlc").with_persistence(300, host4),
-            vec![dest("192.168.102.8:0", Route, 4)],
-        ),
+        (Service::new(key("sctp:10.102.0.14:5060"), "rr"), vec![dest("192.168.102.7:5060", Masq, 1)]),
+        (Service::new(key("fwmark:1201"), "wlc").with_persistence(300, host4), vec![dest("192.168.102.8:0", Route, 4)]),
         (
             Service::new(key6("fwmark:1202"), "rr").with_persistence(45, Netmask::V6(48)),
             vec![dest("[2001:db8:102::20]:0", Route, 1)],
         ),
         (
-            Service::new(key("tcp:[2001:db8:102::1]:80"), "wrr")
-                .with_persistence(60, Netmask::V6(64)),
+            Service::new(key("tcp:[2001:db8:102::1]:80"), "wrr").with_persistence(60, Netmask::V6(64)),
             vec![
                 dest("[2001:db8:102::10]:80", Masq, 2).with_thresholds(50, 5),
                 dest("[2001:db8:102::11]:80", Route, 3),
             ],
         ),
         (
-            Service {
-                flags: ServiceFlags::SH_PORT,
-                ..Service::new(key("udp:[2001:db8:102::2]:53"), "sh")
-            },
+            Service { flags: ServiceFlags::SH_PORT, ..Service::new(key("udp:[2001:db8:102::2]:53"), "sh") },
             vec![dest("[2001:db8:102::12]:53", Tunnel, 1)],
         ),
         (
@@ -523,21 +428,9 @@ fn written_by_ipvsadm() -> Vec<(Service, Vec<Destination>)> {
         (
             Service::new(key("tcp:10.102.0.16:80"), "rr"),
             vec![
-                dest("192.168.102.10:80", Tunnel, 1).with_tunnel(
-                    TunnelType::Gue,
-                    6080,
-                    TunnelFlags::CSUM,
-                ),
-                dest("192.168.102.11:80", Tunnel, 1).with_tunnel(
-                    TunnelType::Gre,
-                    0,
-                    TunnelFlags::CSUM,
-                ),
-                dest("192.168.102.12:80", Tunnel, 1).with_tunnel(
-                    TunnelType::Gue,
-                    5555,
-                    TunnelFlags::empty(),
-                ),
+                dest("192.168.102.10:80", Tunnel, 1).with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM),
+                dest("192.168.102.11:80", Tunnel, 1).with_tunnel(TunnelType::Gre, 0, TunnelFlags::CSUM),
+                dest("192.168.102.12:80", Tunnel, 1).with_tunnel(TunnelType::Gue, 5555, TunnelFlags::empty()),
             ],
         ),
     ]
@@ -552,24 +445,15 @@ fn what_ipvsadm_writes_the_client_reads() {
     let _cleanup = Cleanup(expected.iter().map(|(s, _)| s.key).collect());
     run_with_input("ipvsadm", &["-R"], Some(RESTORE_102));
 
-    let listed: Vec<Service> = c
-        .services()
-        .unwrap()
-        .into_iter()
-        .filter(|s| expected.iter().any(|(e, _)| e.key == s.key))
-        .collect();
+    let listed: Vec<Service> =
+        c.services().unwrap().into_iter().filter(|s| expected.iter().any(|(e, _)| e.key == s.key)).collect();
     assert_eq!(listed.len(), expected.len(), "services listed: {listed:#?}");
     let entries = RESTORE_102.lines().count();
     assert!(entries >= 30, "only {entries} ipvsadm entries");
     for (svc, dests) in &expected {
         let got = listed.iter().find(|s| s.key == svc.key).unwrap();
         let got_dests = c.destinations(&svc.key).unwrap();
-        assert_eq!(
-            settings(got, &got_dests),
-            settings(svc, dests),
-            "service {}",
-            svc.key
-        );
+        assert_eq!(settings(got, &got_dests), settings(svc, dests), "service {}", svc.key);
         assert!(got.stats.is_some(), "listed services carry stats");
     }
     assert_listing_matches_ipvsadm(&c, MARKERS_102);
@@ -585,17 +469,12 @@ fn edit_delete_zero_and_flush() {
     let save = || lines_matching(&run("ipvsadm", &["-S", "-n"]), &["10.103.0."]);
 
     c.add_service(&Service::new(web, "wlc")).unwrap();
-    c.add_destination(&web, &dest("192.168.103.1:80", ForwardMethod::Masq, 1))
-        .unwrap();
-    c.add_destination(&web, &dest("192.168.103.2:80", ForwardMethod::Masq, 1))
-        .unwrap();
+    c.add_destination(&web, &dest("192.168.103.1:80", ForwardMethod::Masq, 1)).unwrap();
+    c.add_destination(&web, &dest("192.168.103.2:80", ForwardMethod::Masq, 1)).unwrap();
 
-    c.edit_service(
-        &Service::new(web, "rr").with_persistence(60, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
-    )
-    .unwrap();
-    c.edit_destination(&web, &dest("192.168.103.2:80", ForwardMethod::Route, 9))
+    c.edit_service(&Service::new(web, "rr").with_persistence(60, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))))
         .unwrap();
+    c.edit_destination(&web, &dest("192.168.103.2:80", ForwardMethod::Route, 9)).unwrap();
     assert_eq!(
         save(),
         sorted(&[
@@ -608,15 +487,8 @@ fn edit_delete_zero_and_flush() {
     c.edit_service(&Service::new(web, "rr")).unwrap();
     assert_eq!(c.service(&web).unwrap().flags, ServiceFlags::empty());
 
-    c.delete_destination(&web, "192.168.103.2:80".parse().unwrap())
-        .unwrap();
-    assert_eq!(
-        save(),
-        sorted(&[
-            "-A -t 10.103.0.1:80 -s rr",
-            "-a -t 10.103.0.1:80 -r 192.168.103.1:80 -m -w 1",
-        ])
-    );
+    c.delete_destination(&web, "192.168.103.2:80".parse().unwrap()).unwrap();
+    assert_eq!(save(), sorted(&["-A -t 10.103.0.1:80 -s rr", "-a -t 10.103.0.1:80 -r 192.168.103.1:80 -m -w 1",]));
 
     // Local traffic to the VIP is scheduled (LOCAL_OUT) and counted; the
     // SYN then dies on the dummy link.
@@ -640,10 +512,7 @@ fn edit_delete_zero_and_flush() {
     let d = &c.destinations(&web).unwrap()[0];
     assert!(d.inactive_conns + d.active_conns >= 1, "{d:?}");
     assert_eq!(d.stats.unwrap().conns, before.conns);
-    let stats_line = run(
-        "ipvsadm",
-        &["-L", "-n", "--stats", "--exact", "-t", "10.103.0.1:80"],
-    );
+    let stats_line = run("ipvsadm", &["-L", "-n", "--stats", "--exact", "-t", "10.103.0.1:80"]);
     let conns: u64 = stats_line
         .lines()
         .find(|l| l.starts_with("TCP"))
@@ -662,13 +531,8 @@ fn edit_delete_zero_and_flush() {
     assert!(missing.is_not_found(), "{missing:?}");
 
     // Flush takes everything, including entries ipvsadm made.
-    run_with_input(
-        "ipvsadm",
-        &["-R"],
-        Some("-A -t 10.103.0.2:80 -s rr\n-A -f 1301 -s rr\n"),
-    );
-    c.add_service(&Service::new(key("udp:[2001:db8:103::1]:53"), "rr"))
-        .unwrap();
+    run_with_input("ipvsadm", &["-R"], Some("-A -t 10.103.0.2:80 -s rr\n-A -f 1301 -s rr\n"));
+    c.add_service(&Service::new(key("udp:[2001:db8:103::1]:53"), "rr")).unwrap();
     c.flush().unwrap();
     assert!(c.services().unwrap().is_empty());
     assert_eq!(run("ipvsadm", &["-S", "-n"]).trim(), "");
@@ -679,38 +543,15 @@ fn timeouts_set_and_get() {
     let c = client();
     let original = c.timeouts().unwrap();
     let shown = || run("ipvsadm", &["-L", "--timeout"]).trim().to_string();
-    assert_eq!(
-        shown(),
-        format!(
-            "Timeout (tcp tcpfin udp): {} {} {}",
-            original.tcp, original.tcp_fin, original.udp
-        )
-    );
+    assert_eq!(shown(), format!("Timeout (tcp tcpfin udp): {} {} {}", original.tcp, original.tcp_fin, original.udp));
 
-    c.set_timeouts(&Timeouts {
-        tcp: 1000,
-        tcp_fin: 130,
-        udp: 310,
-    })
-    .unwrap();
+    c.set_timeouts(&Timeouts { tcp: 1000, tcp_fin: 130, udp: 310 }).unwrap();
     assert_eq!(shown(), "Timeout (tcp tcpfin udp): 1000 130 310");
     // Zero keeps a timeout as it is.
-    c.set_timeouts(&Timeouts {
-        tcp: 901,
-        tcp_fin: 0,
-        udp: 0,
-    })
-    .unwrap();
+    c.set_timeouts(&Timeouts { tcp: 901, tcp_fin: 0, udp: 0 }).unwrap();
     assert_eq!(shown(), "Timeout (tcp tcpfin udp): 901 130 310");
     run("ipvsadm", &["--set", "905", "125", "305"]);
-    assert_eq!(
-        c.timeouts().unwrap(),
-        Timeouts {
-            tcp: 905,
-            tcp_fin: 125,
-            udp: 305
-        }
-    );
+    assert_eq!(c.timeouts().unwrap(), Timeouts { tcp: 905, tcp_fin: 125, udp: 305 });
     c.set_timeouts(&original).unwrap();
     assert_eq!(c.timeouts().unwrap(), original);
 }
@@ -731,13 +572,8 @@ fn refusals_are_typed() {
     assert_eq!(netlink_errno(&e), Errno::ESRCH as i32);
     assert!(e.is_not_found());
     assert!(c.service(&gone).unwrap_err().is_not_found());
-    assert!(c
-        .edit_service(&Service::new(gone, "rr"))
-        .unwrap_err()
-        .is_not_found());
-    let e = c
-        .add_destination(&gone, &dest("192.168.104.1:80", ForwardMethod::Masq, 1))
-        .unwrap_err();
+    assert!(c.edit_service(&Service::new(gone, "rr")).unwrap_err().is_not_found());
+    let e = c.add_destination(&gone, &dest("192.168.104.1:80", ForwardMethod::Masq, 1)).unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
 
     let d = dest("192.168.104.1:80", ForwardMethod::Masq, 1);
@@ -747,17 +583,12 @@ fn refusals_are_typed() {
     let e = c.edit_destination(&web, &absent).unwrap_err();
     assert_eq!(netlink_errno(&e), Errno::ENOENT as i32);
     assert!(e.is_not_found());
-    assert!(c
-        .delete_destination(&web, absent.endpoint())
-        .unwrap_err()
-        .is_not_found());
+    assert!(c.delete_destination(&web, absent.endpoint()).unwrap_err().is_not_found());
 
     // Not unicast (multicast, this link's broadcast): the kernel's bare
     // EINVAL, with the likely cause added.
     for addr in ["224.0.0.5:80", "192.0.2.255:80"] {
-        let e = c
-            .add_destination(&web, &dest(addr, ForwardMethod::Route, 1))
-            .unwrap_err();
+        let e = c.add_destination(&web, &dest(addr, ForwardMethod::Route, 1)).unwrap_err();
         assert_eq!(netlink_errno(&e), Errno::EINVAL as i32);
         assert!(e.to_string().contains("unicast"), "{e}");
     }
@@ -768,15 +599,9 @@ fn refusals_are_typed() {
         other => panic!("expected Error::Installed, got {other:?}"),
     }
     // Mistakes caught before the kernel sees them.
+    assert!(matches!(c.add_service(&Service::new(key("tcp:10.104.0.2:80"), "fastest")), Err(Error::Configured(_))));
     assert!(matches!(
-        c.add_service(&Service::new(key("tcp:10.104.0.2:80"), "fastest")),
-        Err(Error::Configured(_))
-    ));
-    assert!(matches!(
-        c.add_destination(
-            &web,
-            &dest("192.168.104.3:80", ForwardMethod::Masq, 1).with_thresholds(1, 5)
-        ),
+        c.add_destination(&web, &dest("192.168.104.3:80", ForwardMethod::Masq, 1).with_thresholds(1, 5)),
         Err(Error::Configured(_))
     ));
     assert!(matches!(
@@ -784,43 +609,20 @@ fn refusals_are_typed() {
         Err(Error::Configured(_))
     ));
     // ipvsadm's rules that the kernel would silently accept or ignore.
-    let gre_remcsum = dest("192.168.104.4:80", ForwardMethod::Tunnel, 1).with_tunnel(
-        TunnelType::Gre,
-        0,
-        TunnelFlags::REMCSUM,
-    );
-    assert!(matches!(
-        c.add_destination(&web, &gre_remcsum),
-        Err(Error::Configured(_))
-    ));
-    let tcp_ops = Service {
-        flags: ServiceFlags::ONE_PACKET,
-        ..Service::new(key("tcp:10.104.0.2:80"), "rr")
-    };
+    let gre_remcsum =
+        dest("192.168.104.4:80", ForwardMethod::Tunnel, 1).with_tunnel(TunnelType::Gre, 0, TunnelFlags::REMCSUM);
+    assert!(matches!(c.add_destination(&web, &gre_remcsum), Err(Error::Configured(_))));
+    let tcp_ops = Service { flags: ServiceFlags::ONE_PACKET, ..Service::new(key("tcp:10.104.0.2:80"), "rr") };
     assert!(matches!(c.add_service(&tcp_ops), Err(Error::Configured(_))));
     run_ipvsadm_err(&["-A", "-t", "10.104.0.2:80", "-s", "rr", "-o"]);
     // The kernel agrees where we check first.
-    let e = run_ipvsadm_err(&[
-        "-a",
-        "-t",
-        "10.104.0.1:80",
-        "-r",
-        "192.168.104.3:80",
-        "-m",
-        "-x",
-        "1",
-        "-y",
-        "5",
-    ]);
+    let e = run_ipvsadm_err(&["-a", "-t", "10.104.0.1:80", "-r", "192.168.104.3:80", "-m", "-x", "1", "-y", "5"]);
     assert!(!e.is_empty());
 }
 
 fn run_ipvsadm_err(args: &[&str]) -> String {
     let out = Command::new("ipvsadm").args(args).output().unwrap();
-    assert!(
-        !out.status.success(),
-        "ipvsadm {args:?} unexpectedly succeeded"
-    );
+    assert!(!out.status.success(), "ipvsadm {args:?} unexpectedly succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -831,32 +633,14 @@ fn reconcile_touches_only_owned_destinations() {
     let _cleanup = Cleanup(vec![web]);
     c.add_service(&Service::new(web, "wrr")).unwrap();
     // Someone else's destination (a sorry server), added by ipvsadm.
-    run(
-        "ipvsadm",
-        &[
-            "-a",
-            "-t",
-            "10.105.0.1:80",
-            "-r",
-            "192.168.105.99:80",
-            "-m",
-            "-w",
-            "0",
-        ],
-    );
-    c.add_destination(&web, &dest("192.168.105.1:80", ForwardMethod::Masq, 1))
-        .unwrap();
-    c.add_destination(&web, &dest("192.168.105.2:80", ForwardMethod::Masq, 1))
-        .unwrap();
+    run("ipvsadm", &["-a", "-t", "10.105.0.1:80", "-r", "192.168.105.99:80", "-m", "-w", "0"]);
+    c.add_destination(&web, &dest("192.168.105.1:80", ForwardMethod::Masq, 1)).unwrap();
+    c.add_destination(&web, &dest("192.168.105.2:80", ForwardMethod::Masq, 1)).unwrap();
 
-    let owned: BTreeSet<SocketAddr> = ["192.168.105.1:80", "192.168.105.2:80", "192.168.105.3:80"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let desired = vec![
-        dest("192.168.105.1:80", ForwardMethod::Masq, 5),
-        dest("192.168.105.3:80", ForwardMethod::Masq, 1),
-    ];
+    let owned: BTreeSet<SocketAddr> =
+        ["192.168.105.1:80", "192.168.105.2:80", "192.168.105.3:80"].iter().map(|s| s.parse().unwrap()).collect();
+    let desired =
+        vec![dest("192.168.105.1:80", ForwardMethod::Masq, 5), dest("192.168.105.3:80", ForwardMethod::Masq, 1)];
     let ops = c.reconcile_destinations(&web, &owned, &desired).unwrap();
     assert_eq!(
         ops,
@@ -876,18 +660,9 @@ fn reconcile_touches_only_owned_destinations() {
             "-a -t 10.105.0.1:80 -r 192.168.105.99:80 -m -w 0",
         ])
     );
-    assert!(c
-        .reconcile_destinations(&web, &owned, &desired)
-        .unwrap()
-        .is_empty());
+    assert!(c.reconcile_destinations(&web, &owned, &desired).unwrap().is_empty());
     c.reconcile_destinations(&web, &owned, &[]).unwrap();
-    assert_eq!(
-        save(),
-        sorted(&[
-            "-A -t 10.105.0.1:80 -s wrr",
-            "-a -t 10.105.0.1:80 -r 192.168.105.99:80 -m -w 0",
-        ])
-    );
+    assert_eq!(save(), sorted(&["-A -t 10.105.0.1:80 -s wrr", "-a -t 10.105.0.1:80 -r 192.168.105.99:80 -m -w 0",]));
 }
 
 #[test]
@@ -901,17 +676,7 @@ fn sync_daemons_start_list_stop() {
         ..SyncDaemon::new(SyncState::Master, LAB_IF, 7)
     };
     c.start_daemon(&master).unwrap();
-    run(
-        "ipvsadm",
-        &[
-            "--start-daemon",
-            "backup",
-            "--mcast-interface",
-            LAB_IF,
-            "--syncid",
-            "9",
-        ],
-    );
+    run("ipvsadm", &["--start-daemon", "backup", "--mcast-interface", LAB_IF, "--syncid", "9"]);
     let listed = c.daemons().unwrap();
     let shown = run("ipvsadm", &["-L", "--daemon"]);
     assert!(listed.contains(&master), "{listed:?}");
@@ -921,10 +686,8 @@ fn sync_daemons_start_list_stop() {
         )),
         "{shown}"
     );
-    let backup = listed
-        .iter()
-        .find(|d| d.state == SyncState::Backup)
-        .unwrap_or_else(|| panic!("no backup in {listed:?}"));
+    let backup =
+        listed.iter().find(|d| d.state == SyncState::Backup).unwrap_or_else(|| panic!("no backup in {listed:?}"));
     assert_eq!((backup.mcast_ifn.as_str(), backup.syncid), (LAB_IF, 9));
     // Field for field against ipvsadm's line for the kernel's defaults.
     let mut line = format!("backup sync daemon (mcast={LAB_IF}, syncid=9");
@@ -957,11 +720,7 @@ fn info_matches_ipvsadm() {
     let header = run("ipvsadm", &["-L", "-n"]);
     assert_eq!(
         header.lines().next().unwrap(),
-        format!(
-            "IP Virtual Server version {} (size={})",
-            info.version_string(),
-            info.conn_tab_size
-        )
+        format!("IP Virtual Server version {} (size={})", info.version_string(), info.conn_tab_size)
     );
     assert!(info.conn_tab_size > 0);
 }
@@ -979,19 +738,14 @@ fn a_bare_namespace_refuses_destinations() {
     let web = key("tcp:10.106.0.1:80");
     let _cleanup = Cleanup(vec![web]);
     c.add_service(&Service::new(web, "rr")).unwrap();
-    let e = c
-        .add_destination(&web, &dest("192.168.106.1:80", ForwardMethod::Masq, 1))
-        .unwrap_err();
+    let e = c.add_destination(&web, &dest("192.168.106.1:80", ForwardMethod::Masq, 1)).unwrap_err();
     assert_eq!(netlink_errno(&e), Errno::EINVAL as i32);
     assert!(e.to_string().contains("without addresses"), "{e}");
-    let out = Command::new("ipvsadm")
-        .args(["-a", "-t", "10.106.0.1:80", "-r", "192.168.106.1:80", "-m"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new("ipvsadm").args(["-a", "-t", "10.106.0.1:80", "-r", "192.168.106.1:80", "-m"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not unicast"));
     // One address later, the same destination is fine.
     run("ip", &["link", "set", "lo", "up"]);
-    c.add_destination(&web, &dest("192.168.106.1:80", ForwardMethod::Masq, 1))
-        .unwrap();
+    c.add_destination(&web, &dest("192.168.106.1:80", ForwardMethod::Masq, 1)).unwrap();
 }

@@ -114,7 +114,9 @@ fn group_stops(cluster: &Cluster) {
     for r in ["sorry", "reals", "web", "vip"] {
         cluster.wait_role(r, "Stopped", Duration::from_secs(60));
     }
-    wait_for("an empty table", Duration::from_secs(10), || (!must("ipvsadm", &["-Ln"]).contains("10.0.0.100")).then_some(()));
+    wait_for("an empty table", Duration::from_secs(10), || {
+        (!must("ipvsadm", &["-Ln"]).contains("10.0.0.100")).then_some(())
+    });
     assert!(!must("ip", &["addr", "show", "lvsd0"]).contains("10.0.0.100"), "VIP gone");
     assert!(daemon_pid().is_none(), "no daemon left");
 }
@@ -195,7 +197,19 @@ fn pacemaker_runs_the_group_built_with_pcs() {
     for (name, agent, params) in [
         ("vip", "ocf:lvs:vip", vec!["ip=10.0.0.100", "cidr_netmask=24", "nic=lvsd0", "arp_count=1"]),
         ("web", "ocf:lvs:service", vec!["service=tcp:10.0.0.100:80", "scheduler=wrr"]),
-        ("reals", "ocf:lvs:realservers", vec!["service=tcp:10.0.0.100:80", "real=192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2", "check=http", "request=/test.html", "receive=test", "check_interval=1", "check_timeout=1"]),
+        (
+            "reals",
+            "ocf:lvs:realservers",
+            vec![
+                "service=tcp:10.0.0.100:80",
+                "real=192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2",
+                "check=http",
+                "request=/test.html",
+                "receive=test",
+                "check_interval=1",
+                "check_timeout=1",
+            ],
+        ),
         ("sorry", "ocf:lvs:sorry", vec!["service=tcp:10.0.0.100:80", "fallback=127.0.0.1:80"]),
     ] {
         let mut args = vec!["-f", f, "resource", "create", name, agent];
@@ -209,7 +223,8 @@ fn pacemaker_runs_the_group_built_with_pcs() {
     let pid = daemon_pid().expect("daemon pidfile");
     must("crm_resource", &["--restart", "-r", "reals", "--timeout", "60s"]);
     cluster.wait_role("reals", "Started", Duration::from_secs(60));
-    let new_pid = wait_for("a new daemon after --restart", Duration::from_secs(30), || daemon_pid().filter(|p| *p != pid));
+    let new_pid =
+        wait_for("a new daemon after --restart", Duration::from_secs(30), || daemon_pid().filter(|p| *p != pid));
     println!("crm_resource --restart: daemon {pid} -> {new_pid}");
     wait_for("reals back in the table", Duration::from_secs(10), || (weights().len() == 2).then_some(()));
     group_stops(&cluster);

@@ -81,7 +81,17 @@ impl Story {
         }
         let sorry_root = web_root("sorry");
         director.http_server(&sorry_root.path);
-        let mut s = Story { client, director, reals, servers, roots, _sorry_root: sorry_root, _switch: switch, mode, quiescent };
+        let mut s = Story {
+            client,
+            director,
+            reals,
+            servers,
+            roots,
+            _sorry_root: sorry_root,
+            _switch: switch,
+            mode,
+            quiescent,
+        };
         s.start_all();
         s
     }
@@ -195,7 +205,9 @@ impl Story {
         println!("{text}");
         let line = text.lines().find(|l| l.contains(real)).unwrap_or_else(|| panic!("{real} in:\n{text}"));
         assert!(line.contains(if up { " up for " } else { " DOWN for " }), "{line}");
-        let json: serde_json::Value = serde_json::from_str(&self.director.must(&[lvsctl.to_str().expect("path"), "status", "--json"])).expect("json");
+        let json: serde_json::Value =
+            serde_json::from_str(&self.director.must(&[lvsctl.to_str().expect("path"), "status", "--json"]))
+                .expect("json");
         let dest = json["services"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["service"] == "tcp:10.0.0.100:80"))
@@ -206,16 +218,26 @@ impl Story {
     }
 
     fn r1(&self) -> &'static str {
-        if self.mode == Mode::Nat { "192.168.7.10:80" } else { "10.0.0.10:80" }
+        if self.mode == Mode::Nat {
+            "192.168.7.10:80"
+        } else {
+            "10.0.0.10:80"
+        }
     }
     fn r2(&self) -> &'static str {
-        if self.mode == Mode::Nat { "192.168.7.20:80" } else { "10.0.0.20:80" }
+        if self.mode == Mode::Nat {
+            "192.168.7.20:80"
+        } else {
+            "10.0.0.20:80"
+        }
     }
 
     fn run(&mut self) {
         let limit = Duration::from_secs(INTERVAL + TIMEOUT) + SLACK;
         println!("[{:?}] (1) both up:\n{}", self.mode, self.director.ipvsadm(&[]));
-        self.wait_table("both reals in rotation", limit, |w| w.get(self.r1()) == Some(&1) && w.get(self.r2()) == Some(&2));
+        self.wait_table("both reals in rotation", limit, |w| {
+            w.get(self.r1()) == Some(&1) && w.get(self.r2()) == Some(&2)
+        });
         assert!(!self.weights().contains_key("127.0.0.1:80"), "no sorry while reals serve");
         let c = self.requests(60);
         println!("[{:?}] 60 requests: {c:?}", self.mode);
@@ -228,16 +250,26 @@ impl Story {
         let quiescent = self.quiescent;
         let r1 = self.r1();
         let took = self.wait_table("real 1 out of rotation", limit, |w| {
-            if quiescent { w.get(r1) == Some(&0) } else { !w.contains_key(r1) }
+            if quiescent {
+                w.get(r1) == Some(&0)
+            } else {
+                !w.contains_key(r1)
+            }
         });
-        println!("[{:?}] (2) real 1 down detected in {took:?} (interval {INTERVAL}s + timeout {TIMEOUT}s):\n{}", self.mode, self.director.ipvsadm(&[]));
+        println!(
+            "[{:?}] (2) real 1 down detected in {took:?} (interval {INTERVAL}s + timeout {TIMEOUT}s):\n{}",
+            self.mode,
+            self.director.ipvsadm(&[])
+        );
         let c = self.requests(20);
         assert_eq!(c.get("r2"), Some(&20), "every request served by r2 after detection: {c:?}");
         self.check_lvsctl(r1, false);
 
         // (3) both down: the sorry server answers.
         self.reals[1].kill(self.servers[1]);
-        self.wait_table("sorry server in", limit + Duration::from_secs(1), |w| w.get("127.0.0.1:80").is_some_and(|&x| x > 0));
+        self.wait_table("sorry server in", limit + Duration::from_secs(1), |w| {
+            w.get("127.0.0.1:80").is_some_and(|&x| x > 0)
+        });
         println!("[{:?}] (3) both down, sorry in:\n{}", self.mode, self.director.ipvsadm(&[]));
         let c = self.requests(5);
         assert_eq!(c.get("sorry"), Some(&5), "sorry page answers: {c:?}");
@@ -281,10 +313,13 @@ impl Story {
         println!("[{:?}] (6) flushed table restored in {took:?}:\n{}", self.mode, self.director.ipvsadm(&[]));
         let c = self.agent("realservers", "monitor", &[self.reals_params(), vec![]].concat());
         assert_eq!(c.code, 0);
-        let deep = ocf("lvs-realservers", Some(&self.director.ns), "monitor", &self.reals_params(), &[
-            ("OCF_RESOURCE_INSTANCE", &instance),
-            ("OCF_CHECK_LEVEL", "10"),
-        ]);
+        let deep = ocf(
+            "lvs-realservers",
+            Some(&self.director.ns),
+            "monitor",
+            &self.reals_params(),
+            &[("OCF_RESOURCE_INSTANCE", &instance), ("OCF_CHECK_LEVEL", "10")],
+        );
         assert_eq!(deep.code, 0, "level-10 monitor agrees with the kernel: {deep:?}");
         self.stop_all();
     }

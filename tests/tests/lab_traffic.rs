@@ -147,7 +147,12 @@ fn tunnel_mode_reaches_reals_over_ipip() {
     }
     let p = [("service", "tcp:10.0.0.100:80"), ("scheduler", "rr")];
     assert_eq!(ocf("lvs-service", Some(&director.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", "tun")]).code, 0);
-    let reals_p = [("service", "tcp:10.0.0.100:80"), ("real", "10.0.0.10:80 ipip 1, 10.0.0.20:80 ipip 1"), ("check", "http"), ("check_interval", "1")];
+    let reals_p = [
+        ("service", "tcp:10.0.0.100:80"),
+        ("real", "10.0.0.10:80 ipip 1, 10.0.0.20:80 ipip 1"),
+        ("check", "http"),
+        ("check_interval", "1"),
+    ];
     let c = ocf("lvs-realservers", Some(&director.ns), "start", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]);
     assert_eq!(c.code, 0, "{c:?}");
     let table = director.ipvsadm(&[]);
@@ -155,7 +160,10 @@ fn tunnel_mode_reaches_reals_over_ipip() {
     let c = requests(&client, "10.0.0.100:80", 20);
     println!("tunnel: {c:?}\n{table}");
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
-    assert_eq!(ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]).code, 0);
+    assert_eq!(
+        ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]).code,
+        0
+    );
 }
 
 /// IPv6 all the way: VIP, service and real servers (NAT).
@@ -167,7 +175,13 @@ fn ipv6_nat_service() {
     wire(&client, "eth0", None, &director, "eth0", None);
     client.must(&["ip", "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]);
     director.must(&["ip", "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
-    let c = ocf("lvs-vip", Some(&director.ns), "start", &[("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("nodad", "true")], &[]);
+    let c = ocf(
+        "lvs-vip",
+        Some(&director.ns),
+        "start",
+        &[("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("nodad", "true")],
+        &[],
+    );
     assert_eq!(c.code, 0, "{c:?}");
     director.sysctl("net.ipv6.conf.all.forwarding", "1");
     switch.plug(&director, "eth1", None);
@@ -187,7 +201,12 @@ fn ipv6_nat_service() {
     std::thread::sleep(Duration::from_millis(500));
     let p = [("service", "tcp:[2001:db8::100]:80"), ("scheduler", "rr")];
     assert_eq!(ocf("lvs-service", Some(&director.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", "v6")]).code, 0);
-    let reals_p = [("service", "tcp:[2001:db8::100]:80"), ("real", "[fd00:7::10]:80 masq, [fd00:7::20]:80 masq"), ("check", "http"), ("check_interval", "1")];
+    let reals_p = [
+        ("service", "tcp:[2001:db8::100]:80"),
+        ("real", "[fd00:7::10]:80 masq, [fd00:7::20]:80 masq"),
+        ("check", "http"),
+        ("check_interval", "1"),
+    ];
     let c = ocf("lvs-realservers", Some(&director.ns), "start", &reals_p, &[("OCF_RESOURCE_INSTANCE", "v6-reals")]);
     assert_eq!(c.code, 0, "{c:?}");
     let table = director.ipvsadm(&[]);
@@ -195,5 +214,8 @@ fn ipv6_nat_service() {
     let c = requests(&client, "[2001:db8::100]:80", 20);
     println!("ipv6: {c:?}\n{table}");
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
-    assert_eq!(ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "v6-reals")]).code, 0);
+    assert_eq!(
+        ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "v6-reals")]).code,
+        0
+    );
 }

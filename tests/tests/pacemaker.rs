@@ -44,12 +44,28 @@ fn pacemaker_starts_monitors_recovers_and_stops_the_vip() {
     let cluster = Cluster::start();
 
     // crm_resource validates through the agent without touching the cluster.
-    let v = must("crm_resource", &["--validate", "--class", "ocf", "--provider", "lvs", "--agent", "vip", "--option", &format!("ip={VIP}")]);
+    let v = must(
+        "crm_resource",
+        &["--validate", "--class", "ocf", "--provider", "lvs", "--agent", "vip", "--option", &format!("ip={VIP}")],
+    );
     println!("{v}");
 
     must(
         "crm",
-        &["configure", "primitive", "vip", "ocf:lvs:vip", "params", &format!("ip={VIP}"), "cidr_netmask=24", "nic=lvspm0", "op", "monitor", "interval=2s", "timeout=20s"],
+        &[
+            "configure",
+            "primitive",
+            "vip",
+            "ocf:lvs:vip",
+            "params",
+            &format!("ip={VIP}"),
+            "cidr_netmask=24",
+            "nic=lvspm0",
+            "op",
+            "monitor",
+            "interval=2s",
+            "timeout=20s",
+        ],
     );
     cluster.wait_role("vip", "Started", Duration::from_secs(60));
     wait_for("the VIP on lvspm0", Duration::from_secs(10), || has_vip().then_some(()));

@@ -49,7 +49,14 @@ fn mac_of(h: &Host, dev: &str) -> [u8; 6] {
 #[test]
 fn start_announces_monitor_sees_stop_removes() {
     let (d, p) = pair();
-    let params = [("ip", "192.0.2.100"), ("cidr_netmask", "24"), ("nic", "eth0"), ("arp_count", "3"), ("arp_interval", "50"), ("iflabel", "vip")];
+    let params = [
+        ("ip", "192.0.2.100"),
+        ("cidr_netmask", "24"),
+        ("nic", "eth0"),
+        ("arp_count", "3"),
+        ("arp_interval", "50"),
+        ("iflabel", "vip"),
+    ];
     assert_eq!(vip(&d, "validate-all", &params).code, 0);
     assert_eq!(vip(&d, "monitor", &params).code, 7);
     let cap = capture(&p.ns, "eth0", Duration::from_millis(1500));
@@ -67,7 +74,11 @@ fn start_announces_monitor_sees_stop_removes() {
         assert_eq!(a.target_ip, Ipv4Addr::new(192, 0, 2, 100));
     }
     // The RFC 5227 probe went out first, from 0.0.0.0.
-    assert!(got.arp.iter().any(|a| a.sender_ip.is_unspecified() && a.target_ip == Ipv4Addr::new(192, 0, 2, 100)), "{:?}", got.arp);
+    assert!(
+        got.arp.iter().any(|a| a.sender_ip.is_unspecified() && a.target_ip == Ipv4Addr::new(192, 0, 2, 100)),
+        "{:?}",
+        got.arp
+    );
 
     assert_eq!(vip(&d, "start", &params).code, 0, "second start");
     assert_eq!(vip(&d, "monitor", &params).code, 0);
@@ -90,11 +101,28 @@ fn start_announces_monitor_sees_stop_removes() {
 #[test]
 fn arp_reply_and_both_modes() {
     let (d, p) = pair();
-    for (mode, ops) in [("reply", vec![ArpOp::Reply, ArpOp::Reply]), ("both", vec![ArpOp::Request, ArpOp::Reply, ArpOp::Request, ArpOp::Reply])] {
-        let params = [("ip", "192.0.2.101"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "20"), ("arp_mode", mode), ("on_duplicate", "ignore")];
+    for (mode, ops) in [
+        ("reply", vec![ArpOp::Reply, ArpOp::Reply]),
+        ("both", vec![ArpOp::Request, ArpOp::Reply, ArpOp::Request, ArpOp::Reply]),
+    ] {
+        let params = [
+            ("ip", "192.0.2.101"),
+            ("nic", "eth0"),
+            ("arp_count", "2"),
+            ("arp_interval", "20"),
+            ("arp_mode", mode),
+            ("on_duplicate", "ignore"),
+        ];
         let cap = capture(&p.ns, "eth0", Duration::from_millis(800));
         assert_eq!(vip(&d, "start", &params).code, 0);
-        let got: Vec<ArpOp> = cap.recv().expect("capture").arp.iter().filter(|a| a.sender_ip == Ipv4Addr::new(192, 0, 2, 101)).map(|a| a.op).collect();
+        let got: Vec<ArpOp> = cap
+            .recv()
+            .expect("capture")
+            .arp
+            .iter()
+            .filter(|a| a.sender_ip == Ipv4Addr::new(192, 0, 2, 101))
+            .map(|a| a.op)
+            .collect();
         assert_eq!(got, ops, "{mode}");
         assert_eq!(vip(&d, "stop", &params).code, 0);
     }
@@ -119,7 +147,8 @@ fn findif_chooses_interface_and_prefix_from_routes() {
 #[test]
 fn ipv6_waits_for_dad_and_sends_neighbor_advertisements() {
     let (d, p) = pair();
-    let params = [("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "50")];
+    let params =
+        [("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "50")];
     let cap = capture(&p.ns, "eth0", Duration::from_millis(4000));
     let c = vip(&d, "start", &params);
     assert_eq!(c.code, 0, "{c:?}");
@@ -192,7 +221,10 @@ fn realserver_mode_holds_the_vip_on_lo_without_arp() {
     for key in ["net.ipv4.conf.all.arp_announce", "net.ipv4.conf.lo.arp_announce"] {
         assert_eq!(d.must(&["sysctl", "-n", key]).trim(), "2", "{key}");
     }
-    assert!(cap.recv().expect("capture").arp.iter().all(|a| a.sender_ip != Ipv4Addr::new(192, 0, 2, 130)), "never announced");
+    assert!(
+        cap.recv().expect("capture").arp.iter().all(|a| a.sender_ip != Ipv4Addr::new(192, 0, 2, 130)),
+        "never announced"
+    );
     // The peer asks who has the VIP: the real server keeps quiet.
     let (ok, out) = p.run(&["ping", "-c", "1", "-W", "1", "192.0.2.130"]);
     assert!(!ok, "no ARP answer for a DR VIP: {out}");
@@ -222,7 +254,22 @@ fn heartbeat_positional_form() {
 fn ocf_tester_passes() {
     let (d, _p) = pair();
     let o = Command::new("ip")
-        .args(["netns", "exec", &d.ns, "ocf-tester", "-n", "vip", "-o", "ip=192.0.2.150", "-o", "cidr_netmask=24", "-o", "nic=eth0", "-o", "arp_count=1"])
+        .args([
+            "netns",
+            "exec",
+            &d.ns,
+            "ocf-tester",
+            "-n",
+            "vip",
+            "-o",
+            "ip=192.0.2.150",
+            "-o",
+            "cidr_netmask=24",
+            "-o",
+            "nic=eth0",
+            "-o",
+            "arp_count=1",
+        ])
         .arg(bin("lvs-vip"))
         .env("HA_LOGFACILITY", "none")
         .output()
@@ -241,7 +288,13 @@ fn logs_to_ha_logfile_with_the_agent_identity() {
     let logpath = log.to_str().expect("path");
     // Syslog is asked for (daemon facility) but there is no /dev/log here:
     // the action must succeed anyway.
-    let c = ocf("lvs-vip", Some(&d.ns), "start", &params, &[("HA_LOGFILE", logpath), ("HA_LOGFACILITY", "daemon"), ("OCF_RESOURCE_INSTANCE", "web-vip")]);
+    let c = ocf(
+        "lvs-vip",
+        Some(&d.ns),
+        "start",
+        &params,
+        &[("HA_LOGFILE", logpath), ("HA_LOGFACILITY", "daemon"), ("OCF_RESOURCE_INSTANCE", "web-vip")],
+    );
     assert_eq!(c.code, 0, "{c:?}");
     let c = ocf("lvs-vip", Some(&d.ns), "stop", &params, &[("HA_LOGFILE", logpath), ("HA_debug", "1")]);
     assert_eq!(c.code, 0, "{c:?}");

@@ -80,15 +80,21 @@ impl Imported {
     /// they would refuse is reported as unsupported here instead, so an
     /// import never produces configuration `lint` rejects.
     fn checked(&mut self, mut v: Virtual) -> Option<Virtual> {
-        let key = match v.service.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(&v.service, Family::Inet6)) {
-            Ok(k) => k,
-            Err(e) => {
-                self.unsupported.push((v.line, format!("virtual service {}: {e}", v.service)));
-                return None;
-            }
-        };
+        let key =
+            match v.service.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(&v.service, Family::Inet6))
+            {
+                Ok(k) => k,
+                Err(e) => {
+                    self.unsupported.push((v.line, format!("virtual service {}: {e}", v.service)));
+                    return None;
+                }
+            };
         let line = v.line;
-        if self.primitives.iter().any(|p| p.agent == "service" && p.params.first().map(|(_, s)| s) == Some(&key.to_string())) {
+        if self
+            .primitives
+            .iter()
+            .any(|p| p.agent == "service" && p.params.first().map(|(_, s)| s) == Some(&key.to_string()))
+        {
             self.unsupported.push((line, format!("virtual service {key} is defined twice")));
             return None;
         }
@@ -117,7 +123,13 @@ impl Imported {
                 v.scheduler = None;
             }
         }
-        for (name, val) in [("persistent", &mut v.persistent), ("check_interval", &mut v.interval), ("check_timeout", &mut v.timeout), ("fall", &mut v.fall), ("checkport", &mut v.checkport)] {
+        for (name, val) in [
+            ("persistent", &mut v.persistent),
+            ("check_interval", &mut v.interval),
+            ("check_timeout", &mut v.timeout),
+            ("fall", &mut v.fall),
+            ("checkport", &mut v.checkport),
+        ] {
             if let Some(x) = val.clone() {
                 if x.parse::<u32>().map(|n| n == 0 && name != "persistent").unwrap_or(true) {
                     bad(name, format!("'{x}' is not a positive number"));
@@ -144,7 +156,11 @@ impl Imported {
                 (k.to_string(), val.clone())
             })
             .flat_map(|(k, val)| match k.as_str() {
-                "check_options" => val.split_whitespace().filter_map(|w| w.split_once('=')).map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+                "check_options" => val
+                    .split_whitespace()
+                    .filter_map(|w| w.split_once('='))
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
                 _ => vec![(k, val)],
             })
             .collect();
@@ -179,7 +195,12 @@ impl Imported {
                 p.push(("check".into(), c.clone()));
             }
             p.extend(v.check_opts.iter().cloned());
-            for (k, val) in [("check_interval", &v.interval), ("check_timeout", &v.timeout), ("fall", &v.fall), ("checkport", &v.checkport)] {
+            for (k, val) in [
+                ("check_interval", &v.interval),
+                ("check_timeout", &v.timeout),
+                ("fall", &v.fall),
+                ("checkport", &v.checkport),
+            ] {
                 if let Some(val) = val {
                     p.push((k.into(), val.clone()));
                 }
@@ -232,7 +253,9 @@ pub fn ldirectord(text: &str) -> Imported {
     out.notes.push("ldirectord.cf has no virtual IP: add an ocf:lvs:vip primitive for each virtual address".into());
     let mut globals: Vec<(usize, String, String)> = Vec::new();
     let mut current: Option<(Virtual, Option<String>, Option<String>)> = None;
-    let finish = |out: &mut Imported, cur: Option<(Virtual, Option<String>, Option<String>)>, g: &[(usize, String, String)]| {
+    let finish = |out: &mut Imported,
+                  cur: Option<(Virtual, Option<String>, Option<String>)>,
+                  g: &[(usize, String, String)]| {
         if let Some((mut v, checktype, service)) = cur {
             let global = |k: &str| g.iter().rev().find(|(_, gk, _)| gk == k).map(|(_, _, gv)| gv.clone());
             v.interval = v.interval.or_else(|| global("checkinterval"));
@@ -241,7 +264,9 @@ pub fn ldirectord(text: &str) -> Imported {
             if v.quiescent.is_none() {
                 v.quiescent = global("quiescent").map(|q| q == "yes");
             }
-            v.fallback = v.fallback.or_else(|| global("fallback").map(|f| f.split_whitespace().next().unwrap_or("").to_string()));
+            v.fallback = v
+                .fallback
+                .or_else(|| global("fallback").map(|f| f.split_whitespace().next().unwrap_or("").to_string()));
             v.fallback_command = v.fallback_command.or_else(|| global("fallbackcommand"));
             let checktype = checktype.or_else(|| global("checktype"));
             v.check = ldirectord_check(checktype.as_deref(), service.as_deref());
@@ -275,7 +300,8 @@ pub fn ldirectord(text: &str) -> Imported {
         if k == "virtual" {
             let prev = current.take();
             finish(&mut out, prev, &globals);
-            let service = if v.chars().all(|c| c.is_ascii_digit()) { format!("fwmark:{v}") } else { format!("tcp:{v}") };
+            let service =
+                if v.chars().all(|c| c.is_ascii_digit()) { format!("fwmark:{v}") } else { format!("tcp:{v}") };
             current = Some((Virtual { line: n, service, ..Default::default() }, None, None));
             continue;
         }
@@ -313,8 +339,8 @@ pub fn ldirectord(text: &str) -> Imported {
                 _ => out.unsupported.push((n, raw.trim().to_string())),
             },
             _ => match k.as_str() {
-                "checktimeout" | "negotiatetimeout" | "connecttimeout" | "checkinterval" | "failurecount" | "quiescent"
-                | "fallback" | "fallbackcommand" | "checktype" => globals.push((n, k, v)),
+                "checktimeout" | "negotiatetimeout" | "connecttimeout" | "checkinterval" | "failurecount"
+                | "quiescent" | "fallback" | "fallbackcommand" | "checktype" => globals.push((n, k, v)),
                 // Pacemaker owns logging, reloads and the daemon's life.
                 "logfile" | "autoreload" | "supervised" | "fork" => {
                     out.notes.push(format!("line {n}: {k} is the cluster manager's business; dropped"))
@@ -417,11 +443,14 @@ pub fn keepalived(text: &str) -> Imported {
                             }
                         }
                         // VRRP's election is the cluster manager's job here.
-                        Some("state" | "priority" | "virtual_router_id" | "advert_int" | "interface" | "authentication") => {}
+                        Some(
+                            "state" | "priority" | "virtual_router_id" | "advert_int" | "interface" | "authentication",
+                        ) => {}
                         _ => out.unsupported.push((c.line, c.words.join(" "))),
                     }
                 }
-                out.notes.push(format!("line {}: vrrp_instance: Pacemaker decides which director holds the VIP", n.line));
+                out.notes
+                    .push(format!("line {}: vrrp_instance: Pacemaker decides which director holds the VIP", n.line));
             }
             Some("global_defs") => out.notes.push(format!("line {}: global_defs has nothing to translate", n.line)),
             _ => out.unsupported.push((n.line, n.words.join(" "))),
@@ -429,7 +458,8 @@ pub fn keepalived(text: &str) -> Imported {
     }
     for (line, words) in vips {
         let Some(addr) = words.first() else { continue };
-        let (ip, prefix) = addr.split_once('/').map(|(a, p)| (a.to_string(), Some(p.to_string()))).unwrap_or((addr.clone(), None));
+        let (ip, prefix) =
+            addr.split_once('/').map(|(a, p)| (a.to_string(), Some(p.to_string()))).unwrap_or((addr.clone(), None));
         if ip.parse::<std::net::IpAddr>().is_err() {
             out.unsupported.push((line, format!("virtual_ipaddress {}: not an address", words.join(" "))));
             continue;
@@ -452,7 +482,8 @@ pub fn keepalived(text: &str) -> Imported {
                 _ => out.unsupported.push((line, words.join(" "))),
             }
         }
-        out.primitives.insert(0, Primitive { name: resource_name(&format!("vip_{ip}")), agent: "vip", params: p, monitor_s: 10 });
+        out.primitives
+            .insert(0, Primitive { name: resource_name(&format!("vip_{ip}")), agent: "vip", params: p, monitor_s: 10 });
     }
     out
 }
@@ -504,7 +535,10 @@ impl Imported {
                                         v.check_opts = opts;
                                     }
                                     Some(f) if *f == check => {}
-                                    Some(_) => self.unsupported.push((rc.line, format!("{kind} differs from the first real's check; one check per service"))),
+                                    Some(_) => self.unsupported.push((
+                                        rc.line,
+                                        format!("{kind} differs from the first real's check; one check per service"),
+                                    )),
                                 }
                             }
                             _ => self.unsupported.push((rc.line, rc.words.join(" "))),
@@ -515,7 +549,8 @@ impl Imported {
                 _ => self.unsupported.push((c.line, c.words.join(" "))),
             }
         }
-        v.service = if service_base.starts_with("fwmark:") { service_base } else { format!("{protocol}:{service_base}") };
+        v.service =
+            if service_base.starts_with("fwmark:") { service_base } else { format!("{protocol}:{service_base}") };
         if v.quiescent.is_none() {
             v.quiescent = Some(false);
         }
@@ -537,7 +572,9 @@ impl Imported {
             match cw.as_slice() {
                 ["connect_timeout", t] => v.timeout = Some(t.to_string()),
                 ["connect_port", p] => v.checkport = Some(p.to_string()),
-                ["retry" | "nb_get_retry", r] => v.fall = Some(r.parse::<u32>().map(|r| (r + 1).to_string()).unwrap_or_else(|_| r.to_string())),
+                ["retry" | "nb_get_retry", r] => {
+                    v.fall = Some(r.parse::<u32>().map(|r| (r + 1).to_string()).unwrap_or_else(|_| r.to_string()))
+                }
                 ["delay_before_retry", _] => {}
                 ["misc_path", rest @ ..] => opts.push(("check_command".to_string(), rest.join(" "))),
                 ["misc_timeout", t] => v.timeout = Some(t.to_string()),
@@ -595,7 +632,14 @@ pub fn render(im: &Imported, pcs: bool, source: &str) -> String {
                 p.monitor_s
             );
         } else {
-            let _ = writeln!(s, "primitive {} ocf:lvs:{} params {} op monitor interval={}s", p.name, p.agent, params.join(" "), p.monitor_s);
+            let _ = writeln!(
+                s,
+                "primitive {} ocf:lvs:{} params {} op monitor interval={}s",
+                p.name,
+                p.agent,
+                params.join(" "),
+                p.monitor_s
+            );
         }
     }
     if !pcs {

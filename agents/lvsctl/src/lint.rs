@@ -120,8 +120,12 @@ fn primitives(text: &str) -> (Vec<Prim>, Vec<String>) {
     for (n, line) in logical_lines(text) {
         let w = words(&line);
         let (name, class, rest) = match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["primitive", name, class, rest @ ..] => (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-            ["pcs", "resource", "create", name, class, rest @ ..] => (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect()),
+            ["primitive", name, class, rest @ ..] => {
+                (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            }
+            ["pcs", "resource", "create", name, class, rest @ ..] => {
+                (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect())
+            }
             _ => continue,
         };
         let Some(agent) = class.strip_prefix("ocf:lvs:") else { continue };
@@ -175,7 +179,9 @@ pub fn lint(text: &str) -> Vec<String> {
         }
         let key = get("service").map(|s| {
             let family = get("family").unwrap_or("inet").parse::<Family>().unwrap_or(Family::Inet);
-            ServiceKey::parse_with_family(s, family).or_else(|_| s.parse::<ServiceKey>()).or_else(|_| ServiceKey::parse_with_family(s, Family::Inet6))
+            ServiceKey::parse_with_family(s, family)
+                .or_else(|_| s.parse::<ServiceKey>())
+                .or_else(|_| ServiceKey::parse_with_family(s, Family::Inet6))
         });
         if let Some(Err(e)) = &key {
             problems.push(at(e.to_string()));
@@ -202,13 +208,26 @@ pub fn lint(text: &str) -> Vec<String> {
                     used.push((p.line, p.name.clone(), k.to_string()));
                 }
                 let mut opts: Vec<(&str, &str)> = Vec::new();
-                for (ours, theirs) in [("check_service", "service"), ("request", "request"), ("receive", "receive"), ("virtualhost", "virtualhost"), ("http_method", "method"), ("status_codes", "status"), ("check_command", "command")] {
+                for (ours, theirs) in [
+                    ("check_service", "service"),
+                    ("request", "request"),
+                    ("receive", "receive"),
+                    ("virtualhost", "virtualhost"),
+                    ("http_method", "method"),
+                    ("status_codes", "status"),
+                    ("check_command", "command"),
+                ] {
                     if let Some(v) = get(ours) {
                         opts.push((theirs, v));
                     }
                 }
                 let extra: Vec<(String, String)> = get("check_options")
-                    .map(|o| o.split_whitespace().filter_map(|w| w.split_once('=')).map(|(a, b)| (a.to_string(), b.to_string())).collect())
+                    .map(|o| {
+                        o.split_whitespace()
+                            .filter_map(|w| w.split_once('='))
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 opts.extend(extra.iter().map(|(a, b)| (a.as_str(), b.as_str())));
                 if let Err(e) = Check::from_options(get("check").unwrap_or("connect"), &opts) {

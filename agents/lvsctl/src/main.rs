@@ -101,13 +101,9 @@ fn text(table: &Table, states: &AllStates) -> String {
         for d in &e.destinations {
             let ep = d.endpoint().to_string();
             let health = match (idx.get(&(svc.clone(), ep.clone())), sorry.get(&(svc.clone(), ep.clone()))) {
-                (Some((inst, r)), _) => format!(
-                    "{} for {} ({}; {})",
-                    if r.up { "up" } else { "DOWN" },
-                    ago(r.since),
-                    r.last_result,
-                    inst
-                ),
+                (Some((inst, r)), _) => {
+                    format!("{} for {} ({}; {})", if r.up { "up" } else { "DOWN" }, ago(r.since), r.last_result, inst)
+                }
                 (None, Some(_)) => "sorry server (all reals down)".to_string(),
                 (None, None) => "unmanaged".to_string(),
             };
@@ -158,7 +154,8 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
                 })
                 .collect();
             for (_, st) in states.realservers.iter().filter(|(_, st)| st.service == svc) {
-                for r in st.reals.iter().filter(|r| !e.destinations.iter().any(|d| d.endpoint().to_string() == r.real)) {
+                for r in st.reals.iter().filter(|r| !e.destinations.iter().any(|d| d.endpoint().to_string() == r.real))
+                {
                     dests.push(json!({"address": r.real, "in_table": false, "health": health(&r.real)}));
                 }
             }

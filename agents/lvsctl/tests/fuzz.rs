@@ -4,7 +4,11 @@
 use proptest::prelude::*;
 
 fn run(args: &[&str], input: &str) -> (i32, String) {
-    let path = std::env::temp_dir().join(format!("lvsctl-fuzz-{}-{:x}", std::process::id(), input.len() ^ input.bytes().map(u64::from).sum::<u64>() as usize));
+    let path = std::env::temp_dir().join(format!(
+        "lvsctl-fuzz-{}-{:x}",
+        std::process::id(),
+        input.len() ^ input.bytes().map(u64::from).sum::<u64>() as usize
+    ));
     std::fs::write(&path, input).expect("write");
     let mut a: Vec<&str> = args.to_vec();
     let p = path.to_str().expect("path").to_string();

@@ -4,7 +4,11 @@ use std::process::Command;
 
 fn lvsctl(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_lvsctl")).args(args).output().expect("run lvsctl");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn data(name: &str) -> String {
@@ -41,7 +45,10 @@ fn keepalived_conf_translates_to_crm_and_pcs() {
     println!("{out}\n{err}");
     assert_eq!(code, 3, "smtp_alert is unsupported");
     assert!(out.contains("# unsupported (line 56): smtp_alert"), "{out}");
-    assert!(out.contains("primitive lvs_vip_10_0_0_100 ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=eth0"), "{out}");
+    assert!(
+        out.contains("primitive lvs_vip_10_0_0_100 ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=eth0"),
+        "{out}"
+    );
     assert!(out.contains(r#"real="192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3" check=connect check_interval=6 check_timeout=3 quiescent=true"#), "{out}");
     assert!(out.contains("persistent=600"), "{out}");
     assert!(out.contains("fallback=127.0.0.1:80"), "{out}");

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
-use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::ocf::{
+    self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
+};
 use lvs_common::probe::{self, Check, CheckKind, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
 use lvs_common::reals::{self, Real};
 use lvs_common::status::{RealState, RealserversState as State};
@@ -33,23 +35,23 @@ static SPEC: AgentSpec = AgentSpec {
     params: &[
         agent::SERVICE_SHARED,
         agent::FAMILY,
-        ParamSpec::string("real", "Real servers")
-            .required()
-            .unique()
-            .long("Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
+        ParamSpec::string("real", "Real servers").required().unique().long(
+            "Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
                 [WEIGHT] [\"REQUEST\" [\"RECEIVE\"]]. IPv6 in brackets; IPv4 ranges as \
                 192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
                 to 1; quoted strings override request/receive for that real. Fields may also be \
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
-                haresources needs since it splits on spaces."),
-        ParamSpec::string("check", "Check type")
-            .default("connect")
-            .long("connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
+                haresources needs since it splits on spaces.",
+        ),
+        ParamSpec::string("check", "Check type").default("connect").long(
+            "connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
                 smtp, pop, imap, ftp, dns, mysql, pgsql, sip, ldap, udp, ping, external (with \
-                check_command), on (always up) or off (always down)."),
-        ParamSpec::string("check_service", "Service spoken by a negotiate check")
-            .long("For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
-                pgsql, sip, ldap, as ldirectord's service."),
+                check_command), on (always up) or off (always down).",
+        ),
+        ParamSpec::string("check_service", "Service spoken by a negotiate check").long(
+            "For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
+                pgsql, sip, ldap, as ldirectord's service.",
+        ),
         ParamSpec::integer("check_interval", 1, 3600, "Seconds between checks").default("5"),
         ParamSpec::integer("check_timeout", 1, 3600, "Seconds a check may take").default("5"),
         ParamSpec::string("request", "Check request")
@@ -60,38 +62,38 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
         ParamSpec::string("status_codes", "Accepted HTTP status codes")
             .long("Ranges such as 200-299 (the default) or 200,301-302."),
-        ParamSpec::string("check_command", "External check command")
-            .long("For check=external: the command and its arguments, run without a shell; exit 0 \
+        ParamSpec::string("check_command", "External check command").long(
+            "For check=external: the command and its arguments, run without a shell; exit 0 \
                 means healthy. It gets the virtual and real address and port as arguments and in \
                 LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does, and is \
-                killed at check_timeout."),
-        ParamSpec::string("check_options", "More check options")
-            .long("Further key=value options of the check, space-separated: verify=yes ca=FILE \
+                killed at check_timeout.",
+        ),
+        ParamSpec::string("check_options", "More check options").long(
+            "Further key=value options of the check, space-separated: verify=yes ca=FILE \
                 digest=MD5 (https), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
-                reply=yes (udp)."),
+                reply=yes (udp).",
+        ),
         ParamSpec::integer("checkport", 1, 65535, "Port to check instead of the real's port"),
         ParamSpec::string("source", "Source address of checks"),
         ParamSpec::integer("rise", 1, 100, "Successes that bring a real back").default("1"),
         ParamSpec::integer("fall", 1, 100, "Failures that take a real out").default("1"),
-        ParamSpec::select("initial_state", &["down", "up"], "State before the first check")
-            .default("down")
-            .long("down: a real enters rotation at its first successful check (it is added with \
-                weight 0 when quiescent); up: it is in rotation from the start until checks fail."),
-        ParamSpec::boolean("quiescent", "Quiesce instead of removing")
-            .default("true")
-            .long("true: a failed real stays in the table with weight 0, so established \
+        ParamSpec::select("initial_state", &["down", "up"], "State before the first check").default("down").long(
+            "down: a real enters rotation at its first successful check (it is added with \
+                weight 0 when quiescent); up: it is in rotation from the start until checks fail.",
+        ),
+        ParamSpec::boolean("quiescent", "Quiesce instead of removing").default("true").long(
+            "true: a failed real stays in the table with weight 0, so established \
                 connections (and persistence) drain; false: it is removed. Its weight is restored \
-                on recovery either way."),
+                on recovery either way.",
+        ),
         ParamSpec::boolean("cleanstop", "Remove the reals on stop").default("true"),
-        ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count")
-            .long("When set, the number of healthy reals is published with attrd_updater under this \
-                name, so location rules can prefer the director that sees more of them."),
+        ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count").long(
+            "When set, the number of healthy reals is published with attrd_updater under this \
+                name, so location rules can prefer the director that sees more of them.",
+        ),
     ],
     actions: ocf::STANDARD_ACTIONS,
-    heartbeat: Heartbeat {
-        usage: "service::real[::check[::request[::receive]]]",
-        map: positional,
-    },
+    heartbeat: Heartbeat { usage: "service::real[::check[::request[::receive]]]", map: positional },
 };
 
 fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
@@ -195,7 +197,8 @@ impl Config {
             })
             .collect::<Result<Vec<_>>>()?;
         // fwmark reals may have no port; a check then needs checkport.
-        let needs_port = !matches!(shared.kind, CheckKind::On | CheckKind::Off | CheckKind::Ping | CheckKind::External(_));
+        let needs_port =
+            !matches!(shared.kind, CheckKind::On | CheckKind::Off | CheckKind::Ping | CheckKind::External(_));
         if needs_port && p.int("checkport").is_none() {
             if let Some(r) = reals.iter().find(|r| r.destination.port == 0) {
                 return Err(Error::configured(format!(
@@ -291,13 +294,14 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
     if outcome != Outcome::Running || ctx.check_level < 10 {
         return Ok(outcome);
     }
-    let (state, _): (State, _) = instance
-        .read_json(&instance.statefile())?
-        .ok_or_else(|| Error::generic("the daemon has written no state"))?;
+    let (state, _): (State, _) =
+        instance.read_json(&instance.statefile())?.ok_or_else(|| Error::generic("the daemon has written no state"))?;
     let ipvs = IpvsClient::connect()?;
     let have: HashMap<SocketAddr, u32> = match ipvs.destinations(&cfg.service) {
         Ok(d) => d.iter().map(|d| (d.endpoint(), d.weight)).collect(),
-        Err(e) if e.is_not_found() => return Err(Error::generic(format!("{} is not in the kernel table", cfg.service))),
+        Err(e) if e.is_not_found() => {
+            return Err(Error::generic(format!("{} is not in the kernel table", cfg.service)))
+        }
         Err(e) => return Err(e),
     };
     let mut wrong = Vec::new();
@@ -349,7 +353,11 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(cfg: Config, mut old: HashMap<SocketAddr, Health>, mut since: HashMap<SocketAddr, SystemTime>) -> Result<Daemon> {
+    fn new(
+        cfg: Config,
+        mut old: HashMap<SocketAddr, Health>,
+        mut since: HashMap<SocketAddr, SystemTime>,
+    ) -> Result<Daemon> {
         let now = Instant::now();
         let mut health = HashMap::new();
         for ep in cfg.owned() {
@@ -374,7 +382,13 @@ impl Daemon {
             let Some(h) = self.health.get_mut(&r.key) else { continue };
             match h.record(&r.outcome, now) {
                 Some(Transition::Up) => {
-                    tracing::info!("real {} up: {} ({}/{})", r.key, self.cfg.checks_name(), h.successes(), self.cfg.rise);
+                    tracing::info!(
+                        "real {} up: {} ({}/{})",
+                        r.key,
+                        self.cfg.checks_name(),
+                        h.successes(),
+                        self.cfg.rise
+                    );
                     self.since.insert(r.key, SystemTime::now());
                 }
                 Some(Transition::Down(reason)) => {
@@ -400,7 +414,10 @@ impl Daemon {
                     real: ep.to_string(),
                     up: self.is_up(ep),
                     weight: desired.get(&ep).copied(),
-                    last_result: h.and_then(|h| h.last()).map(|o| o.to_string()).unwrap_or_else(|| "not checked yet".into()),
+                    last_result: h
+                        .and_then(|h| h.last())
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "not checked yet".into()),
                     since: self.since.get(&ep).map(|t| unix(*t)).unwrap_or(0),
                     successes: h.map(Health::successes).unwrap_or(0),
                     failures: h.map(Health::failures).unwrap_or(0),
@@ -518,11 +535,20 @@ mod tests {
         Config::from_params(&p)
     }
 
-    const BASE: [(&str, &str); 2] = [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3")];
+    const BASE: [(&str, &str); 2] =
+        [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3")];
 
     #[test]
     fn readme_example_parses() {
-        let c = cfg(&[BASE[0], BASE[1], ("check", "http"), ("request", "/test.html"), ("receive", "test"), ("quiescent", "true")]).unwrap();
+        let c = cfg(&[
+            BASE[0],
+            BASE[1],
+            ("check", "http"),
+            ("request", "/test.html"),
+            ("receive", "test"),
+            ("quiescent", "true"),
+        ])
+        .unwrap();
         assert_eq!(c.reals.len(), 2);
         assert!(c.quiescent && c.cleanstop);
         assert_eq!((c.interval, c.timeout, c.rise, c.fall), (Duration::from_secs(5), Duration::from_secs(5), 1, 1));
@@ -535,8 +561,10 @@ mod tests {
         let c = cfg(&BASE).unwrap();
         let first: SocketAddr = "192.168.7.10:80".parse().unwrap();
         let d = c.desired(|ep| ep != first);
-        assert_eq!(d.iter().map(|d| (d.endpoint().to_string(), d.weight)).collect::<Vec<_>>(),
-            vec![("192.168.7.10:80".to_string(), 0), ("192.168.7.20:80".to_string(), 3)]);
+        assert_eq!(
+            d.iter().map(|d| (d.endpoint().to_string(), d.weight)).collect::<Vec<_>>(),
+            vec![("192.168.7.10:80".to_string(), 0), ("192.168.7.20:80".to_string(), 3)]
+        );
         let c = cfg(&[BASE[0], BASE[1], ("quiescent", "false")]).unwrap();
         let d = c.desired(|ep| ep != first);
         assert_eq!(d.len(), 1);
@@ -558,12 +586,9 @@ mod tests {
 
     #[test]
     fn check_mistakes_are_configuration_errors() {
-        for extra in [
-            ("check", "telepathy"),
-            ("check_options", "verify"),
-            ("status_codes", "2xx"),
-            ("source", "nowhere"),
-        ] {
+        for extra in
+            [("check", "telepathy"), ("check_options", "verify"), ("status_codes", "2xx"), ("source", "nowhere")]
+        {
             let r = cfg(&[BASE[0], BASE[1], ("check", if extra.0 == "check" { extra.1 } else { "http" }), extra]);
             assert!(matches!(r, Err(Error::Configured(_))), "{extra:?}: {r:?}");
         }
@@ -584,7 +609,12 @@ mod tests {
         let c = cfg(&BASE).unwrap();
         let mut d = Daemon::new(c, HashMap::new(), HashMap::new()).unwrap();
         let ep: SocketAddr = "192.168.7.20:80".parse().unwrap();
-        d.record(vec![probe::Report { key: ep, outcome: probe::Outcome::Up, started: Instant::now(), elapsed: Duration::ZERO }]);
+        d.record(vec![probe::Report {
+            key: ep,
+            outcome: probe::Outcome::Up,
+            started: Instant::now(),
+            elapsed: Duration::ZERO,
+        }]);
         assert!(d.is_up(ep));
         let c2 = cfg(&[BASE[0], ("real", "192.168.7.20:80 gate 3, 192.168.7.30:80")]).unwrap();
         let Daemon { health, since, .. } = d;

@@ -2,10 +2,10 @@
 //! mark), scheduler, persistence and flags. Real servers are not its
 //! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
 
-use lvs_common::ipvs::{
-    self, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts,
+use lvs_common::ipvs::{self, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
+use lvs_common::ocf::{
+    self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
-use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::{agent, Error, Result};
 
 static SPEC: AgentSpec = AgentSpec {
@@ -21,36 +21,36 @@ static SPEC: AgentSpec = AgentSpec {
     params: &[
         agent::SERVICE,
         agent::FAMILY,
-        ParamSpec::string("scheduler", "Scheduler")
-            .default("wlc")
-            .long("Scheduling method: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh \
-                or twos, as the kernel provides them."),
-        ParamSpec::integer("persistent", 0, 31_536_000, "Persistence timeout (s)")
-            .default("0")
-            .long("Persistence timeout in seconds: connections from one client go to the same real \
-                server while it has connections or within this time. 0 turns persistence off."),
-        ParamSpec::string("netmask", "Persistence granularity")
-            .long("With persistence, clients in one network share a real server: an IPv4 netmask \
+        ParamSpec::string("scheduler", "Scheduler").default("wlc").long(
+            "Scheduling method: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh \
+                or twos, as the kernel provides them.",
+        ),
+        ParamSpec::integer("persistent", 0, 31_536_000, "Persistence timeout (s)").default("0").long(
+            "Persistence timeout in seconds: connections from one client go to the same real \
+                server while it has connections or within this time. 0 turns persistence off.",
+        ),
+        ParamSpec::string("netmask", "Persistence granularity").long(
+            "With persistence, clients in one network share a real server: an IPv4 netmask \
                 (255.255.255.0) or prefix length (24); for IPv6 a prefix length. Default: one \
-                address (/32 or /128)."),
-        ParamSpec::string("flags", "Service flags")
-            .long("Comma-separated: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port \
-                (scheduler mh), ops (one-packet scheduling, for UDP)."),
+                address (/32 or /128).",
+        ),
+        ParamSpec::string("flags", "Service flags").long(
+            "Comma-separated: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port \
+                (scheduler mh), ops (one-packet scheduling, for UDP).",
+        ),
         ParamSpec::string("pe", "Persistence engine")
             .long("Persistence engine, e.g. sip (Call-ID based persistence; needs persistent)."),
-        ParamSpec::integer("tcp_timeout", 0, 2_147_483, "Table-wide TCP timeout (s)")
-            .long("Sets the IPVS TCP session timeout for the whole table at start (ipvsadm --set). \
-                Unset leaves it alone."),
+        ParamSpec::integer("tcp_timeout", 0, 2_147_483, "Table-wide TCP timeout (s)").long(
+            "Sets the IPVS TCP session timeout for the whole table at start (ipvsadm --set). \
+                Unset leaves it alone.",
+        ),
         ParamSpec::integer("tcpfin_timeout", 0, 2_147_483, "Table-wide TCP FIN timeout (s)")
             .long("Sets the IPVS TCP timeout after FIN for the whole table at start."),
         ParamSpec::integer("udp_timeout", 0, 2_147_483, "Table-wide UDP timeout (s)")
             .long("Sets the IPVS UDP timeout for the whole table at start."),
     ],
     actions: ocf::STANDARD_ACTIONS,
-    heartbeat: Heartbeat {
-        usage: "service[::scheduler[::persistent]]",
-        map: positional,
-    },
+    heartbeat: Heartbeat { usage: "service[::scheduler[::persistent]]", map: positional },
 };
 
 fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
@@ -174,11 +174,7 @@ fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
         return Ok(());
     }
     // 0 leaves a timeout unchanged in the kernel's SET_CONFIG.
-    let t = Timeouts {
-        tcp: tcp.unwrap_or(0) as u32,
-        tcp_fin: fin.unwrap_or(0) as u32,
-        udp: udp.unwrap_or(0) as u32,
-    };
+    let t = Timeouts { tcp: tcp.unwrap_or(0) as u32, tcp_fin: fin.unwrap_or(0) as u32, udp: udp.unwrap_or(0) as u32 };
     ipvs.set_timeouts(&t)
 }
 

@@ -31,20 +31,20 @@ static SPEC: AgentSpec = AgentSpec {
             .long("The sorry server as address:port, e.g. 127.0.0.1:80 or [2001:db8::9]:80."),
         ParamSpec::select("forward", &["auto", "local", "masq", "gate", "ipip"], "Forwarding method")
             .default("auto")
-            .long("How IPVS reaches the fallback: auto means local for an address of this host \
-                and masq otherwise; gate (direct routing) needs the sorry server to hold the VIP."),
+            .long(
+                "How IPVS reaches the fallback: auto means local for an address of this host \
+                and masq otherwise; gate (direct routing) needs the sorry server to hold the VIP.",
+            ),
         ParamSpec::integer("weight", 1, 65535, "Weight of the fallback").default("1"),
         ParamSpec::integer("check_interval", 1, 3600, "Seconds between table checks").default("1"),
-        ParamSpec::string("fallback_command", "Command run on each switch")
-            .long("Run (without a shell; split on spaces) with the argument start when the \
+        ParamSpec::string("fallback_command", "Command run on each switch").long(
+            "Run (without a shell; split on spaces) with the argument start when the \
                 fallback goes in and stop when it comes out, like ldirectord's fallbackcommand. \
-                It gets 10 seconds."),
+                It gets 10 seconds.",
+        ),
     ],
     actions: ocf::STANDARD_ACTIONS,
-    heartbeat: Heartbeat {
-        usage: "service::fallback[::forward]",
-        map: positional,
-    },
+    heartbeat: Heartbeat { usage: "service::fallback[::forward]", map: positional },
 };
 
 fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
@@ -198,7 +198,13 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
         sorry.run_command("stop");
         active = false;
     }
-    Ok(State { service: sorry.service.to_string(), fallback: sorry.fallback.to_string(), active, serving, last_error: None })
+    Ok(State {
+        service: sorry.service.to_string(),
+        fallback: sorry.fallback.to_string(),
+        active,
+        serving,
+        last_error: None,
+    })
 }
 
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
@@ -267,7 +273,12 @@ mod tests {
 
     #[test]
     fn fallback_command_is_split_without_a_shell() {
-        let s = sorry(&[("service", "fwmark:7"), ("fallback", "127.0.0.1:80"), ("fallback_command", "/usr/bin/logger -t sorry")]).unwrap();
+        let s = sorry(&[
+            ("service", "fwmark:7"),
+            ("fallback", "127.0.0.1:80"),
+            ("fallback_command", "/usr/bin/logger -t sorry"),
+        ])
+        .unwrap();
         assert_eq!(s.command, vec!["/usr/bin/logger", "-t", "sorry"]);
     }
 }

@@ -29,63 +29,64 @@ static SPEC: AgentSpec = AgentSpec {
             .required()
             .unique()
             .long("The virtual IP address, IPv4 (10.0.0.100) or IPv6 (2001:db8::100)."),
-        ParamSpec::string("cidr_netmask", "Prefix length")
-            .long("Prefix length (24) or IPv4 netmask (255.255.255.0). Default: the prefix of the \
-                route that matches ip, else 32 (IPv4) or 128 (IPv6)."),
-        ParamSpec::string("nic", "Interface")
-            .long("Interface to put the address on. Default: the interface of the most specific \
+        ParamSpec::string("cidr_netmask", "Prefix length").long(
+            "Prefix length (24) or IPv4 netmask (255.255.255.0). Default: the prefix of the \
+                route that matches ip, else 32 (IPv4) or 128 (IPv6).",
+        ),
+        ParamSpec::string("nic", "Interface").long(
+            "Interface to put the address on. Default: the interface of the most specific \
                 non-default route that matches ip. A nic that does not exist is a configuration \
-                error; one that disagrees with the routing table is logged."),
+                error; one that disagrees with the routing table is logged.",
+        ),
         ParamSpec::string("broadcast", "IPv4 broadcast address")
             .long("IPv4 broadcast address; empty or + computes it from the prefix, - sets none."),
-        ParamSpec::string("iflabel", "Interface label")
-            .long("IPv4 only: the address gets the label nic:iflabel (at most 15 characters in all), \
-                as ifconfig-era tools show it."),
-        ParamSpec::string("preferred_lft", "Preferred lifetime")
-            .default("forever")
-            .long("Preferred lifetime of the address in seconds, or forever. 0 makes an IPv6 \
-                address deprecated, so it is not used as a source for outgoing connections."),
-        ParamSpec::boolean("nodad", "Skip IPv6 duplicate address detection")
-            .default("false")
-            .long("IPv6 only: add the address without duplicate address detection, so start does \
-                not wait for DAD to finish."),
+        ParamSpec::string("iflabel", "Interface label").long(
+            "IPv4 only: the address gets the label nic:iflabel (at most 15 characters in all), \
+                as ifconfig-era tools show it.",
+        ),
+        ParamSpec::string("preferred_lft", "Preferred lifetime").default("forever").long(
+            "Preferred lifetime of the address in seconds, or forever. 0 makes an IPv6 \
+                address deprecated, so it is not used as a source for outgoing connections.",
+        ),
+        ParamSpec::boolean("nodad", "Skip IPv6 duplicate address detection").default("false").long(
+            "IPv6 only: add the address without duplicate address detection, so start does \
+                not wait for DAD to finish.",
+        ),
         ParamSpec::boolean("noprefixroute", "Do not add a prefix route")
             .default("false")
             .long("Do not create the route for the address's prefix."),
-        ParamSpec::integer("arp_count", 0, 1000, "Announcements on start")
-            .default("5")
-            .long("How many gratuitous ARPs (IPv4) or unsolicited Neighbor Advertisements (IPv6) \
-                to send after adding the address; 0 sends none."),
-        ParamSpec::integer("arp_interval", 0, 60_000, "Milliseconds between announcements")
-            .default("200"),
-        ParamSpec::select("arp_mode", &["request", "reply", "both"], "Gratuitous ARP kind")
-            .default("request")
-            .long("request sends ARP requests for the address (arping -U), reply sends ARP \
-                replies (arping -A), both sends one of each per round."),
-        ParamSpec::integer("arp_count_refresh", 0, 1000, "Announcements on each monitor")
-            .default("0")
-            .long("Announcements re-sent by every recurring monitor, to refresh switches and \
-                neighbours that forget; 0 sends none."),
-        ParamSpec::boolean("check_link_status", "Report not running when the link is down")
-            .default("true")
-            .long("When true, monitor reports the resource as not running while the interface has \
-                no carrier, so the cluster moves the address to a director that is connected."),
+        ParamSpec::integer("arp_count", 0, 1000, "Announcements on start").default("5").long(
+            "How many gratuitous ARPs (IPv4) or unsolicited Neighbor Advertisements (IPv6) \
+                to send after adding the address; 0 sends none.",
+        ),
+        ParamSpec::integer("arp_interval", 0, 60_000, "Milliseconds between announcements").default("200"),
+        ParamSpec::select("arp_mode", &["request", "reply", "both"], "Gratuitous ARP kind").default("request").long(
+            "request sends ARP requests for the address (arping -U), reply sends ARP \
+                replies (arping -A), both sends one of each per round.",
+        ),
+        ParamSpec::integer("arp_count_refresh", 0, 1000, "Announcements on each monitor").default("0").long(
+            "Announcements re-sent by every recurring monitor, to refresh switches and \
+                neighbours that forget; 0 sends none.",
+        ),
+        ParamSpec::boolean("check_link_status", "Report not running when the link is down").default("true").long(
+            "When true, monitor reports the resource as not running while the interface has \
+                no carrier, so the cluster moves the address to a director that is connected.",
+        ),
         ParamSpec::select("on_duplicate", &["ignore", "warn", "refuse"], "Duplicate address policy")
             .default("warn")
-            .long("Before adding an IPv4 address, send an RFC 5227 ARP probe. If another host \
+            .long(
+                "Before adding an IPv4 address, send an RFC 5227 ARP probe. If another host \
                 answers: ignore, warn (log and continue), or refuse (start fails and nothing is \
-                configured). Guards against two directors holding the VIP after a split brain."),
-        ParamSpec::select("mode", &["director", "realserver"], "Where the address goes")
-            .default("director")
-            .long("director: the address goes on nic and is announced. realserver: the address \
+                configured). Guards against two directors holding the VIP after a split brain.",
+            ),
+        ParamSpec::select("mode", &["director", "realserver"], "Where the address goes").default("director").long(
+            "director: the address goes on nic and is announced. realserver: the address \
                 goes on lo as /32 or /128 and is never announced; net.ipv4.conf.all and .lo get \
-                arp_ignore=1 and arp_announce=2 (left set on stop), as LVS direct routing needs."),
+                arp_ignore=1 and arp_announce=2 (left set on stop), as LVS direct routing needs.",
+        ),
     ],
     actions: ocf::STANDARD_ACTIONS,
-    heartbeat: Heartbeat {
-        usage: "ip[/prefix[/nic[/broadcast]]]",
-        map: positional,
-    },
+    heartbeat: Heartbeat { usage: "ip[/prefix[/nic[/broadcast]]]", map: positional },
 };
 
 fn main() -> std::process::ExitCode {
@@ -119,12 +120,7 @@ fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
     if parts.len() > names.len() {
         return Err(Error::Args(format!("'{arg}' is not ip[/prefix[/nic[/broadcast]]]")));
     }
-    Ok(names
-        .iter()
-        .zip(parts)
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| (*n, v.to_string()))
-        .collect())
+    Ok(names.iter().zip(parts).filter(|(_, v)| !v.is_empty()).map(|(n, v)| (*n, v.to_string())).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,9 +164,7 @@ fn bad(msg: String) -> Error {
 impl Vip {
     fn from_params(p: &Params) -> Result<Vip> {
         let ip_text = p.str("ip").unwrap_or_default();
-        let ip: IpAddr = ip_text
-            .parse()
-            .map_err(|_| bad(format!("ip '{ip_text}' is not an IPv4 or IPv6 address")))?;
+        let ip: IpAddr = ip_text.parse().map_err(|_| bad(format!("ip '{ip_text}' is not an IPv4 or IPv6 address")))?;
         if ip.is_unspecified() || ip.is_multicast() {
             return Err(bad(format!("ip {ip} is not a unicast address")));
         }
@@ -179,10 +173,9 @@ impl Vip {
         let broadcast = match p.str("broadcast") {
             None | Some("+") => Broadcast::Computed,
             Some("-") => Broadcast::None,
-            Some(b) if v4 => Broadcast::Given(
-                b.parse()
-                    .map_err(|_| bad(format!("broadcast '{b}' is not an IPv4 address")))?,
-            ),
+            Some(b) if v4 => {
+                Broadcast::Given(b.parse().map_err(|_| bad(format!("broadcast '{b}' is not an IPv4 address")))?)
+            }
             Some(_) => return Err(bad("broadcast applies to IPv4 addresses only".into())),
         };
         let iflabel = p.str("iflabel").map(String::from);
@@ -191,9 +184,10 @@ impl Vip {
         }
         let preferred_lft = match p.str("preferred_lft") {
             None | Some("forever") => None,
-            Some(s) => Some(s.parse::<u32>().map_err(|_| {
-                bad(format!("preferred_lft '{s}' is neither forever nor a number of seconds"))
-            })?),
+            Some(s) => Some(
+                s.parse::<u32>()
+                    .map_err(|_| bad(format!("preferred_lft '{s}' is neither forever nor a number of seconds")))?,
+            ),
         };
         let realserver = p.str("mode") == Some("realserver");
         let nic = p.str("nic").map(String::from);
@@ -242,19 +236,14 @@ impl Vip {
     /// Where the address belongs and with which prefix, IPaddr2-style.
     async fn placement(&self, nl: &Netlink) -> Result<(Link, u8)> {
         if self.realserver {
-            let lo = nl
-                .link_by_name("lo")
-                .await?
-                .ok_or_else(|| Error::generic("the loopback interface lo is missing"))?;
+            let lo =
+                nl.link_by_name("lo").await?.ok_or_else(|| Error::generic("the loopback interface lo is missing"))?;
             return Ok((lo, self.host_prefix()));
         }
         let routed = nl.find_interface(self.ip).await?;
         let link = match &self.nic {
             Some(name) => {
-                let link = nl
-                    .link_by_name(name)
-                    .await?
-                    .ok_or_else(|| bad(format!("nic {name} does not exist")))?;
+                let link = nl.link_by_name(name).await?.ok_or_else(|| bad(format!("nic {name} does not exist")))?;
                 if let Some((r, _)) = &routed {
                     if r.index != link.index {
                         tracing::warn!(
@@ -320,11 +309,7 @@ impl Vip {
         if let (IpAddr::V4(ip), Some(mac), false) = (self.ip, link.mac, self.realserver) {
             if self.on_duplicate != OnDuplicate::Ignore {
                 if let Some(other) = net::probe_duplicate(link.index, mac, ip, DUPLICATE_WAIT)? {
-                    let msg = format!(
-                        "{ip} is already in use on {} by {}",
-                        link.name,
-                        net::format_mac(&other)
-                    );
+                    let msg = format!("{ip} is already in use on {} by {}", link.name, net::format_mac(&other));
                     if self.on_duplicate == OnDuplicate::Refuse {
                         return Err(Error::Generic(format!("{msg}; refusing to take it")));
                     }
@@ -373,9 +358,7 @@ impl Vip {
             return Ok(());
         }
         match self.ip {
-            IpAddr::V4(ip) => {
-                net::send_gratuitous_arp(link.index, mac, ip, self.arp_mode, count, self.arp_interval)
-            }
+            IpAddr::V4(ip) => net::send_gratuitous_arp(link.index, mac, ip, self.arp_mode, count, self.arp_interval),
             IpAddr::V6(ip) => net::send_unsolicited_na(link.index, mac, ip, count, self.arp_interval),
         }
     }
@@ -432,10 +415,7 @@ impl Vip {
             }
             let label = self.label(&link);
             if label.is_some() && have.label != label {
-                return Err(Error::generic(format!(
-                    "{} has label {:?}, expected {:?}",
-                    self.ip, have.label, label
-                )));
+                return Err(Error::generic(format!("{} has label {:?}, expected {:?}", self.ip, have.label, label)));
             }
         }
         if self.arp_count_refresh > 0 && !ctx.is_probe() && !self.realserver {

@@ -45,17 +45,13 @@ pub struct Instance {
 }
 
 fn run_dir() -> PathBuf {
-    std::env::var_os("LVS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/lvs-agents"))
+    std::env::var_os("LVS_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/lvs-agents"))
 }
 
 /// File-name-safe form of a resource instance name (clones carry `:N`,
 /// heartbeat instances carry addresses and slashes).
 fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
 }
 
 impl Instance {
@@ -104,7 +100,8 @@ impl Instance {
     pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         self.ensure_dir()?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let text = serde_json::to_vec_pretty(value).map_err(|e| Error::generic(format!("encoding {}: {e}", path.display())))?;
+        let text = serde_json::to_vec_pretty(value)
+            .map_err(|e| Error::generic(format!("encoding {}: {e}", path.display())))?;
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&text)?;
@@ -125,7 +122,8 @@ impl Instance {
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .unwrap_or_default();
-        let value = serde_json::from_slice(&text).map_err(|e| Error::generic(format!("reading {}: {e}", path.display())))?;
+        let value =
+            serde_json::from_slice(&text).map_err(|e| Error::generic(format!("reading {}: {e}", path.display())))?;
         Ok(Some((value, age)))
     }
 
@@ -245,9 +243,7 @@ impl Supervisor<'_> {
                 return Ok(());
             }
             if !alive && began.elapsed() > Duration::from_millis(500) {
-                return Err(Error::generic(format!(
-                    "the daemon (pid {pid}) exited during start; see the log for why"
-                )));
+                return Err(Error::generic(format!("the daemon (pid {pid}) exited during start; see the log for why")));
             }
             if began.elapsed() >= budget {
                 // Slow first round (e.g. many timeouts): running is enough.
@@ -266,9 +262,9 @@ impl Supervisor<'_> {
     pub fn monitor(&self) -> Result<crate::ocf::Outcome> {
         match self.instance.liveness() {
             Liveness::Stopped => Ok(crate::ocf::Outcome::NotRunning),
-            Liveness::Dead(pid) => Err(Error::generic(format!(
-                "the daemon (pid {pid}) is gone but its pidfile is left: it died"
-            ))),
+            Liveness::Dead(pid) => {
+                Err(Error::generic(format!("the daemon (pid {pid}) is gone but its pidfile is left: it died")))
+            }
             Liveness::Running(pid) => {
                 let age = fs::metadata(self.instance.statefile())
                     .and_then(|m| m.modified())
@@ -304,7 +300,8 @@ impl Supervisor<'_> {
     /// Stops the daemon within `timeout`, keeping a margin for the cluster
     /// manager: SIGTERM, then SIGKILL.
     pub fn stop(&self, timeout: Duration) -> Result<()> {
-        let grace = timeout.saturating_sub(Duration::from_secs(3)).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let grace =
+            timeout.saturating_sub(Duration::from_secs(3)).clamp(Duration::from_millis(500), Duration::from_secs(10));
         self.instance.stop(grace)
     }
 }
@@ -329,7 +326,11 @@ impl Signals {
     pub fn new() -> Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         let s = |k: SignalKind| signal(k).map_err(|e| Error::io("installing signal handlers", e));
-        Ok(Signals { term: s(SignalKind::terminate())?, int: s(SignalKind::interrupt())?, hup: s(SignalKind::hangup())? })
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+        })
     }
 
     /// Sleeps until `deadline` unless a signal comes first.

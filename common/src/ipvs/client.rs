@@ -73,11 +73,7 @@ impl IpvsClient {
     pub fn connect() -> Result<IpvsClient> {
         let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
             .map_err(|e| socket_error("opening a generic netlink socket", e))?;
-        let mut client = IpvsClient {
-            sock,
-            family: 0,
-            seq: Cell::new(1),
-        };
+        let mut client = IpvsClient { sock, family: 0, seq: Cell::new(1) };
         client.family = match client.resolve_family() {
             Ok(id) => id,
             Err(first) if first.errno() == Some(libc::ENOENT) => {
@@ -99,10 +95,7 @@ impl IpvsClient {
     }
 
     fn resolve_family(&self) -> Result<u16> {
-        let name = wire::attr(
-            CtrlAttr::FamilyName.into(),
-            format!("{}\0", wire::IPVS_GENL_NAME).as_bytes(),
-        )?;
+        let name = wire::attr(CtrlAttr::FamilyName.into(), format!("{}\0", wire::IPVS_GENL_NAME).as_bytes())?;
         let replies = self.exchange(
             GenlId::Ctrl.into(),
             CtrlCmd::Getfamily.into(),
@@ -173,17 +166,11 @@ impl IpvsClient {
                 match reply.nl_payload() {
                     NlPayload::Ack(_) => return Ok(out),
                     NlPayload::Err(e) => {
-                        return Err(Error::Netlink {
-                            context: context.to_string(),
-                            errno: e.error().abs(),
-                        })
+                        return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() })
                     }
                     NlPayload::DumpExtAck(e) => {
                         if *e.error() != 0 {
-                            return Err(Error::Netlink {
-                                context: context.to_string(),
-                                errno: e.error().abs(),
-                            });
+                            return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() });
                         }
                         return Ok(out);
                     }
@@ -204,14 +191,7 @@ impl IpvsClient {
     }
 
     fn ipvs(&self, cmd: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<Vec<AttrMap>> {
-        self.exchange(
-            self.family,
-            cmd,
-            wire::IPVS_GENL_VERSION,
-            flags,
-            attrs,
-            context,
-        )
+        self.exchange(self.family, cmd, wire::IPVS_GENL_VERSION, flags, attrs, context)
     }
 
     fn command(&self, cmd: u8, attrs: Vec<Attr>, context: &str) -> Result<()> {
@@ -220,55 +200,29 @@ impl IpvsClient {
 
     /// IPVS version and connection-table size.
     pub fn info(&self) -> Result<Info> {
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_INFO,
-            NlmF::ACK,
-            vec![],
-            "reading IPVS info",
-        )?;
-        let first = replies
-            .first()
-            .ok_or_else(|| Error::generic("the kernel sent no IPVS info"))?;
+        let replies = self.ipvs(wire::IPVS_CMD_GET_INFO, NlmF::ACK, vec![], "reading IPVS info")?;
+        let first = replies.first().ok_or_else(|| Error::generic("the kernel sent no IPVS info"))?;
         wire::decode_info(first)
     }
 
     pub fn services(&self) -> Result<Vec<Service>> {
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_SERVICE,
-            NlmF::DUMP,
-            vec![],
-            "listing virtual services",
-        )?;
-        replies
-            .iter()
-            .map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?))
-            .collect()
+        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::DUMP, vec![], "listing virtual services")?;
+        replies.iter().map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)).collect()
     }
 
     /// One service; a missing one is an error that [`IpvsErrorExt::is_not_found`].
     pub fn service(&self, key: &ServiceKey) -> Result<Service> {
         let context = format!("reading virtual service {key}");
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_SERVICE,
-            NlmF::ACK,
-            vec![wire::service_key_attr(key)?],
-            &context,
-        )?;
-        let first = replies
-            .first()
-            .ok_or_else(|| Error::generic(format!("{context}: the kernel sent nothing")))?;
+        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::ACK, vec![wire::service_key_attr(key)?], &context)?;
+        let first = replies.first().ok_or_else(|| Error::generic(format!("{context}: the kernel sent nothing")))?;
         wire::decode_service(&first.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)
     }
 
     pub fn add_service(&self, svc: &Service) -> Result<()> {
         svc.validate()?;
         let context = format!("adding virtual service {}", svc.key);
-        self.command(
-            wire::IPVS_CMD_NEW_SERVICE,
-            vec![wire::service_attr(svc, Part::Full)?],
-            &context,
-        )
-        .map_err(|e| module_missing(e, svc))
+        self.command(wire::IPVS_CMD_NEW_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
+            .map_err(|e| module_missing(e, svc))
     }
 
     /// Replaces scheduler, flags, persistence and engine of an existing
@@ -276,12 +230,8 @@ impl IpvsClient {
     pub fn edit_service(&self, svc: &Service) -> Result<()> {
         svc.validate()?;
         let context = format!("changing virtual service {}", svc.key);
-        self.command(
-            wire::IPVS_CMD_SET_SERVICE,
-            vec![wire::service_attr(svc, Part::Full)?],
-            &context,
-        )
-        .map_err(|e| module_missing(e, svc))
+        self.command(wire::IPVS_CMD_SET_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
+            .map_err(|e| module_missing(e, svc))
     }
 
     /// Deletes the service and all its destinations.
@@ -304,12 +254,7 @@ impl IpvsClient {
         )?;
         replies
             .iter()
-            .map(|r| {
-                wire::decode_dest(
-                    &r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?,
-                    key.family(),
-                )
-            })
+            .map(|r| wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family()))
             .collect()
     }
 
@@ -328,14 +273,7 @@ impl IpvsClient {
         self.dest_command(wire::IPVS_CMD_DEL_DEST, key, &dest, Part::Key, "deleting")
     }
 
-    fn dest_command(
-        &self,
-        cmd: u8,
-        key: &ServiceKey,
-        dest: &Destination,
-        part: Part,
-        verb: &str,
-    ) -> Result<()> {
+    fn dest_command(&self, cmd: u8, key: &ServiceKey, dest: &Destination, part: Part, verb: &str) -> Result<()> {
         let ep = super::key::fmt_addr_port(&dest.addr, dest.port);
         let mut context = format!("{verb} destination {ep} of {key}");
         // The kernel's bare EINVAL on a new destination nearly always means
@@ -344,18 +282,12 @@ impl IpvsClient {
         let hint = cmd == wire::IPVS_CMD_NEW_DEST;
         let attrs = vec![wire::service_key_attr(key)?, wire::dest_attr(dest, part)?];
         self.command(cmd, attrs, &context).map_err(|e| match e {
-            Error::Netlink {
-                errno: libc::EINVAL,
-                ..
-            } if hint => {
+            Error::Netlink { errno: libc::EINVAL, .. } if hint => {
                 context.push_str(
                     " (the kernel takes only unicast destination addresses, and none in a \
                      network namespace without addresses)",
                 );
-                Error::Netlink {
-                    context,
-                    errno: libc::EINVAL,
-                }
+                Error::Netlink { context, errno: libc::EINVAL }
             }
             other => other,
         })
@@ -379,25 +311,14 @@ impl IpvsClient {
     }
 
     pub fn timeouts(&self) -> Result<Timeouts> {
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_CONFIG,
-            NlmF::ACK,
-            vec![],
-            "reading IPVS timeouts",
-        )?;
-        let first = replies
-            .first()
-            .ok_or_else(|| Error::generic("the kernel sent no IPVS timeouts"))?;
+        let replies = self.ipvs(wire::IPVS_CMD_GET_CONFIG, NlmF::ACK, vec![], "reading IPVS timeouts")?;
+        let first = replies.first().ok_or_else(|| Error::generic("the kernel sent no IPVS timeouts"))?;
         wire::decode_timeouts(first)
     }
 
     /// Sets the non-zero timeouts of `t`, leaving the others as they are.
     pub fn set_timeouts(&self, t: &Timeouts) -> Result<()> {
-        self.command(
-            wire::IPVS_CMD_SET_CONFIG,
-            wire::timeout_attrs(t)?,
-            "setting IPVS timeouts",
-        )
+        self.command(wire::IPVS_CMD_SET_CONFIG, wire::timeout_attrs(t)?, "setting IPVS timeouts")
     }
 
     pub fn start_daemon(&self, d: &SyncDaemon) -> Result<()> {
@@ -418,16 +339,8 @@ impl IpvsClient {
     }
 
     pub fn daemons(&self) -> Result<Vec<SyncDaemon>> {
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_DAEMON,
-            NlmF::DUMP,
-            vec![],
-            "listing sync daemons",
-        )?;
-        replies
-            .iter()
-            .map(|r| wire::decode_daemon(&r.nested(wire::IPVS_CMD_ATTR_DAEMON, "sync daemon")?))
-            .collect()
+        let replies = self.ipvs(wire::IPVS_CMD_GET_DAEMON, NlmF::DUMP, vec![], "listing sync daemons")?;
+        replies.iter().map(|r| wire::decode_daemon(&r.nested(wire::IPVS_CMD_ATTR_DAEMON, "sync daemon")?)).collect()
     }
 
     /// The whole table, sorted as `ipvsadm -Ln` prints it.
@@ -436,10 +349,7 @@ impl IpvsClient {
         let mut entries = Vec::new();
         for service in self.services()? {
             let destinations = self.destinations(&service.key)?;
-            entries.push(TableEntry {
-                service,
-                destinations,
-            });
+            entries.push(TableEntry { service, destinations });
         }
         Ok(Table::new(info, entries))
     }
@@ -514,11 +424,9 @@ fn socket_error(context: &str, e: SocketError) -> Error {
 fn modprobe_ip_vs() -> Result<(), String> {
     match Command::new("modprobe").arg("ip_vs").output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "modprobe ip_vs failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        Ok(out) => {
+            Err(format!("modprobe ip_vs failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        }
         Err(e) => Err(format!("cannot run modprobe ip_vs: {e}")),
     }
 }

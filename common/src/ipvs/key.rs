@@ -63,9 +63,7 @@ impl FromStr for Family {
         match s.trim().to_ascii_lowercase().as_str() {
             "inet" | "ipv4" | "4" => Ok(Family::Inet),
             "inet6" | "ipv6" | "6" => Ok(Family::Inet6),
-            _ => Err(Error::configured(format!(
-                "invalid address family '{s}': expected inet or inet6"
-            ))),
+            _ => Err(Error::configured(format!("invalid address family '{s}': expected inet or inet6"))),
         }
     }
 }
@@ -124,9 +122,7 @@ impl FromStr for Protocol {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
             "sctp" => Ok(Protocol::Sctp),
-            _ => Err(Error::configured(format!(
-                "invalid protocol '{s}': expected tcp, udp, sctp or fwmark"
-            ))),
+            _ => Err(Error::configured(format!("invalid protocol '{s}': expected tcp, udp, sctp or fwmark"))),
         }
     }
 }
@@ -135,15 +131,8 @@ impl FromStr for Protocol {
 /// port, or a firewall mark (plus the family the mark applies to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceKey {
-    Addr {
-        protocol: Protocol,
-        addr: IpAddr,
-        port: u16,
-    },
-    FwMark {
-        family: Family,
-        mark: u32,
-    },
+    Addr { protocol: Protocol, addr: IpAddr, port: u16 },
+    FwMark { family: Family, mark: u32 },
 }
 
 impl ServiceKey {
@@ -172,11 +161,7 @@ impl ServiceKey {
     /// address services, then family, protocol, address, port.
     pub(crate) fn sort_key(&self) -> (u32, Family, u16, IpAddr, u16) {
         match *self {
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => (0, Family::of(&addr), protocol.raw(), addr, port),
+            ServiceKey::Addr { protocol, addr, port } => (0, Family::of(&addr), protocol.raw(), addr, port),
             ServiceKey::FwMark { family, mark } => (mark, family, 0, family.unspecified(), 0),
         }
     }
@@ -185,11 +170,7 @@ impl ServiceKey {
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => write!(f, "{protocol}:{}", fmt_addr_port(addr, *port)),
+            ServiceKey::Addr { protocol, addr, port } => write!(f, "{protocol}:{}", fmt_addr_port(addr, *port)),
             ServiceKey::FwMark { mark, .. } => write!(f, "fwmark:{mark}"),
         }
     }
@@ -217,9 +198,7 @@ pub fn fmt_addr_port(addr: &IpAddr, port: u16) -> String {
 /// so the port is never ambiguous).
 pub fn parse_addr_port(s: &str) -> Result<(IpAddr, u16)> {
     let bad = |why: &str| {
-        Error::configured(format!(
-            "invalid address '{s}': {why} (expected 10.0.0.1:80 or [2001:db8::1]:80)"
-        ))
+        Error::configured(format!("invalid address '{s}': {why} (expected 10.0.0.1:80 or [2001:db8::1]:80)"))
     };
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
@@ -260,11 +239,7 @@ fn parse_key(s: &str, family: Family) -> Result<ServiceKey> {
     }
     let protocol: Protocol = kind.parse()?;
     let (addr, port) = parse_addr_port(rest)?;
-    Ok(ServiceKey::Addr {
-        protocol,
-        addr,
-        port,
-    })
+    Ok(ServiceKey::Addr { protocol, addr, port })
 }
 
 fn parse_mark(s: &str) -> Option<u32> {

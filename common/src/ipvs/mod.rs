@@ -21,9 +21,8 @@ mod tests;
 pub use client::{IpvsClient, IpvsErrorExt, IpvsErrorKind};
 pub use key::{fmt_addr_port, parse_addr_port, Family, Protocol, ServiceKey};
 pub use model::{
-    validate_scheduler, Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats,
-    SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType, DEFAULT_PERSISTENCE_TIMEOUT,
-    DEFAULT_SCHEDULER, SCHEDULERS,
+    validate_scheduler, Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats, SyncDaemon, SyncState,
+    Timeouts, TunnelFlags, TunnelType, DEFAULT_PERSISTENCE_TIMEOUT, DEFAULT_SCHEDULER, SCHEDULERS,
 };
 pub use reconcile::{reconcile, DestOp};
 pub use table::{destination_line, service_line, service_name, Table, TableEntry};

@@ -10,9 +10,8 @@ use super::key::{Family, Protocol, ServiceKey};
 use crate::error::{Error, Result};
 
 /// Scheduler names the kernel ships (`ip_vs_<name>` modules).
-pub const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
+pub const SCHEDULERS: &[&str] =
+    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
 
 /// The kernel's default scheduler, as ipvsadm's.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -27,10 +26,7 @@ pub fn validate_scheduler(name: &str) -> Result<()> {
     if SCHEDULERS.contains(&name) {
         Ok(())
     } else {
-        Err(Error::configured(format!(
-            "unknown scheduler '{name}': expected one of {}",
-            SCHEDULERS.join(", ")
-        )))
+        Err(Error::configured(format!("unknown scheduler '{name}': expected one of {}", SCHEDULERS.join(", "))))
     }
 }
 
@@ -145,17 +141,9 @@ impl ServiceFlags {
                 (ServiceFlags::MH_PORT, "mh-port"),
                 (ServiceFlags::SCHED3, "flag-3"),
             ],
-            _ => [
-                (ServiceFlags::SCHED1, "flag-1"),
-                (ServiceFlags::SCHED2, "flag-2"),
-                (ServiceFlags::SCHED3, "flag-3"),
-            ],
+            _ => [(ServiceFlags::SCHED1, "flag-1"), (ServiceFlags::SCHED2, "flag-2"), (ServiceFlags::SCHED3, "flag-3")],
         };
-        names
-            .iter()
-            .filter(|(bit, _)| self.contains(*bit))
-            .map(|(_, name)| *name)
-            .collect()
+        names.iter().filter(|(bit, _)| self.contains(*bit)).map(|(_, name)| *name).collect()
     }
 }
 
@@ -306,9 +294,7 @@ impl Service {
         }
         if let Netmask::V6(len) = self.netmask {
             if !(1..=128).contains(&len) {
-                return Err(Error::configured(format!(
-                    "IPv6 persistence prefix length {len} is out of range 1-128"
-                )));
+                return Err(Error::configured(format!("IPv6 persistence prefix length {len} is out of range 1-128")));
             }
         }
         if let ServiceKey::Addr { port: 0, .. } = self.key {
@@ -329,9 +315,7 @@ impl Service {
         }
         if let Some(pe) = &self.pe_name {
             if pe.is_empty() || pe.len() >= NAME_MAXLEN || pe.contains('\0') {
-                return Err(Error::configured(format!(
-                    "invalid persistence engine name '{pe}'"
-                )));
+                return Err(Error::configured(format!("invalid persistence engine name '{pe}'")));
             }
         }
         Ok(())
@@ -411,9 +395,7 @@ impl FromStr for ForwardMethod {
             "ipip" | "tunnel" => Ok(ForwardMethod::Tunnel),
             "local" => Ok(ForwardMethod::Local),
             "bypass" => Ok(ForwardMethod::Bypass),
-            _ => Err(Error::configured(format!(
-                "invalid forwarding method '{s}': expected masq, gate or ipip"
-            ))),
+            _ => Err(Error::configured(format!("invalid forwarding method '{s}': expected masq, gate or ipip"))),
         }
     }
 }
@@ -464,9 +446,7 @@ impl FromStr for TunnelType {
             "ipip" => Ok(TunnelType::Ipip),
             "gue" => Ok(TunnelType::Gue),
             "gre" => Ok(TunnelType::Gre),
-            _ => Err(Error::configured(format!(
-                "invalid tunnel type '{s}': expected ipip, gue or gre"
-            ))),
+            _ => Err(Error::configured(format!("invalid tunnel type '{s}': expected ipip, gue or gre"))),
         }
     }
 }
@@ -622,11 +602,7 @@ impl Destination {
     pub fn validate(&self, service: &ServiceKey) -> Result<()> {
         let ep = super::key::fmt_addr_port(&self.addr, self.port);
         if self.weight > i32::MAX as u32 {
-            return Err(Error::configured(format!(
-                "weight {} of {ep} is out of range 0-{}",
-                self.weight,
-                i32::MAX
-            )));
+            return Err(Error::configured(format!("weight {} of {ep} is out of range 0-{}", self.weight, i32::MAX)));
         }
         if self.lower_threshold > self.upper_threshold {
             return Err(Error::configured(format!(
@@ -641,9 +617,7 @@ impl Destination {
                 service.family()
             )));
         }
-        let plain = self.tunnel == TunnelType::Ipip
-            && self.tunnel_port == 0
-            && self.tunnel_flags.is_empty();
+        let plain = self.tunnel == TunnelType::Ipip && self.tunnel_port == 0 && self.tunnel_flags.is_empty();
         if self.forward != ForwardMethod::Tunnel && !plain {
             return Err(Error::configured(format!(
                 "tunnel options for {ep} need ipip forwarding, not {}",
@@ -654,9 +628,7 @@ impl Destination {
         // the others silently.
         match self.tunnel {
             TunnelType::Gue if self.tunnel_port == 0 => {
-                return Err(Error::configured(format!(
-                    "GUE tunnel to {ep} needs a tunnel port"
-                )))
+                return Err(Error::configured(format!("GUE tunnel to {ep} needs a tunnel port")))
             }
             TunnelType::Ipip | TunnelType::Gre if self.tunnel_port != 0 => {
                 return Err(Error::configured(format!(
@@ -677,13 +649,8 @@ impl Destination {
                 self.tunnel_flags, self.tunnel
             )));
         }
-        if self
-            .tunnel_flags
-            .contains(TunnelFlags::CSUM | TunnelFlags::REMCSUM)
-        {
-            return Err(Error::configured(format!(
-                "tunnel to {ep} cannot use both csum and remcsum"
-            )));
+        if self.tunnel_flags.contains(TunnelFlags::CSUM | TunnelFlags::REMCSUM) {
+            return Err(Error::configured(format!("tunnel to {ep} cannot use both csum and remcsum")));
         }
         Ok(())
     }
@@ -699,12 +666,7 @@ pub struct Info {
 
 impl Info {
     pub fn version_string(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            (self.version >> 16) & 0xff,
-            (self.version >> 8) & 0xff,
-            self.version & 0xff
-        )
+        format!("{}.{}.{}", (self.version >> 16) & 0xff, (self.version >> 8) & 0xff, self.version & 0xff)
     }
 }
 
@@ -757,9 +719,7 @@ impl FromStr for SyncState {
         match s.trim().to_ascii_lowercase().as_str() {
             "master" => Ok(SyncState::Master),
             "backup" => Ok(SyncState::Backup),
-            _ => Err(Error::configured(format!(
-                "invalid sync daemon state '{s}': expected master or backup"
-            ))),
+            _ => Err(Error::configured(format!("invalid sync daemon state '{s}': expected master or backup"))),
         }
     }
 }
@@ -791,14 +751,8 @@ impl SyncDaemon {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.mcast_ifn.is_empty()
-            || self.mcast_ifn.len() >= NAME_MAXLEN
-            || self.mcast_ifn.contains('\0')
-        {
-            return Err(Error::configured(format!(
-                "invalid sync daemon interface name '{}'",
-                self.mcast_ifn
-            )));
+        if self.mcast_ifn.is_empty() || self.mcast_ifn.len() >= NAME_MAXLEN || self.mcast_ifn.contains('\0') {
+            return Err(Error::configured(format!("invalid sync daemon interface name '{}'", self.mcast_ifn)));
         }
         Ok(())
     }

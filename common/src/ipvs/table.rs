@@ -37,23 +37,11 @@ impl Table {
 /// `FWM  100 IPv6`.
 pub fn service_name(key: &ServiceKey) -> String {
     match key {
-        ServiceKey::Addr {
-            protocol,
-            addr,
-            port,
-        } => format!(
-            "{:<4} {}",
-            protocol.listing_name(),
-            fmt_addr_port(addr, *port)
-        ),
-        ServiceKey::FwMark {
-            family: Family::Inet,
-            mark,
-        } => format!("FWM  {mark}"),
-        ServiceKey::FwMark {
-            family: Family::Inet6,
-            mark,
-        } => format!("FWM  {mark} IPv6"),
+        ServiceKey::Addr { protocol, addr, port } => {
+            format!("{:<4} {}", protocol.listing_name(), fmt_addr_port(addr, *port))
+        }
+        ServiceKey::FwMark { family: Family::Inet, mark } => format!("FWM  {mark}"),
+        ServiceKey::FwMark { family: Family::Inet6, mark } => format!("FWM  {mark} IPv6"),
     }
 }
 
@@ -61,10 +49,7 @@ pub fn service_name(key: &ServiceKey) -> String {
 pub fn service_line(svc: &Service) -> String {
     let mut line = format!("{} {}", service_name(&svc.key), svc.scheduler);
     if svc.flags.intersects(ServiceFlags::SCHED_MASK) {
-        line.push_str(&format!(
-            " ({})",
-            svc.flags.sched_flag_names(&svc.scheduler).join(",")
-        ));
+        line.push_str(&format!(" ({})", svc.flags.sched_flag_names(&svc.scheduler).join(",")));
     }
     if svc.is_persistent() {
         line.push_str(&format!(" persistent {}", svc.timeout));
@@ -95,17 +80,9 @@ pub fn destination_line(d: &Destination) -> String {
 
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "IP Virtual Server version {} (size={})",
-            self.info.version_string(),
-            self.info.conn_tab_size
-        )?;
+        writeln!(f, "IP Virtual Server version {} (size={})", self.info.version_string(), self.info.conn_tab_size)?;
         writeln!(f, "Prot LocalAddress:Port Scheduler Flags")?;
-        writeln!(
-            f,
-            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
-        )?;
+        writeln!(f, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")?;
         for e in &self.entries {
             writeln!(f, "{}", service_line(&e.service))?;
             for d in &e.destinations {

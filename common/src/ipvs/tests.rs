@@ -19,11 +19,7 @@ fn parses_the_documented_examples() {
     let k: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
     assert_eq!(
         k,
-        ServiceKey::Addr {
-            protocol: Protocol::Tcp,
-            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
-            port: 80
-        }
+        ServiceKey::Addr { protocol: Protocol::Tcp, addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), port: 80 }
     );
     let k: ServiceKey = "udp:[2001:db8::1]:53".parse().unwrap();
     assert_eq!(k.family(), Family::Inet6);
@@ -31,13 +27,7 @@ fn parses_the_documented_examples() {
     let k: ServiceKey = "sctp:10.0.0.1:5060".parse().unwrap();
     assert_eq!(k.to_string(), "sctp:10.0.0.1:5060");
     let k: ServiceKey = "fwmark:100".parse().unwrap();
-    assert_eq!(
-        k,
-        ServiceKey::FwMark {
-            family: Family::Inet,
-            mark: 100
-        }
-    );
+    assert_eq!(k, ServiceKey::FwMark { family: Family::Inet, mark: 100 });
     let k = ServiceKey::parse_with_family("fwmark:100", Family::Inet6).unwrap();
     assert_eq!(k.family(), Family::Inet6);
     assert_eq!(k.to_string(), "fwmark:100");
@@ -75,14 +65,8 @@ fn rejects_bad_keys_as_configuration_errors() {
             other => panic!("{bad:?} gave {other:?}"),
         }
     }
-    assert!(matches!(
-        ServiceKey::parse_with_family("tcp:10.0.0.1:80", Family::Inet6),
-        Err(Error::Configured(_))
-    ));
-    assert!(matches!(
-        "inet5".parse::<Family>(),
-        Err(Error::Configured(_))
-    ));
+    assert!(matches!(ServiceKey::parse_with_family("tcp:10.0.0.1:80", Family::Inet6), Err(Error::Configured(_))));
+    assert!(matches!("inet5".parse::<Family>(), Err(Error::Configured(_))));
 }
 
 fn ip() -> impl Strategy<Value = IpAddr> {
@@ -97,20 +81,12 @@ fn family() -> impl Strategy<Value = Family> {
 }
 
 fn protocol() -> impl Strategy<Value = Protocol> {
-    prop_oneof![
-        Just(Protocol::Tcp),
-        Just(Protocol::Udp),
-        Just(Protocol::Sctp)
-    ]
+    prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp), Just(Protocol::Sctp)]
 }
 
 fn service_key() -> impl Strategy<Value = ServiceKey> {
     prop_oneof![
-        (protocol(), ip(), any::<u16>()).prop_map(|(protocol, addr, port)| ServiceKey::Addr {
-            protocol,
-            addr,
-            port
-        }),
+        (protocol(), ip(), any::<u16>()).prop_map(|(protocol, addr, port)| ServiceKey::Addr { protocol, addr, port }),
         (family(), 1..=u32::MAX).prop_map(|(family, mark)| ServiceKey::FwMark { family, mark }),
     ]
 }
@@ -154,14 +130,8 @@ fn scheduler_flags_use_ipvsadm_words() {
     assert_eq!(f.sched_flag_names("sh"), vec!["sh-fallback", "sh-port"]);
     assert_eq!(f.sched_flag_names("mh"), vec!["mh-fallback", "mh-port"]);
     assert_eq!(f.sched_flag_names("wlc"), vec!["flag-1", "flag-2"]);
-    assert!(matches!(
-        ServiceFlags::parse_sched_flags("sh-port", "mh"),
-        Err(Error::Configured(_))
-    ));
-    assert!(matches!(
-        ServiceFlags::parse_sched_flags("turbo", "sh"),
-        Err(Error::Configured(_))
-    ));
+    assert!(matches!(ServiceFlags::parse_sched_flags("sh-port", "mh"), Err(Error::Configured(_))));
+    assert!(matches!(ServiceFlags::parse_sched_flags("turbo", "sh"), Err(Error::Configured(_))));
 }
 
 #[test]
@@ -169,10 +139,7 @@ fn every_kernel_scheduler_is_known() {
     for s in SCHEDULERS {
         validate_scheduler(s).unwrap();
     }
-    assert!(matches!(
-        validate_scheduler("fastest"),
-        Err(Error::Configured(_))
-    ));
+    assert!(matches!(validate_scheduler("fastest"), Err(Error::Configured(_))));
 }
 
 #[test]
@@ -185,14 +152,8 @@ fn service_validation_catches_what_the_kernel_refuses() {
     assert!(s.validate().is_err());
     let zero: ServiceKey = "tcp:10.0.0.1:0".parse().unwrap();
     assert!(Service::new(zero, "rr").validate().is_err());
-    Service::new(zero, "rr")
-        .with_persistence(300, Netmask::host(Family::Inet))
-        .validate()
-        .unwrap();
-    let ops = |k: &str| Service {
-        flags: ServiceFlags::ONE_PACKET,
-        ..Service::new(k.parse().unwrap(), "rr")
-    };
+    Service::new(zero, "rr").with_persistence(300, Netmask::host(Family::Inet)).validate().unwrap();
+    let ops = |k: &str| Service { flags: ServiceFlags::ONE_PACKET, ..Service::new(k.parse().unwrap(), "rr") };
     ops("udp:10.0.0.1:53").validate().unwrap();
     ops("fwmark:3").validate().unwrap();
     assert!(ops("tcp:10.0.0.1:80").validate().is_err());
@@ -222,11 +183,7 @@ fn destination_validation_catches_what_the_kernel_refuses() {
         x
     };
     use TunnelType::*;
-    let (none, csum, remcsum) = (
-        TunnelFlags::empty(),
-        TunnelFlags::CSUM,
-        TunnelFlags::REMCSUM,
-    );
+    let (none, csum, remcsum) = (TunnelFlags::empty(), TunnelFlags::CSUM, TunnelFlags::REMCSUM);
     for ok in [
         tunnel(Ipip, 0, none),
         tunnel(Gue, 6080, none),
@@ -246,31 +203,16 @@ fn destination_validation_catches_what_the_kernel_refuses() {
         tunnel(Ipip, 1, none),
         d.clone().with_tunnel(Gue, 6080, none),
     ] {
-        assert!(
-            matches!(bad.validate(&key), Err(Error::Configured(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(bad.validate(&key), Err(Error::Configured(_))), "{bad:?}");
     }
 }
 
 #[test]
 fn netmask_and_forward_words() {
-    assert_eq!(
-        Netmask::parse("24", Family::Inet).unwrap(),
-        Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))
-    );
-    assert_eq!(
-        Netmask::parse("0", Family::Inet).unwrap(),
-        Netmask::V4(Ipv4Addr::UNSPECIFIED)
-    );
-    assert_eq!(
-        Netmask::parse("255.255.0.0", Family::Inet).unwrap(),
-        Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))
-    );
-    assert_eq!(
-        Netmask::parse("64", Family::Inet6).unwrap(),
-        Netmask::V6(64)
-    );
+    assert_eq!(Netmask::parse("24", Family::Inet).unwrap(), Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
+    assert_eq!(Netmask::parse("0", Family::Inet).unwrap(), Netmask::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(Netmask::parse("255.255.0.0", Family::Inet).unwrap(), Netmask::V4(Ipv4Addr::new(255, 255, 0, 0)));
+    assert_eq!(Netmask::parse("64", Family::Inet6).unwrap(), Netmask::V6(64));
     assert!(Netmask::parse("129", Family::Inet6).is_err());
     assert!(Netmask::parse("33", Family::Inet).is_err());
     for (word, m) in [
@@ -286,10 +228,7 @@ fn netmask_and_forward_words() {
     }
     assert!("nat-ish".parse::<ForwardMethod>().is_err());
     assert_eq!("gre".parse::<TunnelType>().unwrap(), TunnelType::Gre);
-    assert_eq!(
-        "remcsum".parse::<TunnelFlags>().unwrap(),
-        TunnelFlags::REMCSUM
-    );
+    assert_eq!("remcsum".parse::<TunnelFlags>().unwrap(), TunnelFlags::REMCSUM);
 }
 
 // ---------- wire: bytes out, bytes in ----------
@@ -314,8 +253,7 @@ fn through_bytes(attrs: Vec<Attr>) -> AttrMap {
     let mut buf = Cursor::new(vec![0u8; msg.padded_size()]);
     msg.to_bytes(&mut buf).unwrap();
     let bytes = buf.into_inner();
-    let back: Nlmsghdr<u16, Genlmsghdr<u8, u16>> =
-        Nlmsghdr::from_bytes(&mut Cursor::new(&bytes)).unwrap();
+    let back: Nlmsghdr<u16, Genlmsghdr<u8, u16>> = Nlmsghdr::from_bytes(&mut Cursor::new(&bytes)).unwrap();
     AttrMap::from_attrs("test", back.get_payload().unwrap().attrs())
 }
 
@@ -349,20 +287,18 @@ fn service() -> impl Strategy<Value = Service> {
         proptest::option::of("[a-z]{1,15}"),
         proptest::option::of(stats()),
     )
-        .prop_map(
-            |(key, sched, flags, timeout, m4, m6, pe_name, stats)| Service {
-                key,
-                scheduler: sched.to_string(),
-                flags: ServiceFlags::from_bits_retain(flags).without(ServiceFlags::HASHED),
-                timeout,
-                netmask: match key.family() {
-                    Family::Inet => Netmask::V4(Ipv4Addr::from(m4)),
-                    Family::Inet6 => Netmask::V6(m6),
-                },
-                pe_name,
-                stats,
+        .prop_map(|(key, sched, flags, timeout, m4, m6, pe_name, stats)| Service {
+            key,
+            scheduler: sched.to_string(),
+            flags: ServiceFlags::from_bits_retain(flags).without(ServiceFlags::HASHED),
+            timeout,
+            netmask: match key.family() {
+                Family::Inet => Netmask::V4(Ipv4Addr::from(m4)),
+                Family::Inet6 => Netmask::V6(m6),
             },
-        )
+            pe_name,
+            stats,
+        })
 }
 
 fn destination() -> impl Strategy<Value = Destination> {
@@ -383,23 +319,21 @@ fn destination() -> impl Strategy<Value = Destination> {
         any::<[u32; 3]>(),
         proptest::option::of(stats()),
     )
-        .prop_map(
-            |(addr, port, forward, w, tunnel, tport, tflags, c, stats)| Destination {
-                addr,
-                port,
-                forward,
-                weight: w[0],
-                upper_threshold: w[1],
-                lower_threshold: w[2],
-                tunnel,
-                tunnel_port: tport,
-                tunnel_flags: TunnelFlags::from_bits_retain(tflags),
-                active_conns: c[0],
-                inactive_conns: c[1],
-                persist_conns: c[2],
-                stats,
-            },
-        )
+        .prop_map(|(addr, port, forward, w, tunnel, tport, tflags, c, stats)| Destination {
+            addr,
+            port,
+            forward,
+            weight: w[0],
+            upper_threshold: w[1],
+            lower_threshold: w[2],
+            tunnel,
+            tunnel_port: tport,
+            tunnel_flags: TunnelFlags::from_bits_retain(tflags),
+            active_conns: c[0],
+            inactive_conns: c[1],
+            persist_conns: c[2],
+            stats,
+        })
 }
 
 fn sync_daemon() -> impl Strategy<Value = SyncDaemon> {
@@ -412,19 +346,15 @@ fn sync_daemon() -> impl Strategy<Value = SyncDaemon> {
         proptest::option::of(any::<u16>()),
         proptest::option::of(any::<u8>()),
     )
-        .prop_map(
-            |(state, mcast_ifn, syncid, sync_maxlen, mcast_group, mcast_port, mcast_ttl)| {
-                SyncDaemon {
-                    state,
-                    mcast_ifn,
-                    syncid,
-                    sync_maxlen,
-                    mcast_group,
-                    mcast_port,
-                    mcast_ttl,
-                }
-            },
-        )
+        .prop_map(|(state, mcast_ifn, syncid, sync_maxlen, mcast_group, mcast_port, mcast_ttl)| SyncDaemon {
+            state,
+            mcast_ifn,
+            syncid,
+            sync_maxlen,
+            mcast_group,
+            mcast_port,
+            mcast_ttl,
+        })
 }
 
 proptest! {
@@ -495,63 +425,38 @@ fn wire_byte_orders_match_ip_vs_h() {
     let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
     let a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
     assert_eq!(a.raw(wire::IPVS_SVC_ATTR_AF).unwrap(), &2u16.to_ne_bytes());
-    assert_eq!(
-        a.raw(wire::IPVS_SVC_ATTR_PROTOCOL).unwrap(),
-        &6u16.to_ne_bytes()
-    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_PROTOCOL).unwrap(), &6u16.to_ne_bytes());
     assert_eq!(a.raw(wire::IPVS_SVC_ATTR_PORT).unwrap(), &[0x1f, 0x90]);
     let addr = a.raw(wire::IPVS_SVC_ATTR_ADDR).unwrap();
     assert_eq!(addr.len(), 16);
     assert_eq!(&addr[..4], &[10, 1, 2, 3]);
-    assert_eq!(
-        a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(),
-        &[255, 255, 255, 0]
-    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(), &[255, 255, 255, 0]);
     assert_eq!(a.raw(wire::IPVS_SVC_ATTR_SCHED_NAME).unwrap(), b"wlc\0");
     let mut flags = 1u32.to_ne_bytes().to_vec();
     flags.extend_from_slice(&u32::MAX.to_ne_bytes());
     assert_eq!(a.raw(wire::IPVS_SVC_ATTR_FLAGS).unwrap(), flags.as_slice());
-    assert_eq!(
-        a.raw(wire::IPVS_SVC_ATTR_TIMEOUT).unwrap(),
-        &300u32.to_ne_bytes()
-    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_TIMEOUT).unwrap(), &300u32.to_ne_bytes());
     assert!(!a.has(wire::IPVS_SVC_ATTR_PE_NAME));
 
-    let v6 = Service::new("udp:[2001:db8::1]:53".parse().unwrap(), "rr")
-        .with_persistence(60, Netmask::V6(64));
+    let v6 = Service::new("udp:[2001:db8::1]:53".parse().unwrap(), "rr").with_persistence(60, Netmask::V6(64));
     let top = through_bytes(vec![wire::service_attr(&v6, Part::Full).unwrap()]);
     let a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
-    assert_eq!(
-        a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(),
-        &64u32.to_ne_bytes()
-    );
+    assert_eq!(a.raw(wire::IPVS_SVC_ATTR_NETMASK).unwrap(), &64u32.to_ne_bytes());
     assert_eq!(a.raw(wire::IPVS_SVC_ATTR_AF).unwrap(), &10u16.to_ne_bytes());
 
-    let d = Destination::new("192.168.7.9".parse().unwrap(), 443, ForwardMethod::Tunnel)
-        .with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM);
+    let d = Destination::new("192.168.7.9".parse().unwrap(), 443, ForwardMethod::Tunnel).with_tunnel(
+        TunnelType::Gue,
+        6080,
+        TunnelFlags::CSUM,
+    );
     let top = through_bytes(vec![wire::dest_attr(&d, Part::Full).unwrap()]);
     let a = nested_raw(&top, wire::IPVS_CMD_ATTR_DEST);
-    assert_eq!(
-        a.raw(wire::IPVS_DEST_ATTR_PORT).unwrap(),
-        &443u16.to_be_bytes()
-    );
-    assert_eq!(
-        a.raw(wire::IPVS_DEST_ATTR_TUN_PORT).unwrap(),
-        &6080u16.to_be_bytes()
-    );
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_PORT).unwrap(), &443u16.to_be_bytes());
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_TUN_PORT).unwrap(), &6080u16.to_be_bytes());
     assert_eq!(a.raw(wire::IPVS_DEST_ATTR_TUN_TYPE).unwrap(), &[1]);
-    assert_eq!(
-        a.raw(wire::IPVS_DEST_ATTR_TUN_FLAGS).unwrap(),
-        &1u16.to_ne_bytes()
-    );
-    assert_eq!(
-        a.raw(wire::IPVS_DEST_ATTR_FWD_METHOD).unwrap(),
-        &2u32.to_ne_bytes()
-    );
-    assert_eq!(
-        a.raw(wire::IPVS_DEST_ATTR_ADDR_FAMILY).unwrap(),
-        &2u16.to_ne_bytes()
-    );
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_TUN_FLAGS).unwrap(), &1u16.to_ne_bytes());
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_FWD_METHOD).unwrap(), &2u32.to_ne_bytes());
+    assert_eq!(a.raw(wire::IPVS_DEST_ATTR_ADDR_FAMILY).unwrap(), &2u16.to_ne_bytes());
     assert!(!a.has(wire::IPVS_DEST_ATTR_ACTIVE_CONNS));
 }
 
@@ -577,9 +482,7 @@ fn rebuild_with(a: &mut AttrMap, ty: u16, payload: &[u8]) -> AttrMap {
             children.push(wire::attr(t, raw).unwrap());
         }
     }
-    let top = through_bytes(vec![
-        wire::nest(wire::IPVS_CMD_ATTR_SERVICE, &children).unwrap()
-    ]);
+    let top = through_bytes(vec![wire::nest(wire::IPVS_CMD_ATTR_SERVICE, &children).unwrap()]);
     nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE)
 }
 
@@ -596,11 +499,7 @@ fn old_kernels_32_bit_stats_and_missing_family_are_read() {
     let dest = wire::nest(
         wire::IPVS_CMD_ATTR_DEST,
         &[
-            wire::attr(
-                wire::IPVS_DEST_ATTR_ADDR,
-                &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-            )
-            .unwrap(),
+            wire::attr(wire::IPVS_DEST_ATTR_ADDR, &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).unwrap(),
             wire::attr(wire::IPVS_DEST_ATTR_PORT, &80u16.to_be_bytes()).unwrap(),
             wire::attr(wire::IPVS_DEST_ATTR_FWD_METHOD, &3u32.to_ne_bytes()).unwrap(),
             wire::attr(wire::IPVS_DEST_ATTR_WEIGHT, &2u32.to_ne_bytes()).unwrap(),
@@ -624,15 +523,9 @@ fn truncated_replies_are_errors_not_panics() {
     let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
     let mut a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
     let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_FLAGS, &[1, 0, 0]);
-    assert!(matches!(
-        wire::decode_service(&short),
-        Err(Error::Generic(_))
-    ));
+    assert!(matches!(wire::decode_service(&short), Err(Error::Generic(_))));
     let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_PORT, &[1]);
-    assert!(matches!(
-        wire::decode_service(&short),
-        Err(Error::Generic(_))
-    ));
+    assert!(matches!(wire::decode_service(&short), Err(Error::Generic(_))));
     assert!(AttrMap::parse("x", &[200, 0, 1, 0, 1]).is_err());
 }
 
@@ -643,36 +536,21 @@ fn table_prints_like_ipvsadm_ln() {
     let web: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
     let dns: ServiceKey = "udp:[2001:db8::1]:53".parse().unwrap();
     let mark = ServiceKey::parse_with_family("fwmark:7", Family::Inet6).unwrap();
-    let mut web_svc =
-        Service::new(web, "sh").with_persistence(300, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
+    let mut web_svc = Service::new(web, "sh").with_persistence(300, Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)));
     web_svc.flags |= ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT | ServiceFlags::ONE_PACKET;
-    let mut d1 =
-        Destination::new("192.168.7.2".parse().unwrap(), 80, ForwardMethod::Masq).with_weight(3);
+    let mut d1 = Destination::new("192.168.7.2".parse().unwrap(), 80, ForwardMethod::Masq).with_weight(3);
     d1.active_conns = 12;
     d1.inactive_conns = 4;
     let d0 = Destination::new("192.168.7.1".parse().unwrap(), 80, ForwardMethod::Route);
     let table = Table::new(
-        Info {
-            version: 0x010201,
-            conn_tab_size: 4096,
-        },
+        Info { version: 0x010201, conn_tab_size: 4096 },
         vec![
-            TableEntry {
-                service: Service::new(mark, "rr"),
-                destinations: vec![],
-            },
+            TableEntry { service: Service::new(mark, "rr"), destinations: vec![] },
             TableEntry {
                 service: Service::new(dns, "wrr"),
-                destinations: vec![Destination::new(
-                    "2001:db8::53".parse().unwrap(),
-                    53,
-                    ForwardMethod::Tunnel,
-                )],
+                destinations: vec![Destination::new("2001:db8::53".parse().unwrap(), 53, ForwardMethod::Tunnel)],
             },
-            TableEntry {
-                service: web_svc,
-                destinations: vec![d1, d0],
-            },
+            TableEntry { service: web_svc, destinations: vec![d1, d0] },
         ],
     );
     let expected = "\
@@ -709,20 +587,9 @@ fn reconcile_adds_edits_deletes_only_owned() {
         dest("192.168.7.3:80", 1),
         dest("192.168.7.99:80", 0), // the sorry server: someone else's
     ];
-    let owned: BTreeSet<_> = [
-        "192.168.7.1:80",
-        "192.168.7.2:80",
-        "192.168.7.3:80",
-        "192.168.7.4:80",
-    ]
-    .iter()
-    .map(|s| ep(s))
-    .collect();
-    let desired = vec![
-        dest("192.168.7.1:80", 1),
-        dest("192.168.7.2:80", 5),
-        dest("192.168.7.4:80", 1),
-    ];
+    let owned: BTreeSet<_> =
+        ["192.168.7.1:80", "192.168.7.2:80", "192.168.7.3:80", "192.168.7.4:80"].iter().map(|s| ep(s)).collect();
+    let desired = vec![dest("192.168.7.1:80", 1), dest("192.168.7.2:80", 5), dest("192.168.7.4:80", 1)];
     let ops = reconcile(&current, &owned, &desired).unwrap();
     assert_eq!(
         ops,
@@ -749,31 +616,19 @@ fn reconcile_adds_edits_deletes_only_owned() {
 #[test]
 fn reconcile_refuses_unowned_or_duplicate_wishes() {
     let owned: BTreeSet<_> = [ep("192.168.7.1:80")].into_iter().collect();
+    assert!(matches!(reconcile(&[], &owned, &[dest("192.168.7.99:80", 1)]), Err(Error::Configured(_))));
     assert!(matches!(
-        reconcile(&[], &owned, &[dest("192.168.7.99:80", 1)]),
-        Err(Error::Configured(_))
-    ));
-    assert!(matches!(
-        reconcile(
-            &[],
-            &owned,
-            &[dest("192.168.7.1:80", 1), dest("192.168.7.1:80", 2)]
-        ),
+        reconcile(&[], &owned, &[dest("192.168.7.1:80", 1), dest("192.168.7.1:80", 2)]),
         Err(Error::Configured(_))
     ));
 }
 
 fn small_dest() -> impl Strategy<Value = Destination> {
-    (
-        0u8..6,
-        0u16..2,
-        0u32..3,
-        prop_oneof![Just(ForwardMethod::Masq), Just(ForwardMethod::Route)],
+    (0u8..6, 0u16..2, 0u32..3, prop_oneof![Just(ForwardMethod::Masq), Just(ForwardMethod::Route)]).prop_map(
+        |(host, port, weight, fwd)| {
+            Destination::new(IpAddr::V4(Ipv4Addr::new(192, 168, 7, host)), 80 + port, fwd).with_weight(weight)
+        },
     )
-        .prop_map(|(host, port, weight, fwd)| {
-            Destination::new(IpAddr::V4(Ipv4Addr::new(192, 168, 7, host)), 80 + port, fwd)
-                .with_weight(weight)
-        })
 }
 
 fn unique(ds: Vec<Destination>) -> Vec<Destination> {
@@ -846,17 +701,11 @@ fn missing_ipvs_is_not_installed() {
 
 #[test]
 fn refusals_are_classified() {
-    let exists = Error::Netlink {
-        context: "adding".into(),
-        errno: libc::EEXIST,
-    };
+    let exists = Error::Netlink { context: "adding".into(), errno: libc::EEXIST };
     assert!(exists.is_exists());
     assert!(!exists.is_not_found());
     for errno in [libc::ESRCH, libc::ENOENT] {
-        let e = Error::Netlink {
-            context: "deleting".into(),
-            errno,
-        };
+        let e = Error::Netlink { context: "deleting".into(), errno };
         assert_eq!(e.ipvs_kind(), Some(IpvsErrorKind::NotFound));
     }
     assert_eq!(Error::generic("x").ipvs_kind(), None);

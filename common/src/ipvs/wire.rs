@@ -17,8 +17,8 @@ use neli::FromBytesWithInput;
 
 use super::key::{Family, Protocol, ServiceKey};
 use super::model::{
-    Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats, SyncDaemon, SyncState,
-    Timeouts, TunnelFlags, TunnelType,
+    Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats, SyncDaemon, SyncState, Timeouts,
+    TunnelFlags, TunnelType,
 };
 use crate::error::{Error, Result};
 
@@ -127,12 +127,7 @@ fn build_err(e: impl std::fmt::Display) -> Error {
 
 pub fn attr(ty: u16, payload: &[u8]) -> Result<Attr> {
     NlattrBuilder::default()
-        .nla_type(
-            AttrTypeBuilder::default()
-                .nla_type(ty)
-                .build()
-                .map_err(build_err)?,
-        )
+        .nla_type(AttrTypeBuilder::default().nla_type(ty).build().map_err(build_err)?)
         .nla_payload(payload)
         .build()
         .map_err(build_err)
@@ -200,19 +195,14 @@ pub struct AttrMap {
 
 impl AttrMap {
     pub fn from_attrs(what: &'static str, attrs: &Attrs) -> AttrMap {
-        let map = attrs
-            .iter()
-            .map(|a| (*a.nla_type().nla_type(), a.payload().as_ref().to_vec()))
-            .collect();
+        let map = attrs.iter().map(|a| (*a.nla_type().nla_type(), a.payload().as_ref().to_vec())).collect();
         AttrMap { what, map }
     }
 
     /// Parses a nested attribute's payload.
     pub fn parse(what: &'static str, bytes: &[u8]) -> Result<AttrMap> {
-        let attrs =
-            Attrs::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| {
-                Error::generic(format!("malformed {what} attributes from the kernel: {e}"))
-            })?;
+        let attrs = Attrs::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len())
+            .map_err(|e| Error::generic(format!("malformed {what} attributes from the kernel: {e}")))?;
         Ok(AttrMap::from_attrs(what, &attrs))
     }
 
@@ -225,23 +215,14 @@ impl AttrMap {
     }
 
     fn missing(&self, ty: u16) -> Error {
-        Error::generic(format!(
-            "the kernel's {} attributes lack attribute {ty}",
-            self.what
-        ))
+        Error::generic(format!("the kernel's {} attributes lack attribute {ty}", self.what))
     }
 
     fn bytes<const N: usize>(&self, ty: u16) -> Result<[u8; N]> {
         let raw = self.raw(ty).ok_or_else(|| self.missing(ty))?;
-        raw.get(..N)
-            .and_then(|b| <[u8; N]>::try_from(b).ok())
-            .ok_or_else(|| {
-                Error::generic(format!(
-                    "the kernel's {} attribute {ty} has {} bytes, expected {N}",
-                    self.what,
-                    raw.len()
-                ))
-            })
+        raw.get(..N).and_then(|b| <[u8; N]>::try_from(b).ok()).ok_or_else(|| {
+            Error::generic(format!("the kernel's {} attribute {ty} has {} bytes, expected {N}", self.what, raw.len()))
+        })
     }
 
     pub fn u8(&self, ty: u16) -> Result<u8> {
@@ -276,12 +257,8 @@ impl AttrMap {
     pub fn string(&self, ty: u16) -> Result<String> {
         let raw = self.raw(ty).ok_or_else(|| self.missing(ty))?;
         let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-        String::from_utf8(raw[..end].to_vec()).map_err(|_| {
-            Error::generic(format!(
-                "the kernel's {} attribute {ty} is not UTF-8",
-                self.what
-            ))
-        })
+        String::from_utf8(raw[..end].to_vec())
+            .map_err(|_| Error::generic(format!("the kernel's {} attribute {ty} is not UTF-8", self.what)))
     }
 
     pub fn addr(&self, ty: u16, family: Family) -> Result<IpAddr> {
@@ -298,12 +275,8 @@ impl AttrMap {
 
     fn family(&self, ty: u16) -> Result<Family> {
         let af = self.u16(ty)?;
-        Family::from_raw(af).ok_or_else(|| {
-            Error::generic(format!(
-                "the kernel's {} has unknown address family {af}",
-                self.what
-            ))
-        })
+        Family::from_raw(af)
+            .ok_or_else(|| Error::generic(format!("the kernel's {} has unknown address family {af}", self.what)))
     }
 }
 
@@ -315,11 +288,7 @@ pub fn service_key_attr(key: &ServiceKey) -> Result<Attr> {
 fn key_attrs(key: &ServiceKey) -> Result<Vec<Attr>> {
     let mut out = vec![attr_u16(IPVS_SVC_ATTR_AF, key.family().raw())?];
     match key {
-        ServiceKey::Addr {
-            protocol,
-            addr,
-            port,
-        } => {
+        ServiceKey::Addr { protocol, addr, port } => {
             out.push(attr_u16(IPVS_SVC_ATTR_PROTOCOL, protocol.raw())?);
             out.push(attr(IPVS_SVC_ATTR_ADDR, &inet_addr_bytes(addr))?);
             out.push(attr_be16(IPVS_SVC_ATTR_PORT, *port)?);
@@ -358,18 +327,12 @@ pub fn service_attr(svc: &Service, part: Part) -> Result<Attr> {
 pub fn decode_service(a: &AttrMap) -> Result<Service> {
     let family = a.family(IPVS_SVC_ATTR_AF)?;
     let key = if a.has(IPVS_SVC_ATTR_FWMARK) && a.u32(IPVS_SVC_ATTR_FWMARK)? != 0 {
-        ServiceKey::FwMark {
-            family,
-            mark: a.u32(IPVS_SVC_ATTR_FWMARK)?,
-        }
+        ServiceKey::FwMark { family, mark: a.u32(IPVS_SVC_ATTR_FWMARK)? }
     } else {
         let proto = a.u16(IPVS_SVC_ATTR_PROTOCOL)?;
         ServiceKey::Addr {
-            protocol: Protocol::from_raw(proto).ok_or_else(|| {
-                Error::generic(format!(
-                    "the kernel listed a service of unknown protocol {proto}"
-                ))
-            })?,
+            protocol: Protocol::from_raw(proto)
+                .ok_or_else(|| Error::generic(format!("the kernel listed a service of unknown protocol {proto}")))?,
             addr: a.addr(IPVS_SVC_ATTR_ADDR, family)?,
             port: a.be16(IPVS_SVC_ATTR_PORT)?,
         }
@@ -382,14 +345,13 @@ pub fn decode_service(a: &AttrMap) -> Result<Service> {
         Family::Inet => Netmask::V4(Ipv4Addr::from(netmask_raw)),
         Family::Inet6 => {
             let len = u32::from_ne_bytes(netmask_raw);
-            Netmask::V6(u8::try_from(len).map_err(|_| {
-                Error::generic(format!("the kernel listed an IPv6 netmask of /{len}"))
-            })?)
+            Netmask::V6(
+                u8::try_from(len)
+                    .map_err(|_| Error::generic(format!("the kernel listed an IPv6 netmask of /{len}")))?,
+            )
         }
     };
-    let pe_name = a
-        .opt(IPVS_SVC_ATTR_PE_NAME, AttrMap::string)?
-        .filter(|pe| !pe.is_empty());
+    let pe_name = a.opt(IPVS_SVC_ATTR_PE_NAME, AttrMap::string)?.filter(|pe| !pe.is_empty());
     Ok(Service {
         key,
         scheduler: a.string(IPVS_SVC_ATTR_SCHED_NAME)?,
@@ -415,10 +377,7 @@ pub fn dest_attr(dest: &Destination, part: Part) -> Result<Attr> {
         out.push(attr_u32(IPVS_DEST_ATTR_WEIGHT, dest.weight)?);
         out.push(attr_u8(IPVS_DEST_ATTR_TUN_TYPE, dest.tunnel.raw())?);
         out.push(attr_be16(IPVS_DEST_ATTR_TUN_PORT, dest.tunnel_port)?);
-        out.push(attr_u16(
-            IPVS_DEST_ATTR_TUN_FLAGS,
-            dest.tunnel_flags.bits(),
-        )?);
+        out.push(attr_u16(IPVS_DEST_ATTR_TUN_FLAGS, dest.tunnel_flags.bits())?);
         out.push(attr_u32(IPVS_DEST_ATTR_U_THRESH, dest.upper_threshold)?);
         out.push(attr_u32(IPVS_DEST_ATTR_L_THRESH, dest.lower_threshold)?);
     }
@@ -445,28 +404,18 @@ pub fn decode_dest(a: &AttrMap, service_family: Family) -> Result<Destination> {
     Ok(Destination {
         addr: a.addr(IPVS_DEST_ATTR_ADDR, family)?,
         port: a.be16(IPVS_DEST_ATTR_PORT)?,
-        forward: ForwardMethod::from_raw(fwd).ok_or_else(|| {
-            Error::generic(format!("the kernel listed unknown forwarding method {fwd}"))
-        })?,
+        forward: ForwardMethod::from_raw(fwd)
+            .ok_or_else(|| Error::generic(format!("the kernel listed unknown forwarding method {fwd}")))?,
         weight: a.u32(IPVS_DEST_ATTR_WEIGHT)?,
         upper_threshold: a.u32(IPVS_DEST_ATTR_U_THRESH)?,
         lower_threshold: a.u32(IPVS_DEST_ATTR_L_THRESH)?,
-        tunnel: TunnelType::from_raw(tun).ok_or_else(|| {
-            Error::generic(format!("the kernel listed unknown tunnel type {tun}"))
-        })?,
+        tunnel: TunnelType::from_raw(tun)
+            .ok_or_else(|| Error::generic(format!("the kernel listed unknown tunnel type {tun}")))?,
         tunnel_port: a.opt(IPVS_DEST_ATTR_TUN_PORT, AttrMap::be16)?.unwrap_or(0),
-        tunnel_flags: TunnelFlags::from_bits_retain(
-            a.opt(IPVS_DEST_ATTR_TUN_FLAGS, AttrMap::u16)?.unwrap_or(0),
-        ),
-        active_conns: a
-            .opt(IPVS_DEST_ATTR_ACTIVE_CONNS, AttrMap::u32)?
-            .unwrap_or(0),
-        inactive_conns: a
-            .opt(IPVS_DEST_ATTR_INACT_CONNS, AttrMap::u32)?
-            .unwrap_or(0),
-        persist_conns: a
-            .opt(IPVS_DEST_ATTR_PERSIST_CONNS, AttrMap::u32)?
-            .unwrap_or(0),
+        tunnel_flags: TunnelFlags::from_bits_retain(a.opt(IPVS_DEST_ATTR_TUN_FLAGS, AttrMap::u16)?.unwrap_or(0)),
+        active_conns: a.opt(IPVS_DEST_ATTR_ACTIVE_CONNS, AttrMap::u32)?.unwrap_or(0),
+        inactive_conns: a.opt(IPVS_DEST_ATTR_INACT_CONNS, AttrMap::u32)?.unwrap_or(0),
+        persist_conns: a.opt(IPVS_DEST_ATTR_PERSIST_CONNS, AttrMap::u32)?.unwrap_or(0),
         stats: decode_stats_of(a, IPVS_DEST_ATTR_STATS64, IPVS_DEST_ATTR_STATS)?,
     })
 }
@@ -484,10 +433,7 @@ fn stats_attr(ty: u16, s: &Stats) -> Result<Attr> {
         (IPVS_STATS_ATTR_INBPS, s.inbps),
         (IPVS_STATS_ATTR_OUTBPS, s.outbps),
     ];
-    let children = fields
-        .iter()
-        .map(|(t, v)| attr_u64(*t, *v))
-        .collect::<Result<Vec<_>>>()?;
+    let children = fields.iter().map(|(t, v)| attr_u64(*t, *v)).collect::<Result<Vec<_>>>()?;
     nest(ty, &children)
 }
 
@@ -549,10 +495,7 @@ pub fn daemon_attr(d: &SyncDaemon) -> Result<Attr> {
 
 /// Stopping needs only the state.
 pub fn daemon_state_attr(state: SyncState) -> Result<Attr> {
-    nest(
-        IPVS_CMD_ATTR_DAEMON,
-        &[attr_u32(IPVS_DAEMON_ATTR_STATE, state.raw())?],
-    )
+    nest(IPVS_CMD_ATTR_DAEMON, &[attr_u32(IPVS_DAEMON_ATTR_STATE, state.raw())?])
 }
 
 pub fn decode_daemon(a: &AttrMap) -> Result<SyncDaemon> {
@@ -566,13 +509,11 @@ pub fn decode_daemon(a: &AttrMap) -> Result<SyncDaemon> {
         None
     };
     Ok(SyncDaemon {
-        state: SyncState::from_raw(state).ok_or_else(|| {
-            Error::generic(format!("the kernel listed a sync daemon in state {state}"))
-        })?,
+        state: SyncState::from_raw(state)
+            .ok_or_else(|| Error::generic(format!("the kernel listed a sync daemon in state {state}")))?,
         mcast_ifn: a.string(IPVS_DAEMON_ATTR_MCAST_IFN)?,
-        syncid: u8::try_from(syncid).map_err(|_| {
-            Error::generic(format!("the kernel listed sync id {syncid}, beyond 255"))
-        })?,
+        syncid: u8::try_from(syncid)
+            .map_err(|_| Error::generic(format!("the kernel listed sync id {syncid}, beyond 255")))?,
         sync_maxlen: a.opt(IPVS_DAEMON_ATTR_SYNC_MAXLEN, AttrMap::u16)?,
         mcast_group,
         mcast_port: a.opt(IPVS_DAEMON_ATTR_MCAST_PORT, AttrMap::u16)?,
@@ -599,24 +540,16 @@ pub fn timeout_attrs(t: &Timeouts) -> Result<Vec<Attr>> {
 pub fn decode_timeouts(a: &AttrMap) -> Result<Timeouts> {
     Ok(Timeouts {
         tcp: a.opt(IPVS_CMD_ATTR_TIMEOUT_TCP, AttrMap::u32)?.unwrap_or(0),
-        tcp_fin: a
-            .opt(IPVS_CMD_ATTR_TIMEOUT_TCP_FIN, AttrMap::u32)?
-            .unwrap_or(0),
+        tcp_fin: a.opt(IPVS_CMD_ATTR_TIMEOUT_TCP_FIN, AttrMap::u32)?.unwrap_or(0),
         udp: a.opt(IPVS_CMD_ATTR_TIMEOUT_UDP, AttrMap::u32)?.unwrap_or(0),
     })
 }
 
 /// For tests that play the kernel's part in GET_INFO.
 pub fn info_attrs(i: &Info) -> Result<Vec<Attr>> {
-    Ok(vec![
-        attr_u32(IPVS_INFO_ATTR_VERSION, i.version)?,
-        attr_u32(IPVS_INFO_ATTR_CONN_TAB_SIZE, i.conn_tab_size)?,
-    ])
+    Ok(vec![attr_u32(IPVS_INFO_ATTR_VERSION, i.version)?, attr_u32(IPVS_INFO_ATTR_CONN_TAB_SIZE, i.conn_tab_size)?])
 }
 
 pub fn decode_info(a: &AttrMap) -> Result<Info> {
-    Ok(Info {
-        version: a.u32(IPVS_INFO_ATTR_VERSION)?,
-        conn_tab_size: a.u32(IPVS_INFO_ATTR_CONN_TAB_SIZE)?,
-    })
+    Ok(Info { version: a.u32(IPVS_INFO_ATTR_VERSION)?, conn_tab_size: a.u32(IPVS_INFO_ATTR_CONN_TAB_SIZE)? })
 }

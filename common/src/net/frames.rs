@@ -30,7 +30,15 @@ impl ArpFrame {
     /// sends it: sender and target IP are both the announced address, the
     /// target MAC is broadcast.
     pub fn gratuitous(mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> ArpFrame {
-        ArpFrame { eth_dst: BROADCAST, eth_src: mac, op, sender_mac: mac, sender_ip: ip, target_mac: BROADCAST, target_ip: ip }
+        ArpFrame {
+            eth_dst: BROADCAST,
+            eth_src: mac,
+            op,
+            sender_mac: mac,
+            sender_ip: ip,
+            target_mac: BROADCAST,
+            target_ip: ip,
+        }
     }
 
     /// RFC 5227 probe: "who has `ip`?" from sender IP 0.0.0.0, so no

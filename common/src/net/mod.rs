@@ -75,10 +75,9 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 
 fn nl_error(context: impl Into<String>, e: rtnetlink::Error) -> Error {
     match e {
-        rtnetlink::Error::NetlinkError(m) => Error::Netlink {
-            context: context.into(),
-            errno: m.code.map(|c| -c.get()).unwrap_or(libc::EIO),
-        },
+        rtnetlink::Error::NetlinkError(m) => {
+            Error::Netlink { context: context.into(), errno: m.code.map(|c| -c.get()).unwrap_or(libc::EIO) }
+        }
         other => Error::generic(format!("{}: {other}", context.into())),
     }
 }
@@ -157,11 +156,7 @@ fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 
 /// IPaddr2's findif: the most specific non-default route containing `ip`.
 pub fn longest_match(routes: &[RouteEntry], ip: IpAddr) -> Option<RouteEntry> {
-    routes
-        .iter()
-        .filter(|r| r.prefix > 0 && in_prefix(ip, r.dst, r.prefix))
-        .max_by_key(|r| r.prefix)
-        .copied()
+    routes.iter().filter(|r| r.prefix > 0 && in_prefix(ip, r.dst, r.prefix)).max_by_key(|r| r.prefix).copied()
 }
 
 /// An rtnetlink connection on the current tokio runtime.
@@ -172,8 +167,7 @@ pub struct Netlink {
 impl Netlink {
     /// Opens the socket; the connection task runs on the current runtime.
     pub fn connect() -> Result<Netlink> {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|e| Error::io("opening an rtnetlink socket", e))?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("opening an rtnetlink socket", e))?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
     }
@@ -182,11 +176,7 @@ impl Netlink {
         let mut s = self.handle.link().get().match_name(name.to_string()).execute();
         match s.try_next().await {
             Ok(m) => Ok(m.map(link_from)),
-            Err(rtnetlink::Error::NetlinkError(m))
-                if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
-            {
-                Ok(None)
-            }
+            Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_error(format!("looking up interface {name}"), e)),
         }
     }
@@ -195,11 +185,7 @@ impl Netlink {
         let mut s = self.handle.link().get().match_index(index).execute();
         match s.try_next().await {
             Ok(m) => Ok(m.map(link_from)),
-            Err(rtnetlink::Error::NetlinkError(m))
-                if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
-            {
-                Ok(None)
-            }
+            Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_error(format!("looking up interface {index}"), e)),
         }
     }
@@ -232,7 +218,8 @@ impl Netlink {
             if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
                 continue;
             }
-            let dst = dst.unwrap_or(if v4 { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) });
+            let dst =
+                dst.unwrap_or(if v4 { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) });
             if let Some(oif) = oif {
                 out.push(RouteEntry { dst, prefix: r.header.destination_prefix_length, oif });
             }
@@ -352,7 +339,9 @@ impl Netlink {
                 return Ok(());
             }
             if began.elapsed() >= timeout {
-                return Err(Error::generic(format!("duplicate address detection for {ip} did not finish in {timeout:?}")));
+                return Err(Error::generic(format!(
+                    "duplicate address detection for {ip} did not finish in {timeout:?}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

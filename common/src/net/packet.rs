@@ -33,7 +33,10 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
         )
     };
     if rc < 0 {
-        return Err(Error::io(format!("binding a packet socket to interface {ifindex}"), std::io::Error::last_os_error()));
+        return Err(Error::io(
+            format!("binding a packet socket to interface {ifindex}"),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(sock)
 }
@@ -70,7 +73,14 @@ fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &ArpFrame) -> Result<()> {
 }
 
 /// Announces `ip` with `count` rounds of gratuitous ARP, `interval` apart.
-pub fn send_gratuitous_arp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, mode: ArpMode, count: u32, interval: Duration) -> Result<()> {
+pub fn send_gratuitous_arp(
+    ifindex: u32,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+    mode: ArpMode,
+    count: u32,
+    interval: Duration,
+) -> Result<()> {
     let sock = packet_socket(ifindex)?;
     let ops: &[ArpOp] = match mode {
         ArpMode::Request => &[ArpOp::Request],
@@ -133,7 +143,9 @@ pub fn probe_duplicate(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, wait: Duration)
             continue;
         }
         // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT)
+        };
         if n <= 0 {
             continue;
         }
@@ -143,7 +155,8 @@ pub fn probe_duplicate(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, wait: Duration)
         }
         // An owner answers (sender ip = ip); another prober asks for the
         // same address from 0.0.0.0 at the same time.
-        let conflict = f.sender_ip == ip || (f.sender_ip.is_unspecified() && f.target_ip == ip && f.op == ArpOp::Request);
+        let conflict =
+            f.sender_ip == ip || (f.sender_ip.is_unspecified() && f.target_ip == ip && f.op == ArpOp::Request);
         if conflict {
             return Ok(Some(f.sender_mac));
         }

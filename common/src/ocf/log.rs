@@ -64,12 +64,8 @@ fn severity(level: &Level) -> (u8, &'static str) {
 
 /// Local time as syslog writes it, e.g. `Nov 22 13:41:55`.
 fn timestamp() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
-        .map(|t| t.tv_sec())
-        .unwrap_or(0);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec()).unwrap_or(0);
     // SAFETY: localtime_r only writes the tm we hand it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !libc::localtime_r(&now, &mut tm).is_null() };
@@ -146,11 +142,7 @@ fn append(path: &str, line: &str) {
 /// Installs the global logger for one agent call or daemon. `env` is read
 /// through the closure so tests can supply their own environment.
 pub fn init(agent: &str, instance: &str, env: impl Fn(&str) -> Option<String>) {
-    let name = if instance.is_empty() {
-        agent.to_string()
-    } else {
-        format!("{agent}({instance})")
-    };
+    let name = if instance.is_empty() { agent.to_string() } else { format!("{agent}({instance})") };
     let tag = match env("HA_LOGTAG") {
         Some(t) if !t.is_empty() => format!("{t}[{}]", std::process::id()),
         _ => format!("{name}[{}]", std::process::id()),
@@ -160,10 +152,7 @@ pub fn init(agent: &str, instance: &str, env: impl Fn(&str) -> Option<String>) {
         None
     } else {
         let f = facility(&fac).unwrap_or(3);
-        UnixDatagram::unbound()
-            .ok()
-            .filter(|s| s.connect("/dev/log").is_ok())
-            .map(|s| (s, f))
+        UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok()).map(|s| (s, f))
     };
     let set = |k: &str| env(k).filter(|v| !v.is_empty());
     let truthy = |k: &str| set(k).and_then(|v| super::params::parse_bool(&v)).unwrap_or(false);

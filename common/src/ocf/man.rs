@@ -43,12 +43,7 @@ pub fn render(spec: &AgentSpec) -> String {
         if let Some(d) = p.default {
             tags.push(format!("default: {d}"));
         }
-        s.push_str(&format!(
-            ".TP\n.B {}\n({}) {}\n",
-            p.name,
-            roff(&tags.join(", ")),
-            roff(&param_longdesc(p))
-        ));
+        s.push_str(&format!(".TP\n.B {}\n({}) {}\n", p.name, roff(&tags.join(", ")), roff(&param_longdesc(p))));
     }
     s.push_str(".SH ACTIONS\n");
     for a in spec.actions {

@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 pub fn render(spec: &AgentSpec) -> Result<String> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     write(&mut w, spec).map_err(|e| Error::generic(format!("rendering meta-data: {e}")))?;
-    let mut xml = String::from_utf8(w.into_inner())
-        .map_err(|e| Error::generic(format!("rendering meta-data: {e}")))?;
+    let mut xml = String::from_utf8(w.into_inner()).map_err(|e| Error::generic(format!("rendering meta-data: {e}")))?;
     xml.push('\n');
     Ok(xml)
 }
@@ -32,14 +31,11 @@ pub fn param_longdesc(p: &ParamSpec) -> String {
 
 fn write(w: &mut Writer<Vec<u8>>, spec: &AgentSpec) -> std::io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
-    w.write_event(Event::DocType(BytesText::from_escaped(
-        "resource-agent SYSTEM \"ra-api-1.dtd\"",
-    )))?;
+    w.write_event(Event::DocType(BytesText::from_escaped("resource-agent SYSTEM \"ra-api-1.dtd\"")))?;
     w.create_element("resource-agent")
         .with_attributes([("name", spec.name), ("version", spec.version)])
         .write_inner_content(|w| {
-            w.create_element("version")
-                .write_text_content(BytesText::new("1.0"))?;
+            w.create_element("version").write_text_content(BytesText::new("1.0"))?;
             desc(w, "longdesc", spec.longdesc)?;
             desc(w, "shortdesc", spec.shortdesc)?;
             w.create_element("parameters").write_inner_content(|w| {
@@ -53,9 +49,7 @@ fn write(w: &mut Writer<Vec<u8>>, spec: &AgentSpec) -> std::io::Result<()> {
                         .write_inner_content(|w| {
                             desc(w, "longdesc", &param_longdesc(p))?;
                             desc(w, "shortdesc", p.shortdesc)?;
-                            let content = w
-                                .create_element("content")
-                                .with_attribute(("type", p.content_type()));
+                            let content = w.create_element("content").with_attribute(("type", p.content_type()));
                             match p.default {
                                 Some(d) => content.with_attribute(("default", d)).write_empty()?,
                                 None => content.write_empty()?,
@@ -90,8 +84,6 @@ fn write(w: &mut Writer<Vec<u8>>, spec: &AgentSpec) -> std::io::Result<()> {
 }
 
 fn desc(w: &mut Writer<Vec<u8>>, tag: &str, text: &str) -> std::io::Result<()> {
-    w.create_element(tag)
-        .with_attribute(("lang", "en"))
-        .write_text_content(BytesText::new(text))?;
+    w.create_element(tag).with_attribute(("lang", "en")).write_text_content(BytesText::new(text))?;
     Ok(())
 }

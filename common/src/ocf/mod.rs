@@ -109,14 +109,7 @@ where
         };
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let code = execute(
-        spec,
-        &args,
-        &env,
-        handler,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    );
+    let code = execute(spec, &args, &env, handler, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
     std::process::ExitCode::from(code)
 }
 
@@ -166,11 +159,7 @@ where
     }
     let positional = &args[1..args.len() - 1];
     let heartbeat = !positional.is_empty();
-    let instance = if heartbeat {
-        positional.join("::")
-    } else {
-        getenv("OCF_RESOURCE_INSTANCE").unwrap_or_default()
-    };
+    let instance = if heartbeat { positional.join("::") } else { getenv("OCF_RESOURCE_INSTANCE").unwrap_or_default() };
     log::init(spec.name, &instance, |k| getenv(k));
 
     let Some(action) = Action::parse(word) else {
@@ -178,17 +167,10 @@ where
         let _ = err.write_all(usage(spec).as_bytes());
         return ExitCode::ErrUnimplemented as u8;
     };
-    let ms = |k: &str| {
-        getenv(k)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
-    };
-    let default_timeout = spec
-        .action_timeout_s(if action == Action::Monitor { "monitor" } else { word })
-        .unwrap_or(20);
+    let ms = |k: &str| getenv(k).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis);
+    let default_timeout = spec.action_timeout_s(if action == Action::Monitor { "monitor" } else { word }).unwrap_or(20);
     let raw: Result<Vec<(String, String)>> = if heartbeat {
-        (spec.heartbeat.map)(positional)
-            .map(|v| v.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        (spec.heartbeat.map)(positional).map(|v| v.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     } else {
         Ok(Params::from_env_vars(env.iter().cloned()))
     };
@@ -212,11 +194,8 @@ where
                 params,
                 instance,
                 interval: ms("OCF_RESKEY_CRM_meta_interval").unwrap_or_default(),
-                timeout: ms("OCF_RESKEY_CRM_meta_timeout")
-                    .unwrap_or(Duration::from_secs(default_timeout.into())),
-                check_level: getenv("OCF_CHECK_LEVEL")
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0),
+                timeout: ms("OCF_RESKEY_CRM_meta_timeout").unwrap_or(Duration::from_secs(default_timeout.into())),
+                check_level: getenv("OCF_CHECK_LEVEL").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
                 heartbeat,
             };
             tracing::debug!("{word} with {:?}", ctx.params);
@@ -262,8 +241,7 @@ fn finish(
         Ok(Outcome::NotRunning) => ExitCode::Success as u8,
         Err(e) => {
             tracing::error!("{e}");
-            let prefix = getenv("OCF_EXIT_REASON_PREFIX")
-                .unwrap_or_else(|| "ocf-exit-reason:".to_string());
+            let prefix = getenv("OCF_EXIT_REASON_PREFIX").unwrap_or_else(|| "ocf-exit-reason:".to_string());
             let _ = writeln!(err, "{prefix}{e}");
             ExitCode::from(&e) as u8
         }

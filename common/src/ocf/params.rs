@@ -35,10 +35,7 @@ impl Params {
     /// Unknown names are returned for the caller to log, not rejected: the
     /// cluster manager passes names of its own and older configurations may
     /// carry retired ones.
-    pub fn parse(
-        spec: &AgentSpec,
-        raw: &[(String, String)],
-    ) -> Result<(Params, Vec<String>)> {
+    pub fn parse(spec: &AgentSpec, raw: &[(String, String)]) -> Result<(Params, Vec<String>)> {
         Params::parse_with(spec, raw, false)
     }
 
@@ -50,11 +47,7 @@ impl Params {
         Params::parse_with(spec, raw, true).unwrap_or_default()
     }
 
-    fn parse_with(
-        spec: &AgentSpec,
-        raw: &[(String, String)],
-        lenient: bool,
-    ) -> Result<(Params, Vec<String>)> {
+    fn parse_with(spec: &AgentSpec, raw: &[(String, String)], lenient: bool) -> Result<(Params, Vec<String>)> {
         let mut params = Params::default();
         let mut unknown = Vec::new();
         for (name, value) in raw {
@@ -87,10 +80,7 @@ impl Params {
                     params.values.insert(p.name, v);
                 }
                 _ if p.required && !lenient => {
-                    return Err(Error::Configured(format!(
-                        "required parameter '{}' is not set",
-                        p.name
-                    )))
+                    return Err(Error::Configured(format!("required parameter '{}' is not set", p.name)))
                 }
                 _ => {}
             }
@@ -162,13 +152,12 @@ fn convert(name: &str, kind: ParamKind, value: &str) -> Result<Value> {
     match kind {
         ParamKind::String => Ok(Value::Str(value.to_string())),
         ParamKind::Integer { min, max } => {
-            let n: i64 = value.trim().parse().map_err(|_| {
-                Error::Configured(format!("parameter '{name}': '{value}' is not a whole number"))
-            })?;
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| Error::Configured(format!("parameter '{name}': '{value}' is not a whole number")))?;
             if n < min || n > max {
-                return Err(Error::Configured(format!(
-                    "parameter '{name}': {n} is outside {min}..={max}"
-                )));
+                return Err(Error::Configured(format!("parameter '{name}': {n} is outside {min}..={max}")));
             }
             Ok(Value::Int(n))
         }
@@ -181,10 +170,7 @@ fn convert(name: &str, kind: ParamKind, value: &str) -> Result<Value> {
             if choices.contains(&value) {
                 Ok(Value::Str(value.to_string()))
             } else {
-                Err(Error::Configured(format!(
-                    "parameter '{name}': '{value}' is not one of {}",
-                    choices.join(", ")
-                )))
+                Err(Error::Configured(format!("parameter '{name}': '{value}' is not one of {}", choices.join(", "))))
             }
         }
     }
@@ -211,17 +197,11 @@ mod tests {
             ParamSpec::select("mode", &["a", "b"], "mode").default("a"),
         ],
         actions: STANDARD_ACTIONS,
-        heartbeat: Heartbeat {
-            usage: "",
-            map: no_positional,
-        },
+        heartbeat: Heartbeat { usage: "", map: no_positional },
     };
 
     fn raw(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -10,7 +10,10 @@ use crate::error::Result;
 pub enum ParamKind {
     String,
     /// Whole number within an inclusive range.
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     /// `ocf_is_true` words: yes/true/1/on, no/false/0/off.
     Boolean,
     /// One of a fixed set of words. Advertised as `string` in meta-data
@@ -32,15 +35,7 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     const fn new(name: &'static str, kind: ParamKind, shortdesc: &'static str) -> Self {
-        ParamSpec {
-            name,
-            kind,
-            required: false,
-            unique: false,
-            default: None,
-            shortdesc,
-            longdesc: "",
-        }
+        ParamSpec { name, kind, required: false, unique: false, default: None, shortdesc, longdesc: "" }
     }
     pub const fn string(name: &'static str, shortdesc: &'static str) -> Self {
         Self::new(name, ParamKind::String, shortdesc)
@@ -51,11 +46,7 @@ impl ParamSpec {
     pub const fn boolean(name: &'static str, shortdesc: &'static str) -> Self {
         Self::new(name, ParamKind::Boolean, shortdesc)
     }
-    pub const fn select(
-        name: &'static str,
-        choices: &'static [&'static str],
-        shortdesc: &'static str,
-    ) -> Self {
+    pub const fn select(name: &'static str, choices: &'static [&'static str], shortdesc: &'static str) -> Self {
         Self::new(name, ParamKind::Select(choices), shortdesc)
     }
     pub const fn required(mut self) -> Self {
@@ -96,12 +87,7 @@ pub struct ActionSpec {
 
 impl ActionSpec {
     pub const fn new(name: &'static str, timeout_s: u32) -> Self {
-        ActionSpec {
-            name,
-            timeout_s,
-            interval_s: None,
-            depth: None,
-        }
+        ActionSpec { name, timeout_s, interval_s: None, depth: None }
     }
     pub const fn every(mut self, interval_s: u32) -> Self {
         self.interval_s = Some(interval_s);
@@ -143,10 +129,7 @@ impl AgentSpec {
 
     /// Default timeout of an action, from the declaration.
     pub fn action_timeout_s(&self, name: &str) -> Option<u32> {
-        self.actions
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.timeout_s)
+        self.actions.iter().find(|a| a.name == name).map(|a| a.timeout_s)
     }
 
     /// The binary name, e.g. `lvs-vip`.
@@ -169,10 +152,7 @@ pub const STANDARD_ACTIONS: &[ActionSpec] = &[
 
 /// Positional mapping for agents whose heartbeat arguments are simply
 /// their parameters in a fixed order (`lvs-service tcp:1.2.3.4:80::wrr`).
-pub fn positional_in_order(
-    names: &'static [&'static str],
-    args: &[String],
-) -> Result<Vec<(&'static str, String)>> {
+pub fn positional_in_order(names: &'static [&'static str], args: &[String]) -> Result<Vec<(&'static str, String)>> {
     if args.len() > names.len() {
         return Err(crate::Error::Args(format!(
             "too many positional arguments: expected at most {} ({})",
@@ -180,10 +160,5 @@ pub fn positional_in_order(
             names.join("::")
         )));
     }
-    Ok(names
-        .iter()
-        .zip(args)
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| (*n, v.clone()))
-        .collect())
+    Ok(names.iter().zip(args).filter(|(_, v)| !v.is_empty()).map(|(n, v)| (*n, v.clone())).collect())
 }

@@ -19,10 +19,7 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::select("mode", &["a", "b"], "Mode").default("a"),
     ],
     actions: STANDARD_ACTIONS,
-    heartbeat: Heartbeat {
-        usage: "ip[::count]",
-        map: positional,
-    },
+    heartbeat: Heartbeat { usage: "ip[::count]", map: positional },
 };
 
 struct Call {
@@ -32,19 +29,12 @@ struct Call {
 }
 
 fn call(args: &[&str], env: &[(&str, &str)], f: impl FnOnce(&Context) -> Result<Outcome>) -> Call {
-    let args: Vec<String> = std::iter::once("lvs-test")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
+    let args: Vec<String> = std::iter::once("lvs-test").chain(args.iter().copied()).map(String::from).collect();
     let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     env.push(("HA_LOGFACILITY".into(), "none".into()));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = execute(&SPEC, &args, &env, f, &mut out, &mut err);
-    Call {
-        code,
-        out: String::from_utf8(out).unwrap(),
-        err: String::from_utf8(err).unwrap(),
-    }
+    Call { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
 }
 
 fn never(_: &Context) -> Result<Outcome> {
@@ -68,7 +58,11 @@ fn unknown_action_is_unimplemented() {
 fn meta_data_needs_no_parameters() {
     let c = call(&["meta-data"], &[], never);
     assert_eq!(c.code, 0);
-    assert!(c.out.starts_with("<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"), "{}", c.out);
+    assert!(
+        c.out.starts_with("<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"),
+        "{}",
+        c.out
+    );
     assert!(c.out.contains(r#"<parameter name="ip" unique="1" required="1">"#), "{}", c.out);
     assert!(c.out.contains(r#"<content type="integer" default="5"/>"#), "{}", c.out);
     // select is advertised as string with its choices described
@@ -161,11 +155,9 @@ fn bad_parameters_are_not_configured_except_on_stop() {
 
 #[test]
 fn errors_become_exit_reason_and_code() {
-    let c = call(
-        &["start"],
-        &[("OCF_RESKEY_ip", "x"), ("OCF_EXIT_REASON_PREFIX", "reason:")],
-        |_| Err(Error::installed("no IPVS in this kernel")),
-    );
+    let c = call(&["start"], &[("OCF_RESKEY_ip", "x"), ("OCF_EXIT_REASON_PREFIX", "reason:")], |_| {
+        Err(Error::installed("no IPVS in this kernel"))
+    });
     assert_eq!(c.code, 5);
     assert_eq!(c.err, "reason:no IPVS in this kernel\n");
 }
