@@ -2,6 +2,7 @@
 //! director, real servers and the wires between them. Used in the lab VM
 //! (IPVS is per namespace, so each test gets a director of its own).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -98,6 +99,20 @@ impl Host {
         })
     }
 
+    /// `n` HTTP requests for `/` from this host to `to` (`ip:port`); counts
+    /// of answers by body, "failed" for requests that got no answer.
+    pub fn requests(&self, to: &str, n: usize) -> HashMap<String, usize> {
+        let addr: SocketAddr = to.parse().expect("ip:port");
+        self.within(|| {
+            let mut counts = HashMap::new();
+            for _ in 0..n {
+                let body = http_get(addr, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
+                *counts.entry(body.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
+            }
+            counts
+        })
+    }
+
     /// `ipvsadm -Ln` (plus extra args) in this namespace.
     pub fn ipvsadm(&self, extra: &[&str]) -> String {
         let mut args = vec!["ipvsadm", "-Ln"];
@@ -121,6 +136,25 @@ impl Drop for Host {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
+}
+
+/// Destination weights by `address:port` in `ipvsadm -Ln` output.
+pub fn weights_in(table: &str) -> HashMap<String, u32> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() != Some(&"->") || f.get(1) == Some(&"RemoteAddress:Port") {
+                return None;
+            }
+            Some((f.get(1)?.to_string(), f.get(3)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The pid a health daemon of ours wrote for `instance` ("realservers-reals").
+pub fn daemon_pid(instance: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/run/lvs-agents/{instance}.pid")).ok().map(|s| s.trim().to_string())
 }
 
 /// A veth pair between two hosts, with addresses (CIDR) on each end.

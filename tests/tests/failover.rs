@@ -16,15 +16,14 @@
 //!                                           └─ client 10.0.0.50
 #![cfg(feature = "lab")]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lvs_tests::agent::bin;
 use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster};
-use lvs_tests::topo::{http_get, ip, web_root, Host};
+use lvs_tests::topo::{daemon_pid, ip, web_root, weights_in, Host};
 
 const NODES: [(&str, &str); 2] = [("node-a", "10.0.0.1"), ("node-b", "10.0.0.2")];
 const MAC_A: &str = "52:54:00:4c:56:0a";
@@ -145,34 +144,6 @@ fn plug_in(name: &str, addr: &str) -> Host {
     h
 }
 
-fn weights() -> HashMap<String, u32> {
-    must("ipvsadm", &["-Ln"])
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&"->") && f.get(1) != Some(&"RemoteAddress:Port"))
-                .then(|| Some((f.get(1)?.to_string(), f.get(3)?.parse().ok()?)))
-                .flatten()
-        })
-        .collect()
-}
-
-fn daemon_pid() -> Option<String> {
-    std::fs::read_to_string("/run/lvs-agents/realservers-reals.pid").ok().map(|s| s.trim().to_string())
-}
-
-fn requests(client: &Host, n: usize) -> HashMap<String, usize> {
-    let vip: SocketAddr = "10.0.0.100:80".parse().expect("vip");
-    client.within(|| {
-        let mut c = HashMap::new();
-        for _ in 0..n {
-            let b = http_get(vip, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
-            *c.entry(b.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
-        }
-        c
-    })
-}
-
 /// The MAC the client's neighbour table holds for the VIP.
 fn client_sees(client: &Host) -> Option<String> {
     let out = client.must(&["ip", "neigh", "show", "10.0.0.100", "dev", "eth0"]);
@@ -230,12 +201,12 @@ fn node_b() {
     // node-a directs: its VIP, its table; node-b holds nothing.
     group_on(&cluster, "node-a", Duration::from_secs(120));
     println!("{}", cluster.status());
-    let c = requests(&client, 30);
+    let c = client.requests("10.0.0.100:80", 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-a: {c:?}");
     assert_eq!(client_sees(&client).as_deref(), Some(MAC_A), "the client reaches the VIP at node-a");
     assert!(!must("ip", &["addr", "show", "br0"]).contains("10.0.0.100"), "node-b holds no VIP");
-    assert!(weights().is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
-    assert!(daemon_pid().is_none(), "node-b runs no health daemon");
+    assert!(weights_in(&must("ipvsadm", &["-Ln"])).is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
+    assert!(daemon_pid("realservers-reals").is_none(), "node-b runs no health daemon");
 
     // A planned switchover and back: crm_resource --move, then --clear lets
     // the location preference bring the group home. node-b's stop must
@@ -246,8 +217,8 @@ fn node_b() {
     wait_for("the client to follow the move to node-b", Duration::from_secs(10), || {
         (client_sees(&client).as_deref() == Some(br0_mac.as_str())).then_some(())
     });
-    assert!(daemon_pid().is_some(), "node-b runs the health daemon after --move");
-    let c = requests(&client, 30);
+    assert!(daemon_pid("realservers-reals").is_some(), "node-b runs the health daemon after --move");
+    let c = client.requests("10.0.0.100:80", 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-b after --move: {c:?}");
     must("crm_resource", &["--clear", "-r", "lvs"]);
     group_on(&cluster, "node-a", Duration::from_secs(120));
@@ -255,9 +226,13 @@ fn node_b() {
         (client_sees(&client).as_deref() == Some(MAC_A)).then_some(())
     });
     assert!(!must("ip", &["addr", "show", "br0"]).contains("10.0.0.100"), "node-b released the VIP");
-    assert!(weights().is_empty(), "node-b removed its table: {}", must("ipvsadm", &["-Ln"]));
-    assert!(daemon_pid().is_none(), "node-b's health daemon stopped");
-    let c = requests(&client, 30);
+    assert!(
+        weights_in(&must("ipvsadm", &["-Ln"])).is_empty(),
+        "node-b removed its table: {}",
+        must("ipvsadm", &["-Ln"])
+    );
+    assert!(daemon_pid("realservers-reals").is_none(), "node-b's health daemon stopped");
+    let c = client.requests("10.0.0.100:80", 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-a again: {c:?}");
     println!("node-b: --move to node-b and --clear back to node-a done");
 
@@ -277,12 +252,12 @@ fn node_b() {
         client_sees(&client).filter(|m| *m == br0_mac)
     });
     println!("gratuitous ARP moved the client to {moved}");
-    let pid = daemon_pid().expect("node-b's health daemon");
+    let pid = daemon_pid("realservers-reals").expect("node-b's health daemon");
     wait_for("both reals weighted on node-b", Duration::from_secs(15), || {
-        let w = weights();
+        let w = weights_in(&must("ipvsadm", &["-Ln"]));
         (w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)).then_some(())
     });
-    let c = requests(&client, 30);
+    let c = client.requests("10.0.0.100:80", 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-b: {c:?}");
     println!("failover: node-a lost -> group Started on node-b in {:.1} s (health daemon {pid})", took.as_secs_f64());
 
@@ -291,8 +266,11 @@ fn node_b() {
     for r in ["sorry", "reals", "web", "vip"] {
         cluster.wait_role(r, "Stopped", Duration::from_secs(60));
     }
-    assert!(weights().is_empty() && !must("ipvsadm", &["-Ln"]).contains("10.0.0.100"), "empty table");
-    assert!(daemon_pid().is_none(), "no daemon left");
+    assert!(
+        weights_in(&must("ipvsadm", &["-Ln"])).is_empty() && !must("ipvsadm", &["-Ln"]).contains("10.0.0.100"),
+        "empty table"
+    );
+    assert!(daemon_pid("realservers-reals").is_none(), "no daemon left");
     drop(cluster);
     drop(client);
     drop(reals);

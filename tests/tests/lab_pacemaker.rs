@@ -4,12 +4,10 @@
 //! client and the real servers are namespaces.
 #![cfg(feature = "lab")]
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster};
-use lvs_tests::topo::{http_get, ip, web_root, Host, Switch};
+use lvs_tests::topo::{daemon_pid, ip, web_root, weights_in, Host, Switch};
 
 const CONFIG: &str = r#"primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=lvsd0 arp_count=1 op monitor interval=5s
 primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr op monitor interval=5s
@@ -17,34 +15,6 @@ primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="192.1
 primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 op monitor interval=5s
 group lvs vip web reals sorry
 "#;
-
-fn weights() -> HashMap<String, u32> {
-    must("ipvsadm", &["-Ln", "-t", "10.0.0.100:80"])
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&"->") && f.get(1) != Some(&"RemoteAddress:Port"))
-                .then(|| Some((f.get(1)?.to_string(), f.get(3)?.parse().ok()?)))
-                .flatten()
-        })
-        .collect()
-}
-
-fn daemon_pid() -> Option<String> {
-    std::fs::read_to_string("/run/lvs-agents/realservers-reals.pid").ok().map(|s| s.trim().to_string())
-}
-
-fn requests(client: &Host, n: usize) -> HashMap<String, usize> {
-    let vip: SocketAddr = "10.0.0.100:80".parse().expect("vip");
-    client.within(|| {
-        let mut c = HashMap::new();
-        for _ in 0..n {
-            let b = http_get(vip, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
-            *c.entry(b.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
-        }
-        c
-    })
-}
 
 /// The director is this namespace: a wire to the client, a switch to the
 /// reals. Everything returned must live as long as the test.
@@ -101,10 +71,10 @@ fn group_serves(cluster: &Cluster, client: &Host) {
     }
     println!("{}", cluster.status());
     wait_for("both reals weighted", Duration::from_secs(10), || {
-        let w = weights();
+        let w = weights_in(&must("ipvsadm", &["-Ln"]));
         (w.get("192.168.7.10:80") == Some(&1) && w.get("192.168.7.20:80") == Some(&2)).then_some(())
     });
-    let c = requests(client, 30);
+    let c = client.requests("10.0.0.100:80", 30);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "{c:?}");
 }
 
@@ -118,7 +88,7 @@ fn group_stops(cluster: &Cluster) {
         (!must("ipvsadm", &["-Ln"]).contains("10.0.0.100")).then_some(())
     });
     assert!(!must("ip", &["addr", "show", "lvsd0"]).contains("10.0.0.100"), "VIP gone");
-    assert!(daemon_pid().is_none(), "no daemon left");
+    assert!(daemon_pid("realservers-reals").is_none(), "no daemon left");
 }
 
 #[test]
@@ -146,15 +116,19 @@ fn pacemaker_runs_the_readme_group() {
     healthy(2);
 
     // The health daemon dies: Pacemaker's recurring monitor notices and recovers it.
-    let pid = daemon_pid().expect("daemon pidfile");
+    let pid = daemon_pid("realservers-reals").expect("daemon pidfile");
     must("kill", &["-9", &pid]);
     wait_for("a recorded monitor failure of reals", Duration::from_secs(30), || {
         must("crm_failcount", &["--query", "-r", "reals"]).contains("value=1").then_some(())
     });
     cluster.wait_role("reals", "Started", Duration::from_secs(30));
-    let new_pid = wait_for("a new health daemon", Duration::from_secs(30), || daemon_pid().filter(|p| *p != pid));
+    let new_pid = wait_for("a new health daemon", Duration::from_secs(30), || {
+        daemon_pid("realservers-reals").filter(|p| *p != pid)
+    });
     println!("daemon {pid} killed, Pacemaker started {new_pid}");
-    wait_for("reals back in the table", Duration::from_secs(10), || (weights().len() == 2).then_some(()));
+    wait_for("reals back in the table", Duration::from_secs(10), || {
+        (weights_in(&must("ipvsadm", &["-Ln"])).len() == 2).then_some(())
+    });
     must("crm_resource", &["--cleanup", "-r", "reals"]);
     wait_for("fail count cleared", Duration::from_secs(30), || {
         must("crm_failcount", &["--query", "-r", "reals"]).contains("value=0").then_some(())
@@ -163,10 +137,10 @@ fn pacemaker_runs_the_readme_group() {
 
     // A non-unique parameter changes: Pacemaker reloads, the daemon stays,
     // the destinations never leave the table.
-    let pid = daemon_pid().expect("daemon pidfile");
+    let pid = daemon_pid("realservers-reals").expect("daemon pidfile");
     must("crm_resource", &["-r", "reals", "-p", "check_interval", "-v", "2"]);
     for _ in 0..40 {
-        assert_eq!(weights().len(), 2, "destinations stay while the change is applied");
+        assert_eq!(weights_in(&must("ipvsadm", &["-Ln"])).len(), 2, "destinations stay while the change is applied");
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_for("Pacemaker's reload", Duration::from_secs(30), || {
@@ -174,7 +148,7 @@ fn pacemaker_runs_the_readme_group() {
         log.contains("reals_reload_0").then_some(())
     });
     cluster.wait_role("reals", "Started", Duration::from_secs(30));
-    assert_eq!(daemon_pid().as_deref(), Some(pid.as_str()), "reload kept the daemon");
+    assert_eq!(daemon_pid("realservers-reals").as_deref(), Some(pid.as_str()), "reload kept the daemon");
     let params: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string("/run/lvs-agents/realservers-reals.params").expect("params file"),
     )
@@ -220,12 +194,15 @@ fn pacemaker_runs_the_group_built_with_pcs() {
     must("cibadmin", &["--replace", "--xml-file", f]);
     group_serves(&cluster, &t.client);
 
-    let pid = daemon_pid().expect("daemon pidfile");
+    let pid = daemon_pid("realservers-reals").expect("daemon pidfile");
     must("crm_resource", &["--restart", "-r", "reals", "--timeout", "60s"]);
     cluster.wait_role("reals", "Started", Duration::from_secs(60));
-    let new_pid =
-        wait_for("a new daemon after --restart", Duration::from_secs(30), || daemon_pid().filter(|p| *p != pid));
+    let new_pid = wait_for("a new daemon after --restart", Duration::from_secs(30), || {
+        daemon_pid("realservers-reals").filter(|p| *p != pid)
+    });
     println!("crm_resource --restart: daemon {pid} -> {new_pid}");
-    wait_for("reals back in the table", Duration::from_secs(10), || (weights().len() == 2).then_some(()));
+    wait_for("reals back in the table", Duration::from_secs(10), || {
+        (weights_in(&must("ipvsadm", &["-Ln"])).len() == 2).then_some(())
+    });
     group_stops(&cluster);
 }

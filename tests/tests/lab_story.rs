@@ -5,11 +5,10 @@
 #![cfg(feature = "lab")]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lvs_tests::agent::{ocf, Call};
-use lvs_tests::topo::{http_get, web_root, wire, Host, Switch};
+use lvs_tests::topo::{web_root, weights_in, wire, Host, Switch};
 
 const VIP: &str = "10.0.0.100";
 const INTERVAL: u64 = 1;
@@ -159,16 +158,7 @@ impl Story {
 
     /// Weights of the service's destinations by address:port.
     fn weights(&self) -> HashMap<String, u32> {
-        let mut w = HashMap::new();
-        for line in self.director.ipvsadm(&["-t", "10.0.0.100:80"]).lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.first() == Some(&"->") && f.get(1) != Some(&"RemoteAddress:Port") {
-                if let (Some(addr), Some(weight)) = (f.get(1), f.get(3).and_then(|w| w.parse().ok())) {
-                    w.insert(addr.to_string(), weight);
-                }
-            }
-        }
-        w
+        weights_in(&self.director.ipvsadm(&["-t", "10.0.0.100:80"]))
     }
 
     fn wait_table(&self, what: &str, limit: Duration, ok: impl Fn(&HashMap<String, u32>) -> bool) -> Duration {
@@ -183,18 +173,9 @@ impl Story {
         }
     }
 
-    /// `n` requests from the client; counts of answers by body, "failed"
-    /// for requests that got no answer.
+    /// `n` requests from the client; counts of answers by body.
     fn requests(&self, n: usize) -> HashMap<String, usize> {
-        let vip: SocketAddr = format!("{VIP}:80").parse().expect("vip");
-        self.client.within(|| {
-            let mut counts = HashMap::new();
-            for _ in 0..n {
-                let body = http_get(vip, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
-                *counts.entry(body.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
-            }
-            counts
-        })
+        self.client.requests(&format!("{VIP}:80"), n)
     }
 
     /// `lvsctl status` shows the real's health beside its table line, and

@@ -3,13 +3,11 @@
 //! Destinations are added with our IPVS client, as a test helper may.
 #![cfg(feature = "lab")]
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use lvs_common::ipvs::{Destination, ForwardMethod, IpvsClient, ServiceKey};
 use lvs_tests::agent::ocf;
-use lvs_tests::topo::{http_get, web_root, wire, Host, Switch};
+use lvs_tests::topo::{web_root, wire, Host, Switch};
 
 /// client — director (VIP 10.0.0.100) — switch — r1, r2 (NAT).
 struct Net {
@@ -56,18 +54,6 @@ fn add_reals(d: &Host, key: ServiceKey, port: u16, weights: [u32; 2]) {
     });
 }
 
-fn requests(client: &Host, to: &str, n: usize) -> HashMap<String, usize> {
-    let addr: SocketAddr = to.parse().expect("addr");
-    client.within(|| {
-        let mut c = HashMap::new();
-        for _ in 0..n {
-            let body = http_get(addr, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
-            *c.entry(body.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
-        }
-        c
-    })
-}
-
 #[test]
 fn fwmark_service_carries_ports_80_and_8080() {
     let n = net(Some("8080"));
@@ -80,8 +66,8 @@ fn fwmark_service_carries_ports_80_and_8080() {
     assert_eq!(c.code, 0, "{c:?}");
     // Port 0: each connection keeps its own destination port.
     add_reals(&n.director, "fwmark:100".parse().expect("key"), 0, [1, 1]);
-    let a = requests(&n.client, "10.0.0.100:80", 20);
-    let b = requests(&n.client, "10.0.0.100:8080", 20);
+    let a = n.client.requests("10.0.0.100:80", 20);
+    let b = n.client.requests("10.0.0.100:8080", 20);
     println!("fwmark: port 80 {a:?}, port 8080 {b:?}\n{}", n.director.ipvsadm(&[]));
     for c in [&a, &b] {
         assert_eq!(c.get("failed"), None, "{c:?}");
@@ -108,14 +94,14 @@ fn persistence_keeps_a_client_on_one_real() {
     let c = ocf("lvs-service", Some(&n.director.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", "pers")]);
     assert_eq!(c.code, 0, "{c:?}");
     add_reals(&n.director, "tcp:10.0.0.100:80".parse().expect("key"), 80, [1, 1]);
-    let c = requests(&n.client, "10.0.0.100:80", 20);
+    let c = n.client.requests("10.0.0.100:80", 20);
     assert_eq!(c.get("failed"), None, "{c:?}");
     assert_eq!(c.len(), 1, "one client, one real server while persistent: {c:?}");
 
     // Without persistence, rr alternates: the check above can fail.
     let p = [("service", "tcp:10.0.0.100:80"), ("scheduler", "rr")];
     assert_eq!(ocf("lvs-service", Some(&n.director.ns), "reload", &p, &[("OCF_RESOURCE_INSTANCE", "pers")]).code, 0);
-    let c = requests(&n.client, "10.0.0.100:80", 20);
+    let c = n.client.requests("10.0.0.100:80", 20);
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
 }
 
@@ -157,7 +143,7 @@ fn tunnel_mode_reaches_reals_over_ipip() {
     assert_eq!(c.code, 0, "{c:?}");
     let table = director.ipvsadm(&[]);
     assert_eq!(table.matches("Tunnel  1").count(), 2, "{table}");
-    let c = requests(&client, "10.0.0.100:80", 20);
+    let c = client.requests("10.0.0.100:80", 20);
     println!("tunnel: {c:?}\n{table}");
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
     assert_eq!(
@@ -211,7 +197,7 @@ fn ipv6_nat_service() {
     assert_eq!(c.code, 0, "{c:?}");
     let table = director.ipvsadm(&[]);
     assert!(table.contains("[fd00:7::10]:80") && table.matches("Masq    1").count() == 2, "both up: {table}");
-    let c = requests(&client, "[2001:db8::100]:80", 20);
+    let c = client.requests("[2001:db8::100]:80", 20);
     println!("ipv6: {c:?}\n{table}");
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
     assert_eq!(
