@@ -312,13 +312,14 @@ pub fn ipvs_programming(services: usize, dests: usize) -> R<()> {
     Ok(())
 }
 
-/// CPU seconds (utime + stime) of a process and its threads.
+/// CPU seconds of a process, its threads and its reaped children
+/// (utime + stime + cutime + cstime): ldirectord's forked checks count too.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which may contain spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12].iter().filter_map(|&i| f.get(i).and_then(|x| x.parse::<f64>().ok())).sum();
+    let ticks: f64 = [11, 12, 13, 14].iter().filter_map(|&i| f.get(i).and_then(|x| x.parse::<f64>().ok())).sum();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks / hz.max(1.0)
@@ -344,85 +345,262 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// N real servers on 127.1.x.y (one listener answers them all), TCP connect
-/// checks every second for `secs`: CPU and peak RSS of our health daemon vs
-/// keepalived's checker process.
-pub fn health_scale(n: usize, secs: u64) -> R<()> {
-    let dir = std::env::temp_dir().join(format!("lvs-bench-hs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
-    let end = std::net::Ipv4Addr::from(first + n.max(1) as u32 - 1);
-    let mut rows = Vec::new();
-    for tool in ["lvs-agents", "keepalived"] {
-        let d = Ns::new("bench-hs")?;
-        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
-        // One listener on every 127/8 address: accepts and closes.
-        let name = d.0.clone();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let listener = std::thread::spawn(move || -> R<()> {
+/// The health check the scale benchmark runs, in each tool's terms.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleCheck {
+    /// TCP connect (ours: check=connect; keepalived: TCP_CHECK; ldirectord: checktype=connect).
+    Connect,
+    /// HTTP GET / expecting 200 (ours: check=http; keepalived: HTTP_GET; ldirectord: negotiate http).
+    Http,
+}
+
+/// What one health-scale run compares.
+pub struct Scale {
+    pub reals: usize,
+    pub seconds: u64,
+    pub check: ScaleCheck,
+    /// Percentage of reals whose packets are dropped: their checks time out.
+    pub silent_pct: usize,
+    /// Also run ldirectord (fork=yes); heavy at thousands of reals.
+    pub ldirectord: bool,
+}
+
+/// One listener on 0.0.0.0:80 in namespace `ns` answering every 127/8
+/// address: accept-and-close for connect checks, a 200 for HTTP. A few
+/// threads share it so the responder is never what limits the checkers.
+fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R<Vec<std::thread::JoinHandle<()>>> {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = ns.to_string();
+    let first = std::thread::spawn(move || {
+        let bound = (|| -> R<std::net::TcpListener> {
             enter(&name)?;
-            let l = std::net::TcpListener::bind("0.0.0.0:80").map_err(|e| e.to_string())?;
+            // A deep accept queue: thousands of checks arrive in one burst.
+            std::fs::write("/proc/sys/net/core/somaxconn", "65535").map_err(|e| e.to_string())?;
+            std::fs::write("/proc/sys/net/ipv4/tcp_max_syn_backlog", "65535").map_err(|e| e.to_string())?;
+            let sock = nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Stream,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReuseAddr, &true).map_err(|e| e.to_string())?;
+            let addr = nix::sys::socket::SockaddrIn::new(0, 0, 0, 0, 80);
+            nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr).map_err(|e| e.to_string())?;
+            nix::sys::socket::listen(&sock, nix::sys::socket::Backlog::MAXCONN)
+                .map_err(|e| e.to_string())?;
+            let l = std::net::TcpListener::from(sock);
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(l)
+        })();
+        let _ = tx.send(bound);
+    });
+    let _ = first.join();
+    let listener = rx.recv().map_err(|e| e.to_string())??;
+    let mut threads = Vec::new();
+    for _ in 0..4 {
+        let l = listener.try_clone().map_err(|e| e.to_string())?;
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
                 match l.accept() {
-                    Ok((s, _)) => drop(s),
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                        // Answer HTTP when a request comes; a bare connect
+                        // check closes first and the read just ends.
+                        let mut buf = [0u8; 1024];
+                        let mut seen = Vec::new();
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            seen.extend_from_slice(&buf[..n]);
+                            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                                let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+                                break;
+                            }
+                        }
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
-            Ok(())
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = if tool == "lvs-agents" {
-            let run = dir.join("run");
-            let mut c = d.exec(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
-            ok(c.env("OCF_RESOURCE_INSTANCE", "hs").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
-            let mut c = d.exec(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
-            ok(c.env("OCF_RESOURCE_INSTANCE", "hs")
-                .env("HA_LOGFACILITY", "none")
-                .env("LVS_RUN_DIR", &run)
-                .env("OCF_RESKEY_CRM_meta_timeout", "120000")
-                .env("OCF_RESKEY_service", "tcp:10.0.0.100:80")
-                .env("OCF_RESKEY_real", format!("127.1.0.1->{end}:80 masq 1"))
-                .env("OCF_RESKEY_check", "connect")
-                .env("OCF_RESKEY_check_interval", "1")
-                .env("OCF_RESKEY_check_timeout", "1"))?;
-            let text = std::fs::read_to_string(run.join("realservers-hs.pid")).map_err(|e| e.to_string())?;
-            text.trim().parse::<u32>().map_err(|e| e.to_string())?
-        } else {
-            let mut conf = String::from("global_defs {\n router_id bench\n}\nvirtual_server 10.0.0.100 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n");
-            for i in 0..n as u32 {
-                let a = std::net::Ipv4Addr::from(first + i);
-                conf.push_str(&format!(" real_server {a} 80 {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout 1\n  }}\n }}\n"));
+        }));
+    }
+    Ok(threads)
+}
+
+/// Destinations with weight > 0 in the namespace's table (from `ipvsadm -Ln`).
+fn up_in_table(d: &Ns) -> usize {
+    let out = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    out.lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"->") && f.get(3).and_then(|w| w.parse::<u32>().ok()).is_some_and(|w| w > 0)
+        })
+        .count()
+}
+
+/// N real servers on 127.1.x.y (one responder answers them all; a share of
+/// them silenced by a drop rule), checked every second for `seconds`: CPU
+/// seconds and peak RSS of our health daemon vs keepalived's checker process
+/// (and, on request, ldirectord with its forked checks).
+pub fn health_scale(o: &Scale) -> R<()> {
+    let n = o.reals.max(1);
+    let dir = std::env::temp_dir().join(format!("lvs-bench-hs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
+    let addr = |i: usize| std::net::Ipv4Addr::from(first + i as u32);
+    let end = addr(n - 1);
+    let silent = n * o.silent_pct.min(100) / 100;
+    let (check_name, ours_check, ka_check) = match o.check {
+        ScaleCheck::Connect => ("TCP connect", "connect", "TCP_CHECK {\n   connect_timeout 1\n  }"),
+        ScaleCheck::Http => {
+            ("HTTP GET /", "http", "HTTP_GET {\n   url {\n    path /\n    status_code 200\n   }\n   connect_timeout 1\n  }")
+        }
+    };
+    let mut tools = vec!["lvs-agents", "keepalived"];
+    if o.ldirectord {
+        tools.push("ldirectord");
+    }
+    let mut rows: Vec<(&str, R<(f64, f64, usize)>)> = Vec::new();
+    for tool in tools {
+        let d = Ns::new("bench-hs")?;
+        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        if silent > 0 {
+            let rule = format!(
+                "add table ip bench; add chain ip bench in {{ type filter hook input priority 0; }}; add rule ip bench in ip daddr {}-{} tcp dport 80 drop",
+                addr(0),
+                addr(silent - 1)
+            );
+            ok(&mut d.exec(&["nft", &rule]))?;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = responder(&d.0, stop.clone())?;
+        let measured = (|| -> R<(f64, f64, usize)> {
+            let pid = match tool {
+                "lvs-agents" => {
+                    let run = dir.join("run");
+                    let mut c = d.exec(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
+                    ok(c.env("OCF_RESOURCE_INSTANCE", "hs").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
+                    let mut c = d.exec(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
+                    if o.check == ScaleCheck::Http {
+                        c.env("OCF_RESKEY_request", "/");
+                    }
+                    ok(c.env("OCF_RESOURCE_INSTANCE", "hs")
+                        .env("HA_LOGFACILITY", "none")
+                        .env("LVS_RUN_DIR", &run)
+                        .env("OCF_RESKEY_CRM_meta_timeout", "120000")
+                        .env("OCF_RESKEY_service", "tcp:10.0.0.100:80")
+                        .env("OCF_RESKEY_real", format!("127.1.0.1->{end}:80 masq 1"))
+                        .env("OCF_RESKEY_check", ours_check)
+                        .env("OCF_RESKEY_check_interval", "1")
+                        .env("OCF_RESKEY_check_timeout", "1"))?;
+                    let text = std::fs::read_to_string(run.join("realservers-hs.pid")).map_err(|e| e.to_string())?;
+                    text.trim().parse::<u32>().map_err(|e| e.to_string())?
+                }
+                "keepalived" => {
+                    let mut conf = String::from(
+                        "global_defs {\n router_id bench\n}\nvirtual_server 10.0.0.100 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n",
+                    );
+                    for i in 0..n {
+                        conf.push_str(&format!(" real_server {} 80 {{\n  weight 1\n  {ka_check}\n }}\n", addr(i)));
+                    }
+                    conf.push_str("}\n");
+                    let path = dir.join("keepalived.conf");
+                    std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+                    let parent = quiet(d.exec(&[
+                        "keepalived",
+                        "-n",
+                        "-l",
+                        "-C",
+                        "-f",
+                        &path.to_string_lossy(),
+                        "-p",
+                        &dir.join("k.pid").to_string_lossy(),
+                        "-c",
+                        &dir.join("kc.pid").to_string_lossy(),
+                    ]))
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                    std::thread::sleep(Duration::from_secs(3));
+                    // The checker is keepalived's child process.
+                    children(parent.id()).first().copied().ok_or("keepalived started no checker process")?
+                }
+                _ => {
+                    let check = match o.check {
+                        ScaleCheck::Connect => "\tchecktype=connect\n".to_string(),
+                        ScaleCheck::Http => "\tchecktype=negotiate\n\tservice=http\n\trequest=\"/\"\n\treceive=\"ok\"\n".into(),
+                    };
+                    let mut cf = format!(
+                        "checktimeout=1\ncheckinterval=1\nnegotiatetimeout=1\nfork=yes\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\nvirtual=10.0.0.100:80\n{check}\tscheduler=rr\n\tprotocol=tcp\n",
+                        dir.join("ldirectord.log").display()
+                    );
+                    for i in 0..n {
+                        cf.push_str(&format!("\treal={}:80 masq 1\n", addr(i)));
+                    }
+                    let path = dir.join("ldirectord.cf");
+                    std::fs::write(&path, cf).map_err(|e| e.to_string())?;
+                    ok(&mut d.exec(&["ldirectord", &path.to_string_lossy(), "start"]))?;
+                    // /var/run/ldirectord.<config file name>.pid, written once it has forked.
+                    let pidfile = "/var/run/ldirectord.ldirectord.cf.pid";
+                    let start = Instant::now();
+                    loop {
+                        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
+                            break pid;
+                        }
+                        if start.elapsed() > Duration::from_secs(60) {
+                            return Err(format!("no {pidfile} after 60 s"));
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            };
+            // Let the first rounds settle, then measure a steady window.
+            std::thread::sleep(Duration::from_secs(5));
+            let (c0, t0) = (cpu_seconds(pid), Instant::now());
+            std::thread::sleep(Duration::from_secs(o.seconds));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err("the checker process died".into());
             }
-            conf.push_str("}\n");
-            let path = dir.join("keepalived.conf");
-            std::fs::write(&path, conf).map_err(|e| e.to_string())?;
-            let parent = quiet(d.exec(&["keepalived", "-n", "-l", "-C", "-f", &path.to_string_lossy(), "-p", &dir.join("k.pid").to_string_lossy(), "-c", &dir.join("kc.pid").to_string_lossy()]))
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_secs(3));
-            // The checker is keepalived's child process.
-            children(parent.id()).first().copied().ok_or("keepalived started no checker process")?
-        };
-        // Let the first rounds settle, then measure a steady window.
-        std::thread::sleep(Duration::from_secs(3));
-        let (c0, t0) = (cpu_seconds(pid), Instant::now());
-        std::thread::sleep(Duration::from_secs(secs));
-        let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * secs as f64;
-        let rss = peak_rss_mib(pid);
-        let entries = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).matches("->").count().saturating_sub(1)).unwrap_or(0);
-        rows.push((tool, cpu, rss, entries));
+            let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * o.seconds as f64;
+            Ok((cpu, peak_rss_mib(pid), up_in_table(&d)))
+        })();
+        if tool == "ldirectord" {
+            let _ = quiet(d.exec(&["ldirectord", &dir.join("ldirectord.cf").to_string_lossy(), "stop"])).status();
+        }
+        rows.push((tool, measured));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = listener.join();
+        for t in threads {
+            let _ = t.join();
+        }
         drop(d);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("health checks at scale: {n} reals (127.1.x.y, one listener), TCP connect every 1 s, {secs} s measured, lab VM");
-    println!("{:<12} {:>14} {:>14} {:>10}", "tool", "CPU seconds", "peak RSS", "in table");
-    for (tool, cpu, rss, entries) in &rows {
-        println!("{tool:<12} {cpu:>14.2} {:>11.1} MiB {entries:>10}", rss);
+    println!(
+        "health checks at scale: {n} reals (127.1.x.y, one responder), {silent} of them silent (dropped), {check_name} every 1 s, timeout 1 s, {} s measured, lab VM",
+        o.seconds
+    );
+    println!("{:<12} {:>12} {:>12} {:>10} {:>10}", "tool", "CPU seconds", "CPU/s", "peak RSS", "up at end");
+    for (tool, r) in &rows {
+        match r {
+            Ok((cpu, rss, up)) => println!(
+                "{tool:<12} {cpu:>12.2} {:>11.1}% {:>6.1} MiB {:>10}",
+                cpu / o.seconds as f64 * 100.0,
+                rss,
+                format!("{up}/{}", n - silent)
+            ),
+            Err(e) => println!("{tool:<12} failed: {e}"),
+        }
     }
-    println!("keepalived CPU / lvs-agents CPU = {:.2}", rows[1].1 / rows[0].1.max(1e-9));
+    if let Some(Ok((ours, ours_rss, _))) = rows.first().map(|(_, r)| r) {
+        for (tool, r) in &rows[1..] {
+            if let Ok((cpu, rss, _)) = r {
+                println!("{tool} / lvs-agents: CPU {:.2}x, peak RSS {:.2}x", cpu / ours.max(1e-9), rss / ours_rss.max(1e-9));
+            }
+        }
+    }
     Ok(())
 }

@@ -32,12 +32,21 @@ enum Bench {
         reps: usize,
     },
     /// N reals checked every second: CPU and peak RSS of our daemon vs
-    /// keepalived's checker (run in the lab VM).
+    /// keepalived's checker, optionally ldirectord (run in the lab VM).
     HealthScale {
         #[arg(long, default_value_t = 1000)]
         reals: usize,
-        #[arg(long, default_value_t = 30)]
+        /// Length of the measured window.
+        #[arg(long, default_value_t = 60)]
         seconds: u64,
+        #[arg(long, value_enum, default_value_t = lab::ScaleCheck::Connect)]
+        check: lab::ScaleCheck,
+        /// Percentage of reals that never answer (their checks time out).
+        #[arg(long, default_value_t = 0)]
+        silent: usize,
+        /// Also measure ldirectord (fork=yes).
+        #[arg(long)]
+        ldirectord: bool,
     },
     /// Services x destinations from nothing: our client vs `ipvsadm -R`
     /// (run in the lab VM).
@@ -180,7 +189,9 @@ fn main() -> std::process::ExitCode {
     let r = match cli.bench {
         Bench::AgentCalls => agent_calls(cli.calls),
         Bench::FailureDetection { reps } => lab::failure_detection(reps),
-        Bench::HealthScale { reals, seconds } => lab::health_scale(reals, seconds),
+        Bench::HealthScale { reals, seconds, check, silent, ldirectord } => {
+            lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord })
+        }
         Bench::IpvsProgramming { services, dests } => lab::ipvs_programming(services, dests),
     };
     match r {
