@@ -238,77 +238,148 @@ pub fn failure_detection(reps: usize) -> R<()> {
     Ok(())
 }
 
-/// `services` × `dests` applied from nothing: our client, `ipvsadm -R`,
-/// and (when installed) keepalived with the same table and no checks.
-pub fn ipvs_programming(services: usize, dests: usize) -> R<()> {
-    let rules = {
-        let mut s = String::new();
-        for i in 0..services {
-            let vip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
-            s.push_str(&format!("-A -t {vip}:80 -s wlc\n"));
-            for j in 0..dests {
-                s.push_str(&format!("-a -t {vip}:80 -r 192.168.{}.{}:80 -m -w 1\n", j / 250, 1 + j % 250));
-            }
-        }
-        s
-    };
+/// `services` × `dests` applied from nothing: our client (one process),
+/// `ipvsadm -R`, ldirectord (checktype=on) and keepalived (no checkers),
+/// each timed until the whole table is in the kernel.
+pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()> {
+    let vip = |i: usize| format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+    let rip = |j: usize| format!("192.168.{}.{}", j / 250, 1 + j % 250);
     let total = services * (1 + dests);
     let count_entries = |pid: u32| -> usize {
         // Header lines: the version, "Prot ...", "  -> RemoteAddress...".
         ip_vs_of(pid).lines().filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->")).count().saturating_sub(1)
     };
-    let mut rows: Vec<(&str, Duration)> = Vec::new();
-    for tool in ["lvs-agents client", "ipvsadm -R"] {
+    let dir = std::env::temp_dir().join(format!("lvs-bench-prog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut rows: Vec<(&str, R<Duration>)> = Vec::new();
+    for tool in ["lvs-agents client", "ipvsadm -R", "ldirectord", "keepalived"] {
         let ns = Ns::new("bench-prog")?;
         sh(&["ip", "-n", &ns.0, "addr", "add", "192.168.0.254/16", "dev", "lo"])?;
         let mut anchor = quiet(ns.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(200));
         let anchor_pid = anchor.id();
         let name = ns.0.clone();
-        let rules = rules.clone();
+        let dir = dir.clone();
         let took = std::thread::scope(|s| {
             s.spawn(move || -> R<Duration> {
                 enter(&name)?;
-                let start = Instant::now();
-                if tool == "ipvsadm -R" {
-                    let mut child = Command::new("ipvsadm").arg("-R").stdin(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
-                    child.stdin.take().ok_or("stdin")?.write_all(rules.as_bytes()).map_err(|e| e.to_string())?;
-                    let st = child.wait().map_err(|e| e.to_string())?;
-                    if !st.success() {
-                        return Err("ipvsadm -R failed".into());
-                    }
-                } else {
-                    let ipvs = IpvsClient::connect().map_err(|e| e.to_string())?;
-                    for i in 0..services {
-                        let vip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
-                        let key: ServiceKey = format!("tcp:{vip}:80").parse().map_err(|e: lvs_common::Error| e.to_string())?;
-                        ipvs.add_service(&Service::new(key, "wlc")).map_err(|e| e.to_string())?;
-                        for j in 0..dests {
-                            let addr = format!("192.168.{}.{}", j / 250, 1 + j % 250).parse().map_err(|_| "addr")?;
-                            ipvs.add_destination(&key, &Destination::new(addr, 80, ForwardMethod::Masq).with_weight(1))
-                                .map_err(|e| e.to_string())?;
+                // Daemons are timed until the table is complete, by polling.
+                let until_complete = |start: Instant| -> R<Duration> {
+                    loop {
+                        let n = count_entries(anchor_pid);
+                        if n >= total {
+                            return Ok(start.elapsed());
                         }
+                        if start.elapsed() > limit {
+                            return Err(format!("{n} of {total} entries after {} s", limit.as_secs()));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                };
+                let start = Instant::now();
+                match tool {
+                    "ipvsadm -R" => {
+                        let mut rules = String::new();
+                        for i in 0..services {
+                            rules.push_str(&format!("-A -t {}:80 -s wlc\n", vip(i)));
+                            for j in 0..dests {
+                                rules.push_str(&format!("-a -t {}:80 -r {}:80 -m -w 1\n", vip(i), rip(j)));
+                            }
+                        }
+                        let start = Instant::now();
+                        let mut child =
+                            Command::new("ipvsadm").arg("-R").stdin(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+                        child.stdin.take().ok_or("stdin")?.write_all(rules.as_bytes()).map_err(|e| e.to_string())?;
+                        let st = child.wait().map_err(|e| e.to_string())?;
+                        if !st.success() {
+                            return Err("ipvsadm -R failed".into());
+                        }
+                        let n = count_entries(anchor_pid);
+                        return if n < total { Err(format!("table has {n} of {total} entries")) } else { Ok(start.elapsed()) };
+                    }
+                    "ldirectord" => {
+                        let mut cf = format!(
+                            "checktimeout=5\ncheckinterval=60\nquiescent=no\nautoreload=no\nlogfile=\"{}\"\n",
+                            dir.join("ldirectord.log").display()
+                        );
+                        for i in 0..services {
+                            cf.push_str(&format!("virtual={}:80\n", vip(i)));
+                            for j in 0..dests {
+                                cf.push_str(&format!("\treal={}:80 masq 1\n", rip(j)));
+                            }
+                            cf.push_str("\tchecktype=on\n\tscheduler=wlc\n\tprotocol=tcp\n");
+                        }
+                        let path = dir.join("ldirectord.cf");
+                        std::fs::write(&path, cf).map_err(|e| e.to_string())?;
+                        let start = Instant::now();
+                        ok(&mut Command::new("ldirectord").arg(&path).arg("start"))?;
+                        return until_complete(start);
+                    }
+                    "keepalived" => {
+                        let mut conf = String::from("global_defs {\n router_id bench\n}\n");
+                        for i in 0..services {
+                            conf.push_str(&format!(
+                                "virtual_server {} 80 {{\n lb_algo wlc\n lb_kind NAT\n protocol TCP\n",
+                                vip(i)
+                            ));
+                            for j in 0..dests {
+                                conf.push_str(&format!(" real_server {} 80 {{\n  weight 1\n }}\n", rip(j)));
+                            }
+                            conf.push_str("}\n");
+                        }
+                        let path = dir.join("keepalived.conf");
+                        std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+                        let start = Instant::now();
+                        quiet(Command::new("keepalived"))
+                            .args(["-n", "-l", "-C", "-f"])
+                            .arg(&path)
+                            .arg("-p")
+                            .arg(dir.join("k.pid"))
+                            .arg("-c")
+                            .arg(dir.join("kc.pid"))
+                            .spawn()
+                            .map_err(|e| e.to_string())?;
+                        return until_complete(start);
+                    }
+                    _ => {}
+                }
+                let ipvs = IpvsClient::connect().map_err(|e| e.to_string())?;
+                for i in 0..services {
+                    let key: ServiceKey =
+                        format!("tcp:{}:80", vip(i)).parse().map_err(|e: lvs_common::Error| e.to_string())?;
+                    ipvs.add_service(&Service::new(key, "wlc")).map_err(|e| e.to_string())?;
+                    for j in 0..dests {
+                        let addr = rip(j).parse().map_err(|_| "addr")?;
+                        ipvs.add_destination(&key, &Destination::new(addr, 80, ForwardMethod::Masq).with_weight(1))
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 let n = count_entries(anchor_pid);
                 if n < total {
-                    return Err(format!("{tool}: table has {n} of {total} entries"));
+                    return Err(format!("table has {n} of {total} entries"));
                 }
                 Ok(start.elapsed())
             })
             .join()
-            .map_err(|_| "thread panicked".to_string())?
+            .map_err(|_| "thread panicked".to_string())
         })?;
         let _ = anchor.kill();
         let _ = anchor.wait();
+        // Dropping the namespace kills the daemons in it and frees its table.
+        drop(ns);
         rows.push((tool, took));
     }
+    let _ = std::fs::remove_dir_all(&dir);
     println!("IPVS programming: {services} services x {dests} destinations ({total} entries) from an empty table, lab VM");
-    println!("{:<20} {:>12}", "tool", "time");
+    println!("{:<20} {:>12} {:>14}", "tool", "time", "vs ours");
+    let ours = rows[0].1.as_ref().ok().map(|d| d.as_secs_f64());
     for (tool, t) in &rows {
-        println!("{tool:<20} {:>12}", ms(*t));
+        match (t, ours) {
+            (Ok(t), Some(o)) => println!("{tool:<20} {:>12} {:>13.2}x", ms(*t), t.as_secs_f64() / o),
+            (Ok(t), None) => println!("{tool:<20} {:>12}", ms(*t)),
+            (Err(e), _) => println!("{tool:<20} failed: {e}"),
+        }
     }
-    println!("ipvsadm -R / lvs-agents client = {:.2}", rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64());
     Ok(())
 }
 

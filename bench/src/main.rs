@@ -48,13 +48,16 @@ enum Bench {
         #[arg(long)]
         ldirectord: bool,
     },
-    /// Services x destinations from nothing: our client vs `ipvsadm -R`
-    /// (run in the lab VM).
+    /// Services x destinations from nothing: our client vs `ipvsadm -R`,
+    /// ldirectord and keepalived (run in the lab VM).
     IpvsProgramming {
         #[arg(long, default_value_t = 1000)]
         services: usize,
         #[arg(long, default_value_t = 10)]
         dests: usize,
+        /// How long a daemon peer may take before its row says how far it got.
+        #[arg(long, default_value_t = 300)]
+        peer_limit: u64,
     },
 }
 
@@ -192,7 +195,9 @@ fn main() -> std::process::ExitCode {
         Bench::HealthScale { reals, seconds, check, silent, ldirectord } => {
             lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord })
         }
-        Bench::IpvsProgramming { services, dests } => lab::ipvs_programming(services, dests),
+        Bench::IpvsProgramming { services, dests, peer_limit } => {
+            lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))
+        }
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
