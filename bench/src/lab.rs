@@ -100,8 +100,11 @@ fn ldirectord_cf(dir: &Path) -> R<PathBuf> {
     let p = dir.join("ldirectord.cf");
     std::fs::write(
         &p,
-        format!("checktimeout=1\ncheckinterval=1\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\n\
-         virtual=10.0.0.100:80\n\treal=192.168.9.10:80 masq 1\n\tchecktype=connect\n\tscheduler=rr\n\tprotocol=tcp\n", dir.join("ldirectord.log").display()),
+        format!(
+            "checktimeout=1\ncheckinterval=1\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\n\
+         virtual=10.0.0.100:80\n\treal=192.168.9.10:80 masq 1\n\tchecktype=connect\n\tscheduler=rr\n\tprotocol=tcp\n",
+            dir.join("ldirectord.log").display()
+        ),
     )
     .map_err(|e| e.to_string())?;
     Ok(p)
@@ -145,7 +148,9 @@ pub fn failure_detection(reps: usize) -> R<()> {
         };
         let mut server = httpd(&r)?;
         let env = |c: &mut Command| {
-            c.env("OCF_RESOURCE_INSTANCE", "bench").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80");
+            c.env("OCF_RESOURCE_INSTANCE", "bench")
+                .env("HA_LOGFACILITY", "none")
+                .env("OCF_RESKEY_service", "tcp:10.0.0.100:80");
         };
         let mut daemon: Option<Child> = None;
         match tool {
@@ -168,9 +173,20 @@ pub fn failure_detection(reps: usize) -> R<()> {
             _ => {
                 let conf = keepalived_conf(&dir)?;
                 daemon = Some(
-                    quiet(d.exec(&["keepalived", "-n", "-l", "-C", "-f", &conf.to_string_lossy(), "-p", &dir.join("k.pid").to_string_lossy(), "-c", &dir.join("kc.pid").to_string_lossy()]))
-                        .spawn()
-                        .map_err(|e| e.to_string())?,
+                    quiet(d.exec(&[
+                        "keepalived",
+                        "-n",
+                        "-l",
+                        "-C",
+                        "-f",
+                        &conf.to_string_lossy(),
+                        "-p",
+                        &dir.join("k.pid").to_string_lossy(),
+                        "-c",
+                        &dir.join("kc.pid").to_string_lossy(),
+                    ]))
+                    .spawn()
+                    .map_err(|e| e.to_string())?,
                 );
             }
         }
@@ -218,10 +234,19 @@ pub fn failure_detection(reps: usize) -> R<()> {
             let _ = k.wait();
         }
         let v = reps_done.map_err(|e| {
-            let t = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            let t = d
+                .exec(&["ipvsadm", "-Ln"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             format!("{tool}: {e}\nipvsadm in {}:\n{t}", d.0)
         })?;
-        rows.push((tool, figures(v.clone()), *v.iter().min().unwrap_or(&Duration::ZERO), *v.iter().max().unwrap_or(&Duration::ZERO)));
+        rows.push((
+            tool,
+            figures(v.clone()),
+            *v.iter().min().unwrap_or(&Duration::ZERO),
+            *v.iter().max().unwrap_or(&Duration::ZERO),
+        ));
         drop(r);
         drop(d);
     }
@@ -247,7 +272,11 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()>
     let total = services * (1 + dests);
     let count_entries = |pid: u32| -> usize {
         // Header lines: the version, "Prot ...", "  -> RemoteAddress...".
-        ip_vs_of(pid).lines().filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->")).count().saturating_sub(1)
+        ip_vs_of(pid)
+            .lines()
+            .filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->"))
+            .count()
+            .saturating_sub(1)
     };
     let dir = std::env::temp_dir().join(format!("lvs-bench-prog-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -287,15 +316,22 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()>
                             }
                         }
                         let start = Instant::now();
-                        let mut child =
-                            Command::new("ipvsadm").arg("-R").stdin(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+                        let mut child = Command::new("ipvsadm")
+                            .arg("-R")
+                            .stdin(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| e.to_string())?;
                         child.stdin.take().ok_or("stdin")?.write_all(rules.as_bytes()).map_err(|e| e.to_string())?;
                         let st = child.wait().map_err(|e| e.to_string())?;
                         if !st.success() {
                             return Err("ipvsadm -R failed".into());
                         }
                         let n = count_entries(anchor_pid);
-                        return if n < total { Err(format!("table has {n} of {total} entries")) } else { Ok(start.elapsed()) };
+                        return if n < total {
+                            Err(format!("table has {n} of {total} entries"))
+                        } else {
+                            Ok(start.elapsed())
+                        };
                     }
                     "ldirectord" => {
                         let mut cf = format!(
@@ -370,7 +406,9 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()>
         rows.push((tool, took));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("IPVS programming: {services} services x {dests} destinations ({total} entries) from an empty table, lab VM");
+    println!(
+        "IPVS programming: {services} services x {dests} destinations ({total} entries) from an empty table, lab VM"
+    );
     println!("{:<20} {:>12} {:>14}", "tool", "time", "vs ours");
     let ours = rows[0].1.as_ref().ok().map(|d| d.as_secs_f64());
     for (tool, t) in &rows {
@@ -457,11 +495,11 @@ fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R
                 None,
             )
             .map_err(|e| e.to_string())?;
-            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReuseAddr, &true).map_err(|e| e.to_string())?;
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReuseAddr, &true)
+                .map_err(|e| e.to_string())?;
             let addr = nix::sys::socket::SockaddrIn::new(0, 0, 0, 0, 80);
             nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr).map_err(|e| e.to_string())?;
-            nix::sys::socket::listen(&sock, nix::sys::socket::Backlog::MAXCONN)
-                .map_err(|e| e.to_string())?;
+            nix::sys::socket::listen(&sock, nix::sys::socket::Backlog::MAXCONN).map_err(|e| e.to_string())?;
             let l = std::net::TcpListener::from(sock);
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             Ok(l)
@@ -490,7 +528,9 @@ fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R
                             }
                             seen.extend_from_slice(&buf[..n]);
                             if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                                let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+                                let _ = s.write_all(
+                                    b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                                );
                                 break;
                             }
                         }
@@ -505,7 +545,11 @@ fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R
 
 /// Destinations with weight > 0 in the namespace's table (from `ipvsadm -Ln`).
 fn up_in_table(d: &Ns) -> usize {
-    let out = d.exec(&["ipvsadm", "-Ln"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let out = d
+        .exec(&["ipvsadm", "-Ln"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     out.lines()
         .filter(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -528,9 +572,11 @@ pub fn health_scale(o: &Scale) -> R<()> {
     let silent = n * o.silent_pct.min(100) / 100;
     let (check_name, ours_check, ka_check) = match o.check {
         ScaleCheck::Connect => ("TCP connect", "connect", "TCP_CHECK {\n   connect_timeout 1\n  }"),
-        ScaleCheck::Http => {
-            ("HTTP GET /", "http", "HTTP_GET {\n   url {\n    path /\n    status_code 200\n   }\n   connect_timeout 1\n  }")
-        }
+        ScaleCheck::Http => (
+            "HTTP GET /",
+            "http",
+            "HTTP_GET {\n   url {\n    path /\n    status_code 200\n   }\n   connect_timeout 1\n  }",
+        ),
     };
     let mut tools = vec!["lvs-agents", "keepalived"];
     if o.ldirectord {
@@ -555,7 +601,9 @@ pub fn health_scale(o: &Scale) -> R<()> {
                 "lvs-agents" => {
                     let run = dir.join("run");
                     let mut c = d.exec(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
-                    ok(c.env("OCF_RESOURCE_INSTANCE", "hs").env("HA_LOGFACILITY", "none").env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
+                    ok(c.env("OCF_RESOURCE_INSTANCE", "hs")
+                        .env("HA_LOGFACILITY", "none")
+                        .env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
                     let mut c = d.exec(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
                     if o.check == ScaleCheck::Http {
                         c.env("OCF_RESKEY_request", "/");
@@ -603,7 +651,9 @@ pub fn health_scale(o: &Scale) -> R<()> {
                 _ => {
                     let check = match o.check {
                         ScaleCheck::Connect => "\tchecktype=connect\n".to_string(),
-                        ScaleCheck::Http => "\tchecktype=negotiate\n\tservice=http\n\trequest=\"/\"\n\treceive=\"ok\"\n".into(),
+                        ScaleCheck::Http => {
+                            "\tchecktype=negotiate\n\tservice=http\n\trequest=\"/\"\n\treceive=\"ok\"\n".into()
+                        }
                     };
                     let mut cf = format!(
                         "checktimeout=1\ncheckinterval=1\nnegotiatetimeout=1\nfork=yes\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\nvirtual=10.0.0.100:80\n{check}\tscheduler=rr\n\tprotocol=tcp\n",
@@ -619,7 +669,9 @@ pub fn health_scale(o: &Scale) -> R<()> {
                     let pidfile = "/var/run/ldirectord.ldirectord.cf.pid";
                     let start = Instant::now();
                     loop {
-                        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
+                        if let Some(pid) =
+                            std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok())
+                        {
                             break pid;
                         }
                         if start.elapsed() > Duration::from_secs(60) {
@@ -669,7 +721,11 @@ pub fn health_scale(o: &Scale) -> R<()> {
     if let Some(Ok((ours, ours_rss, _))) = rows.first().map(|(_, r)| r) {
         for (tool, r) in &rows[1..] {
             if let Ok((cpu, rss, _)) = r {
-                println!("{tool} / lvs-agents: CPU {:.2}x, peak RSS {:.2}x", cpu / ours.max(1e-9), rss / ours_rss.max(1e-9));
+                println!(
+                    "{tool} / lvs-agents: CPU {:.2}x, peak RSS {:.2}x",
+                    cpu / ours.max(1e-9),
+                    rss / ours_rss.max(1e-9)
+                );
             }
         }
     }

@@ -80,10 +80,7 @@ fn measure(calls: usize, mut make: impl FnMut() -> Command) -> Result<Figures, S
         }
     }
     times.sort();
-    Ok(Figures {
-        median: times[times.len() / 2],
-        p95: times[(times.len() * 95 / 100).min(times.len() - 1)],
-    })
+    Ok(Figures { median: times[times.len() / 2], p95: times[(times.len() * 95 / 100).min(times.len() - 1)] })
 }
 
 pub(crate) fn ms(d: Duration) -> String {
@@ -112,7 +109,11 @@ pub(crate) fn our_bin(name: &str) -> Result<PathBuf, String> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!("{cores} cores, {cpu}")
@@ -158,7 +159,11 @@ fn agent_calls(calls: usize) -> Result<(), String> {
         let md = |bin: &str| measure(calls, || ocf(bin, "meta-data"));
         let mut rows = vec![
             ("spawn /bin/true (floor)".to_string(), measure(calls, || Command::new("/bin/true"))?, None),
-            ("vip monitor vs IPaddr2".to_string(), measure(calls, || ocf(&vip_s, "monitor"))?, Some(measure(calls, || ocf(IPADDR2, "monitor"))?)),
+            (
+                "vip monitor vs IPaddr2".to_string(),
+                measure(calls, || ocf(&vip_s, "monitor"))?,
+                Some(measure(calls, || ocf(IPADDR2, "monitor"))?),
+            ),
             ("vip meta-data vs IPaddr2".to_string(), md(&vip_s)?, Some(md(IPADDR2)?)),
         ];
         // The IPVS agents' meta-data against the ldirectord OCF agent's.
