@@ -98,15 +98,18 @@ async fn run(target: &Target, check: &Check, timeout: Duration) -> Outcome {
         CheckKind::On => Ok(()),
         CheckKind::Off => Err("check is off".to_string()),
         CheckKind::Connect => tcp::connect(target).await.map(drop),
-        CheckKind::Http(h) => http::check(target, h).await,
+        // The other kinds' futures are boxed: a task is as big as its
+        // largest possible future, and ten thousand connect checks should
+        // not each carry room for an HTTP client's state.
+        CheckKind::Http(h) => Box::pin(http::check(target, h)).await,
         CheckKind::Negotiate(s) => match s {
-            Service::Dns { name, qtype, expect } => udp::dns(target, name, *qtype, *expect).await,
-            Service::Sip { user, status } => udp::sip(target, user.as_deref(), status).await,
-            tcp_service => tcp::negotiate(target, tcp_service).await,
+            Service::Dns { name, qtype, expect } => Box::pin(udp::dns(target, name, *qtype, *expect)).await,
+            Service::Sip { user, status } => Box::pin(udp::sip(target, user.as_deref(), status)).await,
+            tcp_service => Box::pin(tcp::negotiate(target, tcp_service)).await,
         },
-        CheckKind::Udp(u) => udp::udp(target, u, timeout).await,
-        CheckKind::Ping => ping::ping(target, timeout).await,
-        CheckKind::External(e) => external::run(target, e).await,
+        CheckKind::Udp(u) => Box::pin(udp::udp(target, u, timeout)).await,
+        CheckKind::Ping => Box::pin(ping::ping(target, timeout)).await,
+        CheckKind::External(e) => Box::pin(external::run(target, e)).await,
     };
     match result {
         Ok(()) => Outcome::Up,
@@ -184,6 +187,17 @@ mod tests {
         let t = Target { checkport: Some(8080), ..Target::new("127.0.0.1".parse().unwrap(), 80) };
         assert_eq!(t.check_addr().to_string(), "127.0.0.1:8080");
         assert_eq!(t.to_string(), "127.0.0.1:80");
+    }
+
+    #[test]
+    fn a_connect_check_is_a_small_future() {
+        // Thousands of these are alive at once; see the boxing in run().
+        let t = Target::new("127.0.0.1".parse().unwrap(), 1);
+        let c = Check::parse("connect").unwrap();
+        let f = check(&t, &c, Duration::from_secs(1));
+        let size = std::mem::size_of_val(&f);
+        drop(f);
+        assert!(size <= 1024, "a connect check's future is {size} bytes");
     }
 
     #[tokio::test]
