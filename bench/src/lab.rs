@@ -348,7 +348,7 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()>
                         let path = dir.join("ldirectord.cf");
                         std::fs::write(&path, cf).map_err(|e| e.to_string())?;
                         let start = Instant::now();
-                        ok(&mut Command::new("ldirectord").arg(&path).arg("start"))?;
+                        ok(Command::new("ldirectord").arg(&path).arg("start"))?;
                         return until_complete(start);
                     }
                     "keepalived" => {
@@ -582,7 +582,9 @@ pub fn health_scale(o: &Scale) -> R<()> {
     if o.ldirectord {
         tools.push("ldirectord");
     }
-    let mut rows: Vec<(&str, R<(f64, f64, usize)>)> = Vec::new();
+    // Per tool: CPU seconds, peak RSS in MiB, reals up at the end.
+    type Row<'a> = (&'a str, R<(f64, f64, usize)>);
+    let mut rows: Vec<Row> = Vec::new();
     for tool in tools {
         let d = Ns::new("bench-hs")?;
         sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;

@@ -376,28 +376,35 @@ impl Daemon {
         self.health.get(&ep).is_some_and(Health::is_up)
     }
 
-    fn record(&mut self, reports: Vec<probe::Report<SocketAddr>>) {
-        let now = Instant::now();
-        for r in reports {
-            let Some(h) = self.health.get_mut(&r.key) else { continue };
-            match h.record(&r.outcome, now) {
-                Some(Transition::Up) => {
-                    tracing::info!(
-                        "real {} up: {} ({}/{})",
-                        r.key,
-                        self.cfg.checks_name(),
-                        h.successes(),
-                        self.cfg.rise
-                    );
-                    self.since.insert(r.key, SystemTime::now());
-                }
-                Some(Transition::Down(reason)) => {
-                    tracing::warn!("real {} down: {reason} ({}/{})", r.key, h.failures(), self.cfg.fall);
-                    self.since.insert(r.key, SystemTime::now());
-                }
-                None => {}
+    /// Takes one check's result; true when the real changed state.
+    fn record(&mut self, r: probe::Report<SocketAddr>) -> bool {
+        let Some(h) = self.health.get_mut(&r.key) else { return false };
+        match h.record(&r.outcome, Instant::now()) {
+            Some(Transition::Up) => {
+                tracing::info!("real {} up: {} ({}/{})", r.key, self.cfg.checks_name(), h.successes(), self.cfg.rise);
+            }
+            Some(Transition::Down(reason)) => {
+                tracing::warn!("real {} down: {reason} ({}/{})", r.key, h.failures(), self.cfg.fall);
+            }
+            None => return false,
+        }
+        self.since.insert(r.key, SystemTime::now());
+        true
+    }
+
+    /// The kernel table, the state file and the node attribute brought in
+    /// line with the health state. Only a state file that cannot be
+    /// written is fatal (monitor would call us hung anyway).
+    fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance) -> Result<()> {
+        let error = self.apply(ipvs);
+        let state = self.state(error);
+        instance.write_json(&instance.statefile(), &state)?;
+        if let Some(name) = &self.cfg.node_attribute {
+            if self.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
+                self.published = Some(state.healthy);
             }
         }
+        Ok(())
     }
 
     fn state(&self, last_error: Option<String>) -> State {
@@ -464,43 +471,88 @@ impl Config {
 }
 
 /// Thousands of concurrent checks need thousands of sockets: take the
-/// hard limit of open files as the soft one.
-fn raise_file_limit() {
+/// hard limit of open files as the soft one, and return what is left for
+/// checks once the daemon's own files (state, netlink, logs) are counted.
+fn check_sockets() -> usize {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
+    const OWN_FILES: u64 = 64;
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() => hard,
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    };
+    usize::try_from(soft.saturating_sub(OWN_FILES)).unwrap_or(usize::MAX).clamp(16, MAX_IN_FLIGHT)
 }
 
+/// Checks in flight at once, which bounds the open sockets, not the reals.
+/// (Fewer when the open-files limit is lower: see check_sockets.)
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// Transitions close together go to the kernel in one pass: each pass
+/// reads the service's whole destination list back.
+const MIN_SYNC_GAP: Duration = Duration::from_millis(50);
+
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
-    raise_file_limit();
+    let in_flight = check_sockets();
     lvs_common::daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
-        // Checks in flight are bounded, not the number of reals.
-        let mut sched = Scheduler::new(4096, d.cfg.timeout)?;
-        let mut jobs = d.cfg.jobs();
-        tracing::info!("checking {} reals of {} every {}s", jobs.len(), d.cfg.service, d.cfg.interval.as_secs());
-        // Before the first round: reals that start up go in at once.
-        let mut error = d.apply(&ipvs);
+        tracing::info!(
+            "checking {} reals of {} every {}s, at most {in_flight} at once",
+            d.cfg.reals.len(),
+            d.cfg.service,
+            d.cfg.interval.as_secs()
+        );
+        // Reals that start up go in before any check; then one round of
+        // every real at once, whose state file tells start we are ready.
+        d.apply(&ipvs);
+        let sched = Scheduler::new(in_flight, d.cfg.timeout)?;
+        for report in sched.round(&d.cfg.jobs()).await {
+            d.record(report);
+        }
+        d.sync(&ipvs, instance)?;
         loop {
-            let next = tokio::time::Instant::now() + d.cfg.interval;
-            let reports = sched.round(&jobs).await;
-            d.record(reports);
-            error = d.apply(&ipvs).or(error.filter(|_| false));
-            let state = d.state(error.clone());
-            instance.write_json(&instance.statefile(), &state)?;
-            if let Some(name) = &d.cfg.node_attribute {
-                if d.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
-                    d.published = Some(state.healthy);
+            // From here each real has its own timer, spread over the
+            // interval: an even load, and when the machine cannot keep up
+            // checks come late instead of piling up until they time out.
+            let sched = Scheduler::new(in_flight, d.cfg.timeout)?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+            let checks = sched.run(d.cfg.jobs(), d.cfg.interval, tx);
+            tokio::pin!(checks);
+            let start = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval_at(start + d.cfg.interval, d.cfg.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_sync = start;
+            let mut due: Option<tokio::time::Instant> = None;
+            let wake = loop {
+                tokio::select! {
+                    ended = &mut checks => {
+                        ended?;
+                        return Err(Error::generic("the health checks stopped"));
+                    }
+                    Some(report) = rx.recv() => {
+                        if d.record(report) && due.is_none() {
+                            due = Some((last_sync + MIN_SYNC_GAP).max(tokio::time::Instant::now()));
+                        }
+                    }
+                    _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {
+                        due = None;
+                        d.sync(&ipvs, instance)?;
+                        last_sync = tokio::time::Instant::now();
+                    }
+                    // Every interval even without changes: the state file
+                    // shows we are alive, and a flushed table is repaired.
+                    _ = tick.tick() => {
+                        due = None;
+                        d.sync(&ipvs, instance)?;
+                        last_sync = tokio::time::Instant::now();
+                    }
+                    w = signals.recv() => break w,
                 }
-            }
-            match signals.sleep_until(next).await {
-                Wake::Tick => {}
+            };
+            match wake {
                 Wake::Reload => {
                     if let Some(cfg) = lvs_common::daemon::reloaded(instance, spec, Config::from_params) {
                         // Reals no longer listed leave the table now.
@@ -515,11 +567,11 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                                 Err(e) => tracing::warn!("removing {ep}: {e}"),
                             }
                         }
-                        sched = Scheduler::new(4096, d.cfg.timeout)?;
-                        jobs = d.cfg.jobs();
-                        tracing::info!("reloaded: {} reals", jobs.len());
+                        d.sync(&ipvs, instance)?;
+                        tracing::info!("reloaded: {} reals", d.cfg.reals.len());
                     }
                 }
+                Wake::Tick => {}
                 Wake::Terminate => return Ok(()),
             }
         }
@@ -609,12 +661,10 @@ mod tests {
         let c = cfg(&BASE).unwrap();
         let mut d = Daemon::new(c, HashMap::new(), HashMap::new()).unwrap();
         let ep: SocketAddr = "192.168.7.20:80".parse().unwrap();
-        d.record(vec![probe::Report {
-            key: ep,
-            outcome: probe::Outcome::Up,
-            started: Instant::now(),
-            elapsed: Duration::ZERO,
-        }]);
+        let up =
+            || probe::Report { key: ep, outcome: probe::Outcome::Up, started: Instant::now(), elapsed: Duration::ZERO };
+        assert!(d.record(up()), "down -> up is a transition");
+        assert!(!d.record(up()), "up -> up is not");
         assert!(d.is_up(ep));
         let c2 = cfg(&[BASE[0], ("real", "192.168.7.20:80 gate 3, 192.168.7.30:80")]).unwrap();
         let Daemon { health, since, .. } = d;

@@ -337,6 +337,13 @@ impl Signals {
     pub async fn sleep_until(&mut self, deadline: tokio::time::Instant) -> Wake {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => Wake::Tick,
+            w = self.recv() => w,
+        }
+    }
+
+    /// The next signal: Reload or Terminate (never Tick).
+    pub async fn recv(&mut self) -> Wake {
+        tokio::select! {
             _ = self.term.recv() => Wake::Terminate,
             _ = self.int.recv() => Wake::Terminate,
             _ = self.hup.recv() => Wake::Reload,
