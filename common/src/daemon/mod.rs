@@ -100,11 +100,13 @@ impl Instance {
     pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         self.ensure_dir()?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let text = serde_json::to_vec_pretty(value)
-            .map_err(|e| Error::generic(format!("encoding {}: {e}", path.display())))?;
+        // Streamed, not built in memory first: a state of 10,000 reals is
+        // megabytes, rewritten every interval.
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.write_all(&text)?;
+            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut out = std::io::BufWriter::new(f);
+            serde_json::to_writer_pretty(&mut out, value)?;
+            out.flush()?;
             fs::rename(&tmp, path)
         };
         write().map_err(|e| Error::io(format!("writing {}", path.display()), e))

@@ -1,14 +1,18 @@
-//! Running many checks: each real is checked by its own lightweight task
-//! (not a thread), all sharing one semaphore that bounds how many checks
-//! are in flight. A hung real holds one task and one permit for at most
-//! the timeout; the others go on. Works on a current-thread runtime.
+//! Running many checks. A round checks every real at once, each in its
+//! own lightweight task (not a thread). Continuous checking keeps one
+//! timer queue for all reals and spawns a task only for a check that is
+//! due, so ten thousand reals cost ten thousand queue entries, not ten
+//! thousand parked tasks. Either way a bound on checks in flight caps the
+//! open sockets, and a hung real holds one slot for at most the timeout
+//! while the others go on. Works on a current-thread runtime.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
 
 use super::{check, Check, Outcome, Target};
 use crate::error::{Error, Result};
@@ -33,6 +37,7 @@ pub struct Report<K> {
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     limit: Arc<Semaphore>,
+    max_concurrent: usize,
     timeout: Duration,
 }
 
@@ -50,7 +55,7 @@ impl Scheduler {
         if max_concurrent == 0 || timeout.is_zero() {
             return Err(Error::configured("probe concurrency and timeout must be above zero"));
         }
-        Ok(Scheduler { limit: Arc::new(Semaphore::new(max_concurrent)), timeout })
+        Ok(Scheduler { limit: Arc::new(Semaphore::new(max_concurrent)), max_concurrent, timeout })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -88,7 +93,10 @@ impl Scheduler {
     /// Checks every job every `interval` until the receiver is dropped
     /// (or this future is dropped, which stops every check). First checks
     /// are spread over the first interval so thousands of reals do not
-    /// all connect in the same millisecond.
+    /// all connect in the same millisecond. A real's next check is due one
+    /// interval after its last one started, or at once if that check took
+    /// longer: when the machine cannot keep up, checks come late rather
+    /// than piling up until they time out.
     pub async fn run<K>(&self, jobs: Vec<Job<K>>, interval: Duration, tx: mpsc::Sender<Report<K>>) -> Result<()>
     where
         K: Clone + Send + Sync + 'static,
@@ -96,31 +104,47 @@ impl Scheduler {
         if interval.is_zero() {
             return Err(Error::configured("check interval must be above zero"));
         }
-        let n = jobs.len().max(1) as u32;
-        let mut set = JoinSet::new();
-        for (i, job) in jobs.into_iter().enumerate() {
-            let limit = self.limit.clone();
-            let timeout = self.timeout;
-            let tx = tx.clone();
-            let offset = interval / n * i as u32;
-            set.spawn(async move {
-                tokio::time::sleep(offset).await;
-                let mut ticks = tokio::time::interval(interval);
-                // A slow check delays only its own real's next check.
-                ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                loop {
-                    ticks.tick().await;
-                    let (outcome, started, elapsed) = one(&limit, &job, timeout).await;
-                    let report = Report { key: job.key.clone(), outcome, started, elapsed };
-                    if tx.send(report).await.is_err() {
-                        return;
-                    }
-                }
-            });
+        if jobs.is_empty() {
+            tx.closed().await;
+            return Ok(());
         }
-        drop(tx);
-        while set.join_next().await.is_some() {}
-        Ok(())
+        let jobs: Arc<[Job<K>]> = jobs.into();
+        let begin = tokio::time::Instant::now();
+        let step = interval / jobs.len() as u32;
+        let mut due: BinaryHeap<Reverse<(tokio::time::Instant, usize)>> =
+            (0..jobs.len()).map(|i| Reverse((begin + step * i as u32, i))).collect();
+        let mut running = JoinSet::new();
+        loop {
+            let now = tokio::time::Instant::now();
+            while running.len() < self.max_concurrent {
+                match due.peek() {
+                    Some(&Reverse((at, i))) if at <= now => {
+                        due.pop();
+                        let (jobs, timeout) = (jobs.clone(), self.timeout);
+                        running.spawn(async move {
+                            let job = &jobs[i];
+                            let started = Instant::now();
+                            let outcome = check(&job.target, &job.check, timeout).await;
+                            let report = Report { key: job.key.clone(), outcome, started, elapsed: started.elapsed() };
+                            (i, now, report)
+                        });
+                    }
+                    _ => break,
+                }
+            }
+            // With every slot taken, only a finished check can make room.
+            let next = due.peek().map(|r| r.0 .0).filter(|_| running.len() < self.max_concurrent);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.unwrap_or(now)), if next.is_some() => {}
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let (i, fired, report) = done.map_err(|e| Error::generic(format!("a health check task failed: {e}")))?;
+                    if tx.send(report).await.is_err() {
+                        return Ok(());
+                    }
+                    due.push(Reverse(((fired + interval).max(tokio::time::Instant::now()), i)));
+                }
+            }
+        }
     }
 }
 
@@ -172,5 +196,75 @@ mod tests {
             s.run(Vec::<Job<u32>>::new(), Duration::ZERO, mpsc::channel(1).0).await,
             Err(Error::Configured(_))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_spreads_first_checks_and_keeps_the_cadence() {
+        let s = Scheduler::new(8, Duration::from_secs(1)).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let interval = Duration::from_millis(300);
+        let jobs: Vec<_> = (0..3).map(|i| job(i, "on")).collect();
+        let t0 = tokio::time::Instant::now();
+        let runner = s.run(jobs, interval, tx);
+        let reader = async move {
+            let mut at: Vec<Vec<Duration>> = vec![Vec::new(); 3];
+            while at.iter().any(|v| v.len() < 4) {
+                let r = rx.recv().await.unwrap();
+                at[r.key as usize].push(t0.elapsed());
+            }
+            at
+        };
+        let at = tokio::select! {
+            _ = runner => panic!("run ended"),
+            at = reader => at,
+        };
+        for (i, times) in at.iter().enumerate() {
+            // First checks 100 ms apart, then one every 300 ms per real.
+            let first = Duration::from_millis(100 * i as u64);
+            assert!(times[0] >= first && times[0] < first + Duration::from_millis(5), "real {i}: {times:?}");
+            for w in times.windows(2) {
+                let gap = w[1] - w[0];
+                assert!(gap >= interval && gap < interval + Duration::from_millis(5), "real {i}: {times:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn run_keeps_checks_in_flight_under_the_bound() {
+        // Each check takes 100 ms and all are due at once: two at a time.
+        let s = Scheduler::new(2, Duration::from_secs(5)).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let jobs: Vec<_> = (0..6).map(|i| job(i, r#"external command='/bin/sh -c "sleep 0.1"'"#)).collect();
+        let runner = s.run(jobs, Duration::from_millis(10), tx);
+        let reader = async move {
+            let mut spans = Vec::new();
+            while spans.len() < 12 {
+                let r = rx.recv().await.unwrap();
+                assert!(r.outcome.is_up(), "{:?}", r.outcome);
+                spans.push((r.started, r.started + r.elapsed));
+            }
+            spans
+        };
+        let spans = tokio::select! {
+            _ = runner => panic!("run ended"),
+            spans = reader => spans,
+        };
+        let most = spans
+            .iter()
+            .map(|&(start, _)| spans.iter().filter(|&&(s, e)| s <= start && start < e).count())
+            .max()
+            .unwrap();
+        assert_eq!(most, 2, "checks in flight at once: {most}");
+    }
+
+    #[tokio::test]
+    async fn run_without_jobs_waits_for_the_receiver() {
+        let s = Scheduler::new(2, Duration::from_secs(1)).unwrap();
+        let (tx, rx) = mpsc::channel::<Report<u32>>(1);
+        let runner = s.run(Vec::new(), Duration::from_secs(1), tx);
+        tokio::pin!(runner);
+        assert!(tokio::time::timeout(Duration::from_millis(50), &mut runner).await.is_err(), "ended early");
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), runner).await.unwrap().unwrap();
     }
 }
