@@ -474,12 +474,11 @@ pub struct Scale {
     pub ldirectord: bool,
 }
 
-/// One listener on 0.0.0.0:80 in namespace `ns` answering every 127/8
-/// address: accept-and-close for connect checks, a 200 for HTTP. A few
-/// threads share it so the responder is never what limits the checkers.
-/// Answers every connection on 0.0.0.0:80 in `ns`.
+/// Answers every connection on 0.0.0.0:80 in namespace `ns`, on every
+/// address: accept-and-close for connect checks, a 200 for HTTP.
+/// Event-driven, like the web servers it stands for: a client that sends
+/// its request late delays only its own answer.
 fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R<Vec<std::thread::JoinHandle<()>>> {
-    use std::io::Read;
     use std::sync::atomic::Ordering;
     let (tx, rx) = std::sync::mpsc::channel();
     let name = ns.to_string();
@@ -510,41 +509,49 @@ fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R
     let _ = first.join();
     let listener = rx.recv().map_err(|e| e.to_string())??;
     let mut threads = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         let l = listener.try_clone().map_err(|e| e.to_string())?;
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                        // Answer HTTP when a request comes; a bare connect
-                        // check closes first and the read just ends.
-                        let mut buf = [0u8; 1024];
-                        let mut seen = Vec::new();
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 {
-                                break;
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let Ok(l) = tokio::net::TcpListener::from_std(l) else { return };
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        accepted = l.accept() => match accepted {
+                            Ok((s, _)) => {
+                                tokio::spawn(answer(s));
                             }
-                            seen.extend_from_slice(&buf[..n]);
-                            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                                let _ = s.write_all(
-                                    b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
-                                );
-                                break;
-                            }
-                        }
+                            // Out of files: let connections finish first.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
-            }
+            });
         }));
     }
     Ok(threads)
 }
 
-/// Destinations with weight > 0 in the namespace's table (from `ipvsadm -Ln`).
+/// One connection: a 200 once an HTTP request has come; a bare connect
+/// check closes first and the read just ends.
+async fn answer(mut s: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 1024];
+    let mut seen = Vec::new();
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await;
+            break;
+        }
+    }
+}
+
 /// TCP connections opened from namespace `d` so far (ActiveOpens in
 /// /proc/net/snmp): every check's connect, answered or not.
 fn active_opens(d: &Ns) -> u64 {
@@ -565,6 +572,7 @@ fn active_opens(d: &Ns) -> u64 {
     }
 }
 
+/// Destinations with weight > 0 in the namespace's table (from `ipvsadm -Ln`).
 fn up_in_table(d: &Ns) -> usize {
     let out = d
         .exec(&["ipvsadm", "-Ln"])
@@ -585,6 +593,10 @@ fn up_in_table(d: &Ns) -> usize {
 /// (and, on request, ldirectord with its forked checks).
 pub fn health_scale(o: &Scale) -> R<()> {
     let n = o.reals.max(1);
+    // The responder may hold thousands of connections at once; without
+    // room for them the bench could not even read /proc to measure.
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 65536, 65536)
+        .map_err(|e| format!("raising the open-files limit: {e}"))?;
     let dir = std::env::temp_dir().join(format!("lvs-bench-hs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
@@ -744,15 +756,17 @@ pub fn health_scale(o: &Scale) -> R<()> {
         "{:<12} {:>12} {:>8} {:>10} {:>14} {:>10} {:>11}",
         "tool", "CPU seconds", "CPU/s", "checks/s", "CPU ms/check", "peak RSS", "up at end"
     );
-    let per_check = |m: &Measured| m.cpu * 1000.0 / m.checks.max(1.0);
+    // None when the tool made no check at all in the window.
+    let per_check = |m: &Measured| (m.checks >= 1.0).then(|| m.cpu * 1000.0 / m.checks);
+    let show = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "no checks".into());
     for (tool, r) in &rows {
         match r {
             Ok(m) => println!(
-                "{tool:<12} {:>12.2} {:>7.1}% {:>10.0} {:>14.3} {:>6.1} MiB {:>11}",
+                "{tool:<12} {:>12.2} {:>7.1}% {:>10.0} {:>14} {:>6.1} MiB {:>11}",
                 m.cpu,
                 m.cpu / o.seconds as f64 * 100.0,
                 m.checks / o.seconds as f64,
-                per_check(m),
+                show(per_check(m)),
                 m.rss,
                 format!("{}/{}", m.up, n - silent)
             ),
@@ -762,10 +776,13 @@ pub fn health_scale(o: &Scale) -> R<()> {
     if let Some(Ok(ours)) = rows.first().map(|(_, r)| r) {
         for (tool, r) in &rows[1..] {
             if let Ok(m) = r {
+                let ratio = match (per_check(m), per_check(ours)) {
+                    (Some(a), Some(b)) => format!("{:.2}x", a / b),
+                    _ => "-".into(),
+                };
                 println!(
-                    "{tool} / lvs-agents: CPU {:.2}x, CPU per check {:.2}x, peak RSS {:.2}x",
+                    "{tool} / lvs-agents: CPU {:.2}x, CPU per check {ratio}, peak RSS {:.2}x",
                     m.cpu / ours.cpu.max(1e-9),
-                    per_check(m) / per_check(ours).max(1e-9),
                     m.rss / ours.rss.max(1e-9)
                 );
             }

@@ -492,6 +492,13 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// reads the service's whole destination list back.
 const MIN_SYNC_GAP: Duration = Duration::from_millis(50);
 
+/// Reals per interval whose table entries and state a routine pass may
+/// re-read and rewrite. Past this, routine passes come every
+/// `ceil(reals / SYNC_BATCH)` intervals (a pass is O(reals) in the kernel,
+/// in netlink and in JSON) and the intervals between only refresh the
+/// state file's time for monitor; changes still go out as they happen.
+const SYNC_BATCH: usize = 1000;
+
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
     let in_flight = check_sockets();
     lvs_common::daemon::run(instance, async {
@@ -526,6 +533,9 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_sync = start;
             let mut due: Option<tokio::time::Instant> = None;
+            let every = d.cfg.reals.len().div_ceil(SYNC_BATCH).max(1);
+            let gap = MIN_SYNC_GAP * every as u32;
+            let mut ticks = 0usize;
             let wake = loop {
                 tokio::select! {
                     ended = &mut checks => {
@@ -534,7 +544,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     }
                     Some(report) = rx.recv() => {
                         if d.record(report) && due.is_none() {
-                            due = Some((last_sync + MIN_SYNC_GAP).max(tokio::time::Instant::now()));
+                            due = Some((last_sync + gap).max(tokio::time::Instant::now()));
                         }
                     }
                     _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {
@@ -545,9 +555,14 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     // Every interval even without changes: the state file
                     // shows we are alive, and a flushed table is repaired.
                     _ = tick.tick() => {
-                        due = None;
-                        d.sync(&ipvs, instance)?;
-                        last_sync = tokio::time::Instant::now();
+                        ticks += 1;
+                        if ticks % every == 0 || due.is_some() {
+                            due = None;
+                            d.sync(&ipvs, instance)?;
+                            last_sync = tokio::time::Instant::now();
+                        } else {
+                            instance.touch(&instance.statefile())?;
+                        }
                     }
                     w = signals.recv() => break w,
                 }

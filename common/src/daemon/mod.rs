@@ -112,6 +112,15 @@ impl Instance {
         write().map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
+    /// Marks a file as fresh without rewriting it.
+    pub fn touch(&self, path: &Path) -> Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .map_err(|e| Error::io(format!("touching {}", path.display()), e))
+    }
+
     /// Reads a JSON file and its age; None when it does not exist.
     pub fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<(T, Duration)>> {
         let text = match fs::read(path) {
@@ -434,6 +443,22 @@ mod tests {
         assert_eq!(mode, 0o600);
         i.remove_files();
         assert!(i.read_json::<u32>(&i.statefile()).unwrap().is_none());
+    }
+
+    #[test]
+    fn touch_refreshes_the_age_and_keeps_the_content() {
+        let i = tmp_instance("touch");
+        i.write_json(&i.statefile(), &7u32).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        OpenOptions::new().write(true).open(i.statefile()).unwrap().set_modified(old).unwrap();
+        let (_, age): (u32, _) = i.read_json(&i.statefile()).unwrap().unwrap();
+        assert!(age >= Duration::from_secs(59), "{age:?}");
+        i.touch(&i.statefile()).unwrap();
+        let (v, age): (u32, _) = i.read_json(&i.statefile()).unwrap().unwrap();
+        assert_eq!(v, 7);
+        assert!(age < Duration::from_secs(5), "{age:?}");
+        i.remove_files();
+        assert!(i.touch(&i.statefile()).is_err(), "touch does not create");
     }
 
     #[test]
