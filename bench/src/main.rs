@@ -31,8 +31,9 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         reps: usize,
     },
-    /// N reals checked every second: CPU and peak RSS of our daemon vs
-    /// keepalived's checker, optionally ldirectord (run in the lab VM).
+    /// N reals checked every second: CPU, checks made, CPU per check and
+    /// peak RSS of our daemon vs keepalived's checker, optionally
+    /// ldirectord (run in the lab VM).
     HealthScale {
         #[arg(long, default_value_t = 1000)]
         reals: usize,
