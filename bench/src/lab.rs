@@ -62,6 +62,26 @@ fn quiet(mut c: Command) -> Command {
     c
 }
 
+/// keepalived in the foreground with only its checker (-C), in `d`, its
+/// pidfiles in `dir`.
+fn keepalived(d: &Ns, conf: &Path, dir: &Path) -> R<std::process::Child> {
+    let (conf, pid, checker_pid) = (conf.to_string_lossy(), dir.join("k.pid"), dir.join("kc.pid"));
+    quiet(d.exec(&[
+        "keepalived",
+        "-n",
+        "-l",
+        "-C",
+        "-f",
+        &conf,
+        "-p",
+        &pid.to_string_lossy(),
+        "-c",
+        &checker_pid.to_string_lossy(),
+    ]))
+    .spawn()
+    .map_err(|e| e.to_string())
+}
+
 /// The IPVS table as a process inside the namespace sees it.
 fn ip_vs_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/net/ip_vs")).unwrap_or_default()
@@ -172,22 +192,7 @@ pub fn failure_detection(reps: usize) -> R<()> {
             }
             _ => {
                 let conf = keepalived_conf(&dir)?;
-                daemon = Some(
-                    quiet(d.exec(&[
-                        "keepalived",
-                        "-n",
-                        "-l",
-                        "-C",
-                        "-f",
-                        &conf.to_string_lossy(),
-                        "-p",
-                        &dir.join("k.pid").to_string_lossy(),
-                        "-c",
-                        &dir.join("kc.pid").to_string_lossy(),
-                    ]))
-                    .spawn()
-                    .map_err(|e| e.to_string())?,
-                );
+                daemon = Some(keepalived(&d, &conf, &dir)?);
             }
         }
         // A process in the director's namespace shows its table in
@@ -672,20 +677,7 @@ pub fn health_scale(o: &Scale) -> R<()> {
                     conf.push_str("}\n");
                     let path = dir.join("keepalived.conf");
                     std::fs::write(&path, conf).map_err(|e| e.to_string())?;
-                    let parent = quiet(d.exec(&[
-                        "keepalived",
-                        "-n",
-                        "-l",
-                        "-C",
-                        "-f",
-                        &path.to_string_lossy(),
-                        "-p",
-                        &dir.join("k.pid").to_string_lossy(),
-                        "-c",
-                        &dir.join("kc.pid").to_string_lossy(),
-                    ]))
-                    .spawn()
-                    .map_err(|e| e.to_string())?;
+                    let parent = keepalived(&d, &path, &dir)?;
                     std::thread::sleep(Duration::from_secs(3));
                     // The checker is keepalived's child process.
                     children(parent.id()).first().copied().ok_or("keepalived started no checker process")?
