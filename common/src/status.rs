@@ -23,7 +23,8 @@ pub struct RealState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RealserversState {
     pub service: String,
-    /// Unix time of the last finished round.
+    /// Unix time this state was written. Past 1,000 reals it is rewritten
+    /// only every few intervals; the file's mtime shows the daemon is alive.
     pub updated: u64,
     pub interval_s: u64,
     pub healthy: usize,
