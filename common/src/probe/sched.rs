@@ -1,18 +1,26 @@
-//! Running many checks. A round checks every real at once, each in its
-//! own lightweight task (not a thread). Continuous checking keeps one
-//! timer queue for all reals and spawns a task only for a check that is
-//! due, so ten thousand reals cost ten thousand queue entries, not ten
-//! thousand parked tasks. Either way a bound on checks in flight caps the
-//! open sockets, and a hung real holds one slot for at most the timeout
-//! while the others go on. Works on a current-thread runtime.
+//! Running many checks. A round checks every real once; continuous
+//! checking keeps one timer queue for all reals and spawns a task only
+//! for a check that is due, so ten thousand reals cost ten thousand queue
+//! entries, not ten thousand parked tasks. Works on a current-thread
+//! runtime.
+//!
+//! Checks in flight are bounded twice. The caller's ceiling caps open
+//! sockets. Below it, an adaptive bound keeps this process from taking on
+//! more checks than its CPU can serve: a check waiting for the CPU is
+//! still on the clock, so an overloaded checker would time out healthy
+//! reals (congestion collapse). The bound starts small, grows while the
+//! runtime keeps up, and shrinks when the runtime's own timers fire late;
+//! then checks wait before they start, where waiting costs nothing.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::{Instant as TokioInstant, Sleep};
 
 use super::{check, Check, Outcome, Target};
 use crate::error::{Error, Result};
@@ -36,17 +44,148 @@ pub struct Report<K> {
 
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    limit: Arc<Semaphore>,
     max_concurrent: usize,
     timeout: Duration,
 }
 
-async fn one<K>(limit: &Semaphore, job: &Job<K>, timeout: Duration) -> (Outcome, Instant, Duration) {
-    // The semaphore is never closed, so acquire only fails if it were.
-    let _permit = limit.acquire().await.ok();
-    let started = Instant::now();
-    let outcome = check(&job.target, &job.check, timeout).await;
-    (outcome, started, started.elapsed())
+/// The adaptive bound never goes below this (nor above the ceiling).
+const FLOOR: usize = 16;
+/// Where the adaptive bound starts: a burst of thousands of checks at
+/// start would all be in flight before the first late timer showed.
+const INITIAL: usize = 64;
+/// How often the runtime's lateness is sampled while checks are busy.
+const TICK: Duration = Duration::from_millis(10);
+/// How often the bound may change.
+const ADJUST: Duration = Duration::from_millis(100);
+
+/// The adaptive bound on checks in flight.
+#[derive(Debug)]
+struct Limit {
+    current: usize,
+    ceiling: usize,
+    /// Lateness the runtime may show before the bound shrinks.
+    target: Duration,
+    /// Worst lateness seen since the last adjustment.
+    worst: Duration,
+    /// A due check waited for the bound since the last adjustment.
+    blocked: bool,
+    adjusted: TokioInstant,
+}
+
+impl Limit {
+    fn new(ceiling: usize, timeout: Duration, now: TokioInstant) -> Limit {
+        Limit {
+            current: INITIAL.min(ceiling),
+            ceiling,
+            // A check waits for the CPU a few times (connect, request,
+            // response, close); together that should stay a small part
+            // of its timeout.
+            target: (timeout / 20).clamp(Duration::from_millis(5), Duration::from_millis(250)),
+            worst: Duration::ZERO,
+            blocked: false,
+            adjusted: now,
+        }
+    }
+
+    fn saw(&mut self, late: Duration) {
+        self.worst = self.worst.max(late);
+    }
+
+    /// The bound now, adjusted at most every ADJUST: down in proportion
+    /// to how late the runtime is (at most halved), up by a quarter while
+    /// it is on time and due checks are waiting.
+    fn bound(&mut self, now: TokioInstant) -> usize {
+        if now.duration_since(self.adjusted) >= ADJUST {
+            let floor = FLOOR.min(self.ceiling);
+            if self.worst > self.target {
+                let scaled = self.current as f64 * self.target.as_secs_f64() / self.worst.as_secs_f64();
+                self.current = (scaled as usize).max(self.current / 2).max(floor);
+            } else if self.blocked && self.worst <= self.target / 2 {
+                self.current = (self.current + self.current / 4 + 1).min(self.ceiling);
+            }
+            self.worst = Duration::ZERO;
+            self.blocked = false;
+            self.adjusted = now;
+        }
+        self.current
+    }
+}
+
+/// A check that finished: which job, when it was due, what it found.
+type Done<K> = (usize, TokioInstant, Report<K>);
+
+/// Checks in flight and the bound on them.
+struct Flight<K> {
+    jobs: Arc<[Job<K>]>,
+    timeout: Duration,
+    running: JoinSet<Done<K>>,
+    limit: Limit,
+    /// Timer for sampling the runtime's lateness, armed while busy.
+    probe: Pin<Box<Sleep>>,
+    probing: bool,
+}
+
+enum Woke<K> {
+    Finished(std::result::Result<Done<K>, JoinError>),
+    Other,
+}
+
+impl<K: Clone + Send + Sync + 'static> Flight<K> {
+    fn new(jobs: Arc<[Job<K>]>, sched: &Scheduler) -> Flight<K> {
+        let now = TokioInstant::now();
+        Flight {
+            jobs,
+            timeout: sched.timeout,
+            running: JoinSet::new(),
+            limit: Limit::new(sched.max_concurrent, sched.timeout, now),
+            probe: Box::pin(tokio::time::sleep_until(now + TICK)),
+            probing: false,
+        }
+    }
+
+    /// Starts due checks while the bound allows.
+    fn start_due(&mut self, due: &mut BinaryHeap<Reverse<(TokioInstant, usize)>>) {
+        let now = TokioInstant::now();
+        while let Some(&Reverse((at, i))) = due.peek() {
+            if at > now {
+                break;
+            }
+            if self.running.len() >= self.limit.bound(now) {
+                self.limit.blocked = true;
+                break;
+            }
+            due.pop();
+            let (jobs, timeout) = (self.jobs.clone(), self.timeout);
+            self.running.spawn(async move {
+                let job = &jobs[i];
+                let started = Instant::now();
+                let outcome = check(&job.target, &job.check, timeout).await;
+                (i, now, Report { key: job.key.clone(), outcome, started, elapsed: started.elapsed() })
+            });
+        }
+    }
+
+    /// Waits for a check to finish, the next due time (while there is
+    /// room), or a lateness sample.
+    async fn wait(&mut self, next_due: Option<TokioInstant>) -> Woke<K> {
+        let next = next_due.filter(|_| self.running.len() < self.limit.current);
+        // Below the floor the bound cannot shrink, so nothing to sample.
+        let busy = self.running.len() > FLOOR;
+        if busy && !self.probing {
+            self.probe.as_mut().reset(TokioInstant::now() + TICK);
+        }
+        self.probing = busy;
+        tokio::select! {
+            () = tokio::time::sleep_until(next.unwrap_or_else(TokioInstant::now)), if next.is_some() => Woke::Other,
+            () = &mut self.probe, if self.probing => {
+                let now = TokioInstant::now();
+                self.limit.saw(now.saturating_duration_since(self.probe.deadline()));
+                self.probe.as_mut().reset(now + TICK);
+                Woke::Other
+            }
+            Some(done) = self.running.join_next(), if !self.running.is_empty() => Woke::Finished(done),
+        }
+    }
 }
 
 impl Scheduler {
@@ -55,7 +194,7 @@ impl Scheduler {
         if max_concurrent == 0 || timeout.is_zero() {
             return Err(Error::configured("probe concurrency and timeout must be above zero"));
         }
-        Ok(Scheduler { limit: Arc::new(Semaphore::new(max_concurrent)), max_concurrent, timeout })
+        Ok(Scheduler { max_concurrent, timeout })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -67,25 +206,29 @@ impl Scheduler {
     where
         K: Clone + Send + Sync + 'static,
     {
-        let mut set = JoinSet::new();
-        for (i, job) in jobs.iter().enumerate() {
-            let job = job.clone();
-            let limit = self.limit.clone();
-            let timeout = self.timeout;
-            set.spawn(async move { (i, one(&limit, &job, timeout).await) });
-        }
-        let mut slots: Vec<Option<(Outcome, Instant, Duration)>> = vec![None; jobs.len()];
-        while let Some(joined) = set.join_next().await {
-            if let Ok((i, result)) = joined {
-                slots[i] = Some(result);
+        let now = TokioInstant::now();
+        let mut due: BinaryHeap<_> = (0..jobs.len()).map(|i| Reverse((now, i))).collect();
+        let mut flight = Flight::new(jobs.into(), self);
+        let mut slots: Vec<Option<Report<K>>> = vec![None; jobs.len()];
+        loop {
+            flight.start_due(&mut due);
+            if due.is_empty() && flight.running.is_empty() {
+                break;
+            }
+            // A check task that panicked leaves its slot empty.
+            if let Woke::Finished(Ok((i, _, report))) = flight.wait(due.peek().map(|r| r.0 .0)).await {
+                slots[i] = Some(report);
             }
         }
         jobs.iter()
             .zip(slots)
             .map(|(job, slot)| {
-                let (outcome, started, elapsed) =
-                    slot.unwrap_or_else(|| (Outcome::Down("check task failed".into()), Instant::now(), Duration::ZERO));
-                Report { key: job.key.clone(), outcome, started, elapsed }
+                slot.unwrap_or_else(|| Report {
+                    key: job.key.clone(),
+                    outcome: Outcome::Down("check task failed".into()),
+                    started: Instant::now(),
+                    elapsed: Duration::ZERO,
+                })
             })
             .collect()
     }
@@ -95,8 +238,8 @@ impl Scheduler {
     /// are spread over the first interval so thousands of reals do not
     /// all connect in the same millisecond. A real's next check is due one
     /// interval after its last one started, or at once if that check took
-    /// longer: when the machine cannot keep up, checks come late rather
-    /// than piling up until they time out.
+    /// longer; when the machine cannot keep up, the adaptive bound makes
+    /// checks start late rather than time out.
     pub async fn run<K>(&self, jobs: Vec<Job<K>>, interval: Duration, tx: mpsc::Sender<Report<K>>) -> Result<()>
     where
         K: Clone + Send + Sync + 'static,
@@ -108,41 +251,19 @@ impl Scheduler {
             tx.closed().await;
             return Ok(());
         }
-        let jobs: Arc<[Job<K>]> = jobs.into();
-        let begin = tokio::time::Instant::now();
+        let begin = TokioInstant::now();
         let step = interval / jobs.len() as u32;
-        let mut due: BinaryHeap<Reverse<(tokio::time::Instant, usize)>> =
-            (0..jobs.len()).map(|i| Reverse((begin + step * i as u32, i))).collect();
-        let mut running = JoinSet::new();
+        let mut due: BinaryHeap<_> = (0..jobs.len()).map(|i| Reverse((begin + step * i as u32, i))).collect();
+        let mut flight = Flight::new(jobs.into(), self);
         loop {
-            let now = tokio::time::Instant::now();
-            while running.len() < self.max_concurrent {
-                match due.peek() {
-                    Some(&Reverse((at, i))) if at <= now => {
-                        due.pop();
-                        let (jobs, timeout) = (jobs.clone(), self.timeout);
-                        running.spawn(async move {
-                            let job = &jobs[i];
-                            let started = Instant::now();
-                            let outcome = check(&job.target, &job.check, timeout).await;
-                            let report = Report { key: job.key.clone(), outcome, started, elapsed: started.elapsed() };
-                            (i, now, report)
-                        });
-                    }
-                    _ => break,
+            flight.start_due(&mut due);
+            if let Woke::Finished(done) = flight.wait(due.peek().map(|r| r.0 .0)).await {
+                let (i, fired, report) =
+                    done.map_err(|e| Error::generic(format!("a health check task failed: {e}")))?;
+                if tx.send(report).await.is_err() {
+                    return Ok(());
                 }
-            }
-            // With every slot taken, only a finished check can make room.
-            let next = due.peek().map(|r| r.0 .0).filter(|_| running.len() < self.max_concurrent);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.unwrap_or(now)), if next.is_some() => {}
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let (i, fired, report) = done.map_err(|e| Error::generic(format!("a health check task failed: {e}")))?;
-                    if tx.send(report).await.is_err() {
-                        return Ok(());
-                    }
-                    due.push(Reverse(((fired + interval).max(tokio::time::Instant::now()), i)));
-                }
+                due.push(Reverse(((fired + interval).max(TokioInstant::now()), i)));
             }
         }
     }
@@ -255,6 +376,105 @@ mod tests {
             .max()
             .unwrap();
         assert_eq!(most, 2, "checks in flight at once: {most}");
+    }
+
+    #[test]
+    fn the_bound_grows_while_on_time_and_shrinks_when_late() {
+        let t0 = TokioInstant::now();
+        let step = |n: u32| t0 + ADJUST * n;
+        let mut l = Limit::new(1000, Duration::from_secs(1), t0);
+        assert_eq!(l.target, Duration::from_millis(50));
+        assert_eq!(l.bound(t0), INITIAL);
+        // Not blocked: no reason to grow.
+        assert_eq!(l.bound(step(1)), INITIAL);
+        l.blocked = true;
+        l.saw(Duration::from_millis(2));
+        assert_eq!(l.bound(step(2)), INITIAL + INITIAL / 4 + 1);
+        // Changes at most once per ADJUST.
+        l.blocked = true;
+        assert_eq!(l.bound(step(2) + ADJUST / 2), 81);
+        // Late by twice the target: halved, however blocked.
+        l.blocked = true;
+        l.saw(Duration::from_millis(100));
+        assert_eq!(l.bound(step(3)), 40);
+        // Far too late: still at most halved, and never below the floor.
+        for n in 4..20 {
+            l.saw(Duration::from_secs(1));
+            l.bound(step(n));
+        }
+        assert_eq!(l.current, FLOOR);
+        // Back on time: grows to the ceiling and stops there.
+        for n in 20..80 {
+            l.blocked = true;
+            l.bound(step(n));
+        }
+        assert_eq!(l.current, 1000);
+        assert_eq!(Limit::new(8, Duration::from_secs(1), t0).bound(t0), 8);
+        assert_eq!(Limit::new(8, Duration::from_secs(60), t0).target, Duration::from_millis(250));
+    }
+
+    /// Checks (HTTP to a listener that never answers, so each holds its
+    /// slot for the whole timeout) started at `from` or later, most in
+    /// flight at once, while `hog` blocks the runtime for that long at a
+    /// time.
+    async fn most_in_flight(hog: Option<Duration>, from: Duration, until: Duration) -> usize {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut held = JoinSet::new();
+        held.spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        if let Some(hog) = hog {
+            held.spawn(async move {
+                loop {
+                    std::thread::sleep(hog);
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        let check = Arc::new(Check::parse("http").unwrap());
+        let jobs: Vec<_> = (0..400)
+            .map(|key| Job { key, target: Target::new("127.0.0.1".parse().unwrap(), port), check: check.clone() })
+            .collect();
+        let s = Scheduler::new(400, Duration::from_secs(1)).unwrap();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let t0 = Instant::now();
+        let runner = s.run(jobs, Duration::from_millis(100), tx);
+        let reader = async move {
+            let mut spans = Vec::new();
+            while let Some(r) = rx.recv().await {
+                assert!(!r.outcome.is_up(), "{:?}", r.outcome);
+                if r.started >= t0 + from {
+                    spans.push((r.started, r.started + r.elapsed));
+                }
+                if t0.elapsed() >= until {
+                    break;
+                }
+            }
+            spans
+        };
+        let spans = tokio::select! {
+            _ = runner => panic!("run ended"),
+            spans = reader => spans,
+        };
+        assert!(!spans.is_empty());
+        spans.iter().map(|&(start, _)| spans.iter().filter(|&&(s, e)| s <= start && start < e).count()).max().unwrap()
+    }
+
+    #[tokio::test]
+    async fn run_takes_on_fewer_checks_when_the_runtime_is_late() {
+        // On time: the bound grows from INITIAL towards the ceiling.
+        let free = most_in_flight(None, Duration::ZERO, Duration::from_millis(2500)).await;
+        assert!(free > INITIAL * 2, "on time, most in flight: {free}");
+        // A runtime late by 80 ms a turn (target 50 ms): the bound falls
+        // to the floor and checks wait to start instead of timing out.
+        let late =
+            most_in_flight(Some(Duration::from_millis(80)), Duration::from_millis(1000), Duration::from_millis(3000))
+                .await;
+        assert!(late <= FLOOR * 2, "late, most in flight: {late}");
     }
 
     #[tokio::test]
