@@ -379,7 +379,8 @@ impl Daemon {
     /// Takes one check's result; true when the real changed state.
     fn record(&mut self, r: probe::Report<SocketAddr>) -> bool {
         let Some(h) = self.health.get_mut(&r.key) else { return false };
-        match h.record(&r.outcome, Instant::now()) {
+        // When the check ended, without reading the clock again.
+        match h.record(&r.outcome, r.started + r.elapsed) {
             Some(Transition::Up) => {
                 tracing::info!("real {} up: {} ({}/{})", r.key, self.cfg.checks_name(), h.successes(), self.cfg.rise);
             }

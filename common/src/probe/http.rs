@@ -45,7 +45,15 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
         .user_agent(concat!("lvs-agents/", env!("CARGO_PKG_VERSION"), " health check"))
-        .tcp_nodelay(true)
+        // A check's connection lives for one request and is bounded by
+        // the check's timeout, so reqwest's keepalive, user-timeout and
+        // nodelay socket options (six setsockopt calls a check) buy
+        // nothing: a request sent in one write is never held by Nagle.
+        .tcp_nodelay(false)
+        .tcp_keepalive(None)
+        .tcp_keepalive_interval(None)
+        .tcp_keepalive_retries(None)
+        .tcp_user_timeout(None)
         .local_address(key.source)
         .danger_accept_invalid_certs(!key.verify)
         .tls_built_in_root_certs(key.verify);

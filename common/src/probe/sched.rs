@@ -57,6 +57,11 @@ const INITIAL: usize = 64;
 const TICK: Duration = Duration::from_millis(10);
 /// How often the bound may change.
 const ADJUST: Duration = Duration::from_millis(100);
+/// The scheduler's timer moves at most this often: moving tokio's
+/// earliest timer wakes its driver (an eventfd write and an epoll event),
+/// so at a thousand checks a second checks due within a few milliseconds
+/// of each other start on one wake.
+const GRAIN: Duration = Duration::from_millis(4);
 
 /// The adaptive bound on checks in flight.
 #[derive(Debug)]
@@ -67,10 +72,20 @@ struct Limit {
     target: Duration,
     /// Worst lateness seen since the last adjustment.
     worst: Duration,
+    /// How long checks that passed took, since the last adjustment.
+    took: Vec<Duration>,
+    /// What a passing check takes when nothing queues: the lowest median
+    /// so far. It drifts up while the bound is at its floor, where our
+    /// own load cannot be the cause: a backend that became slower for
+    /// good becomes the new normal.
+    base: Option<Duration>,
     /// A due check waited for the bound since the last adjustment.
     blocked: bool,
     adjusted: TokioInstant,
 }
+
+/// Passing checks needed in a period to judge their latency.
+const SAMPLES: usize = 8;
 
 impl Limit {
     fn new(ceiling: usize, timeout: Duration, now: TokioInstant) -> Limit {
@@ -82,6 +97,8 @@ impl Limit {
             // of its timeout.
             target: (timeout / 20).clamp(Duration::from_millis(5), Duration::from_millis(250)),
             worst: Duration::ZERO,
+            took: Vec::new(),
+            base: None,
             blocked: false,
             adjusted: now,
         }
@@ -91,19 +108,56 @@ impl Limit {
         self.worst = self.worst.max(late);
     }
 
+    /// Only passing checks say how long a check takes: a timeout is a
+    /// dead real, a refusal is quicker than any answer.
+    fn finished(&mut self, outcome: &Outcome, took: Duration) {
+        if outcome.is_up() && self.took.len() < 4096 {
+            self.took.push(took);
+        }
+    }
+
+    /// Whether checks now take more than twice what they take unqueued:
+    /// then more in flight only means more waiting (for our CPU, or for a
+    /// backend or network that is already at capacity) and more memory.
+    fn queueing(&mut self) -> bool {
+        if self.took.len() < SAMPLES {
+            return false;
+        }
+        let mid = self.took.len() / 2;
+        let median = *self.took.select_nth_unstable(mid).1;
+        let base = self.base.unwrap_or(median);
+        let drift = if self.current <= FLOOR { base / 16 } else { Duration::ZERO };
+        self.base = Some(median.min(base + drift));
+        median > base * 2 && median > base + Duration::from_millis(1)
+    }
+
     /// The bound now, adjusted at most every ADJUST: down in proportion
-    /// to how late the runtime is (at most halved), up by a quarter while
-    /// it is on time and due checks are waiting.
+    /// to how late the runtime is (at most halved), down by a quarter
+    /// while checks queue, up by a quarter while due checks wait and
+    /// neither holds.
     fn bound(&mut self, now: TokioInstant) -> usize {
         if now.duration_since(self.adjusted) >= ADJUST {
+            let was = self.current;
             let floor = FLOOR.min(self.ceiling);
+            let queueing = self.queueing();
             if self.worst > self.target {
                 let scaled = self.current as f64 * self.target.as_secs_f64() / self.worst.as_secs_f64();
                 self.current = (scaled as usize).max(self.current / 2).max(floor);
+            } else if queueing {
+                self.current = (self.current * 3 / 4).max(floor);
             } else if self.blocked && self.worst <= self.target / 2 {
                 self.current = (self.current + self.current / 4 + 1).min(self.ceiling);
             }
+            if self.current != was {
+                tracing::debug!(
+                    "checks in flight: at most {} (runtime late by {:?}, unqueued check {:?})",
+                    self.current,
+                    self.worst,
+                    self.base
+                );
+            }
             self.worst = Duration::ZERO;
+            self.took.clear();
             self.blocked = false;
             self.adjusted = now;
         }
@@ -123,6 +177,8 @@ struct Flight<K> {
     /// Timer for sampling the runtime's lateness, armed while busy.
     probe: Pin<Box<Sleep>>,
     probing: bool,
+    /// Timer for the next due check: one timer moved along (see GRAIN).
+    next: Pin<Box<Sleep>>,
 }
 
 enum Woke<K> {
@@ -140,6 +196,7 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
             limit: Limit::new(sched.max_concurrent, sched.timeout, now),
             probe: Box::pin(tokio::time::sleep_until(now + TICK)),
             probing: false,
+            next: Box::pin(tokio::time::sleep_until(now)),
         }
     }
 
@@ -175,15 +232,27 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
             self.probe.as_mut().reset(TokioInstant::now() + TICK);
         }
         self.probing = busy;
+        if let Some(at) = next {
+            let set = self.next.deadline();
+            let at = if self.next.is_elapsed() { at.max(set + GRAIN) } else { at.min(set) };
+            if at != set {
+                self.next.as_mut().reset(at);
+            }
+        }
         tokio::select! {
-            () = tokio::time::sleep_until(next.unwrap_or_else(TokioInstant::now)), if next.is_some() => Woke::Other,
+            () = &mut self.next, if next.is_some() => Woke::Other,
             () = &mut self.probe, if self.probing => {
                 let now = TokioInstant::now();
                 self.limit.saw(now.saturating_duration_since(self.probe.deadline()));
                 self.probe.as_mut().reset(now + TICK);
                 Woke::Other
             }
-            Some(done) = self.running.join_next(), if !self.running.is_empty() => Woke::Finished(done),
+            Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                if let Ok((_, _, report)) = &done {
+                    self.limit.finished(&report.outcome, report.elapsed);
+                }
+                Woke::Finished(done)
+            }
         }
     }
 }
@@ -409,22 +478,65 @@ mod tests {
             l.bound(step(n));
         }
         assert_eq!(l.current, 1000);
+        // Passing checks take 10 ms unqueued, then 30 ms: a quarter less.
+        let ms = Duration::from_millis;
+        let passing = |l: &mut Limit, took: Duration| (0..SAMPLES).for_each(|_| l.finished(&Outcome::Up, took));
+        passing(&mut l, ms(10));
+        l.blocked = true;
+        assert_eq!(l.bound(step(80)), 1000);
+        passing(&mut l, ms(30));
+        l.finished(&Outcome::Down("timeout after 1s".into()), Duration::from_secs(1));
+        assert_eq!(l.bound(step(81)), 750);
+        // Twice as long is still tolerated; failures say nothing.
+        passing(&mut l, ms(20));
+        (0..100).for_each(|_| l.finished(&Outcome::Down("timeout after 1s".into()), Duration::from_secs(1)));
+        assert_eq!(l.bound(step(82)), 750);
+        // At the floor the backend, not our load, is slow: the normal drifts up.
+        l.current = FLOOR;
+        for n in 83..120 {
+            passing(&mut l, ms(30));
+            l.bound(step(n));
+        }
+        assert!(l.base.unwrap() > ms(15), "{:?}", l.base);
         assert_eq!(Limit::new(8, Duration::from_secs(1), t0).bound(t0), 8);
         assert_eq!(Limit::new(8, Duration::from_secs(60), t0).target, Duration::from_millis(250));
     }
 
-    /// Checks (HTTP to a listener that never answers, so each holds its
-    /// slot for the whole timeout) started at `from` or later, most in
-    /// flight at once, while `hog` blocks the runtime for that long at a
-    /// time.
-    async fn most_in_flight(hog: Option<Duration>, from: Duration, until: Duration) -> usize {
+    /// What the HTTP checks of the tests below talk to.
+    enum Backend {
+        /// Accepts and never answers: each check holds its slot for the
+        /// whole timeout, costing no CPU.
+        Silent,
+        /// Answers one connection at a time, each after this long: a
+        /// backend at capacity, where more in flight only queues.
+        Serial(Duration),
+    }
+
+    /// 400 reals checked every 100 ms (timeout 1 s): of the checks started
+    /// at `from` or later, the most in flight at once and how many passed
+    /// and failed, while `hog` blocks the runtime that long at a time.
+    async fn most_in_flight(
+        backend: Backend,
+        hog: Option<Duration>,
+        from: Duration,
+        until: Duration,
+    ) -> (usize, usize, usize) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut held = JoinSet::new();
         held.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut conns = Vec::new();
-            while let Ok((c, _)) = listener.accept().await {
-                conns.push(c);
+            while let Ok((mut c, _)) = listener.accept().await {
+                match backend {
+                    Backend::Silent => conns.push(c),
+                    Backend::Serial(each) => {
+                        let mut buf = [0u8; 1024];
+                        let _ = c.read(&mut buf).await;
+                        tokio::time::sleep(each).await;
+                        let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+                    }
+                }
             }
         });
         if let Some(hog) = hog {
@@ -444,37 +556,53 @@ mod tests {
         let t0 = Instant::now();
         let runner = s.run(jobs, Duration::from_millis(100), tx);
         let reader = async move {
-            let mut spans = Vec::new();
+            let (mut spans, mut passed, mut failed) = (Vec::new(), 0, 0);
             while let Some(r) = rx.recv().await {
-                assert!(!r.outcome.is_up(), "{:?}", r.outcome);
                 if r.started >= t0 + from {
                     spans.push((r.started, r.started + r.elapsed));
+                    if r.outcome.is_up() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                    }
                 }
                 if t0.elapsed() >= until {
                     break;
                 }
             }
-            spans
+            (spans, passed, failed)
         };
-        let spans = tokio::select! {
+        let (spans, passed, failed) = tokio::select! {
             _ = runner => panic!("run ended"),
-            spans = reader => spans,
+            counted = reader => counted,
         };
-        assert!(!spans.is_empty());
-        spans.iter().map(|&(start, _)| spans.iter().filter(|&&(s, e)| s <= start && start < e).count()).max().unwrap()
+        let most =
+            spans.iter().map(|&(start, _)| spans.iter().filter(|&&(s, e)| s <= start && start < e).count()).max();
+        (most.unwrap_or(0), passed, failed)
     }
 
     #[tokio::test]
     async fn run_takes_on_fewer_checks_when_the_runtime_is_late() {
+        let (from, until) = (Duration::from_millis(1000), Duration::from_millis(3000));
         // On time: the bound grows from INITIAL towards the ceiling.
-        let free = most_in_flight(None, Duration::ZERO, Duration::from_millis(2500)).await;
+        let (free, passed, _) = most_in_flight(Backend::Silent, None, Duration::ZERO, until).await;
         assert!(free > INITIAL * 2, "on time, most in flight: {free}");
+        assert_eq!(passed, 0);
         // A runtime late by 80 ms a turn (target 50 ms): the bound falls
         // to the floor and checks wait to start instead of timing out.
-        let late =
-            most_in_flight(Some(Duration::from_millis(80)), Duration::from_millis(1000), Duration::from_millis(3000))
-                .await;
+        let (late, _, _) = most_in_flight(Backend::Silent, Some(Duration::from_millis(80)), from, until).await;
         assert!(late <= FLOOR * 2, "late, most in flight: {late}");
+    }
+
+    #[tokio::test]
+    async fn run_does_not_queue_checks_at_a_backend_at_capacity() {
+        // 200 answers a second can serve 400 reals only every 2 s; with
+        // all 400 in flight each would wait 2 s and time out.
+        let serial = Backend::Serial(Duration::from_millis(5));
+        let (most, passed, failed) =
+            most_in_flight(serial, None, Duration::from_millis(1500), Duration::from_millis(3500)).await;
+        assert!(most < INITIAL, "most in flight: {most}");
+        assert!(passed > 100 && failed == 0, "passed {passed}, failed {failed}");
     }
 
     #[tokio::test]
