@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use super::{check, Check, Outcome, Target};
+use super::{check_until, Check, Outcome, Target};
 use crate::error::{Error, Result};
 
 /// One real to check, with the caller's key for it.
@@ -200,9 +200,11 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
         }
     }
 
-    /// Starts due checks while the bound allows.
-    fn start_due(&mut self, due: &mut BinaryHeap<Reverse<(TokioInstant, usize)>>) {
-        let now = TokioInstant::now();
+    /// Starts the checks due by `now` while the bound allows. Every check
+    /// started here takes `now` as its start: the clock is read once per
+    /// batch, not per check (in a VM whose clock has no vDSO every reading
+    /// is a system call).
+    fn start_due(&mut self, due: &mut BinaryHeap<Reverse<(TokioInstant, usize)>>, now: TokioInstant) {
         while let Some(&Reverse((at, i))) = due.peek() {
             if at > now {
                 break;
@@ -215,16 +217,17 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
             let (jobs, timeout) = (self.jobs.clone(), self.timeout);
             self.running.spawn(async move {
                 let job = &jobs[i];
-                let started = Instant::now();
-                let outcome = check(&job.target, &job.check, timeout).await;
-                (i, now, Report { key: job.key.clone(), outcome, started, elapsed: started.elapsed() })
+                let outcome = check_until(&job.target, &job.check, timeout, now + timeout).await;
+                let elapsed = TokioInstant::now().saturating_duration_since(now);
+                (i, now, Report { key: job.key.clone(), outcome, started: now.into_std(), elapsed })
             });
         }
     }
 
     /// Waits for a check to finish, the next due time (while there is
-    /// room), or a lateness sample.
-    async fn wait(&mut self, next_due: Option<TokioInstant>) -> Woke<K> {
+    /// room), or a lateness sample; returns what woke it and the time
+    /// (for a finished check, when it finished: no second clock read).
+    async fn wait(&mut self, next_due: Option<TokioInstant>) -> (Woke<K>, TokioInstant) {
         let next = next_due.filter(|_| self.running.len() < self.limit.current);
         // Below the floor the bound cannot shrink, so nothing to sample.
         let busy = self.running.len() > FLOOR;
@@ -240,18 +243,22 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
             }
         }
         tokio::select! {
-            () = &mut self.next, if next.is_some() => Woke::Other,
+            () = &mut self.next, if next.is_some() => (Woke::Other, TokioInstant::now()),
             () = &mut self.probe, if self.probing => {
                 let now = TokioInstant::now();
                 self.limit.saw(now.saturating_duration_since(self.probe.deadline()));
                 self.probe.as_mut().reset(now + TICK);
-                Woke::Other
+                (Woke::Other, now)
             }
             Some(done) = self.running.join_next(), if !self.running.is_empty() => {
-                if let Ok((_, _, report)) = &done {
-                    self.limit.finished(&report.outcome, report.elapsed);
-                }
-                Woke::Finished(done)
+                let now = match &done {
+                    Ok((_, fired, report)) => {
+                        self.limit.finished(&report.outcome, report.elapsed);
+                        *fired + report.elapsed
+                    }
+                    Err(_) => TokioInstant::now(),
+                };
+                (Woke::Finished(done), now)
             }
         }
     }
@@ -275,17 +282,19 @@ impl Scheduler {
     where
         K: Clone + Send + Sync + 'static,
     {
-        let now = TokioInstant::now();
+        let mut now = TokioInstant::now();
         let mut due: BinaryHeap<_> = (0..jobs.len()).map(|i| Reverse((now, i))).collect();
         let mut flight = Flight::new(jobs.into(), self);
         let mut slots: Vec<Option<Report<K>>> = vec![None; jobs.len()];
         loop {
-            flight.start_due(&mut due);
+            flight.start_due(&mut due, now);
             if due.is_empty() && flight.running.is_empty() {
                 break;
             }
+            let woke;
+            (woke, now) = flight.wait(due.peek().map(|r| r.0 .0)).await;
             // A check task that panicked leaves its slot empty.
-            if let Woke::Finished(Ok((i, _, report))) = flight.wait(due.peek().map(|r| r.0 .0)).await {
+            if let Woke::Finished(Ok((i, _, report))) = woke {
                 slots[i] = Some(report);
             }
         }
@@ -324,15 +333,26 @@ impl Scheduler {
         let step = interval / jobs.len() as u32;
         let mut due: BinaryHeap<_> = (0..jobs.len()).map(|i| Reverse((begin + step * i as u32, i))).collect();
         let mut flight = Flight::new(jobs.into(), self);
+        let mut now = begin;
         loop {
-            flight.start_due(&mut due);
-            if let Woke::Finished(done) = flight.wait(due.peek().map(|r| r.0 .0)).await {
+            flight.start_due(&mut due, now);
+            let woke;
+            (woke, now) = flight.wait(due.peek().map(|r| r.0 .0)).await;
+            if let Woke::Finished(done) = woke {
                 let (i, fired, report) =
                     done.map_err(|e| Error::generic(format!("a health check task failed: {e}")))?;
-                if tx.send(report).await.is_err() {
-                    return Ok(());
+                match tx.try_send(report) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(report)) => {
+                        if tx.send(report).await.is_err() {
+                            return Ok(());
+                        }
+                        // Waited for the receiver: `now` is stale.
+                        now = TokioInstant::now();
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
                 }
-                due.push(Reverse(((fired + interval).max(TokioInstant::now()), i)));
+                due.push(Reverse(((fired + interval).max(now), i)));
             }
         }
     }
