@@ -508,7 +508,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
         tracing::info!(
-            "checking {} reals of {} every {}s, at most {in_flight} at once",
+            "checking {} reals of {} every {}s, up to {in_flight} at once (adaptive)",
             d.cfg.reals.len(),
             d.cfg.service,
             d.cfg.interval.as_secs()
