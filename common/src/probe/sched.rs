@@ -9,8 +9,10 @@
 //! more checks than its CPU can serve: a check waiting for the CPU is
 //! still on the clock, so an overloaded checker would time out healthy
 //! reals (congestion collapse). The bound starts small, grows while the
-//! runtime keeps up, and shrinks when the runtime's own timers fire late;
-//! then checks wait before they start, where waiting costs nothing.
+//! runtime keeps up, and shrinks when the runtime's own timers fire late
+//! or passing checks queue (take well over their unqueued time, for our
+//! CPU or at a backend at capacity); then checks wait before they start,
+//! where waiting costs nothing, and memory stays small.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
