@@ -45,11 +45,12 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
         .user_agent(concat!("lvs-agents/", env!("CARGO_PKG_VERSION"), " health check"))
-        // A check's connection lives for one request and is bounded by
-        // the check's timeout, so reqwest's keepalive, user-timeout and
-        // nodelay socket options (six setsockopt calls a check) buy
-        // nothing: a request sent in one write is never held by Nagle.
-        .tcp_nodelay(false)
+        // hyper-util sets TCP_NODELAY either way; on, TLS's small writes
+        // are never held back waiting for an ACK.
+        .tcp_nodelay(true)
+        // A check's connection lives for one request, bounded by the
+        // check's timeout: reqwest's keepalive and user-timeout socket
+        // options (five setsockopt calls a check) buy nothing.
         .tcp_keepalive(None)
         .tcp_keepalive_interval(None)
         .tcp_keepalive_retries(None)
