@@ -28,6 +28,10 @@ impl Ns {
         c.args(["netns", "exec", &self.0]).args(args);
         c
     }
+    /// What a command run in the namespace printed; empty if it could not run.
+    fn stdout(&self, args: &[&str]) -> String {
+        self.exec(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
 }
 
 /// Moves the calling thread into namespace `name` (setns is per thread).
@@ -239,11 +243,7 @@ pub fn failure_detection(reps: usize) -> R<()> {
             let _ = k.wait();
         }
         let v = reps_done.map_err(|e| {
-            let t = d
-                .exec(&["ipvsadm", "-Ln"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let t = d.stdout(&["ipvsadm", "-Ln"]);
             format!("{tool}: {e}\nipvsadm in {}:\n{t}", d.0)
         })?;
         rows.push((
@@ -560,11 +560,7 @@ async fn answer(mut s: tokio::net::TcpStream) {
 /// TCP connections opened from namespace `d` so far (ActiveOpens in
 /// /proc/net/snmp): every check's connect, answered or not.
 fn active_opens(d: &Ns) -> u64 {
-    let out = d
-        .exec(&["cat", "/proc/net/snmp"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    let out = d.stdout(&["cat", "/proc/net/snmp"]);
     let mut tcp = out.lines().filter(|l| l.starts_with("Tcp:"));
     match (tcp.next(), tcp.next()) {
         (Some(names), Some(values)) => names
@@ -579,11 +575,7 @@ fn active_opens(d: &Ns) -> u64 {
 
 /// Destinations with weight > 0 in the namespace's table (from `ipvsadm -Ln`).
 fn up_in_table(d: &Ns) -> usize {
-    let out = d
-        .exec(&["ipvsadm", "-Ln"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    let out = d.stdout(&["ipvsadm", "-Ln"]);
     out.lines()
         .filter(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
