@@ -101,11 +101,12 @@ impl Instance {
         self.ensure_dir()?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         // Streamed, not built in memory first: a state of 10,000 reals is
-        // megabytes, rewritten every interval.
+        // megabytes, rewritten every interval. Compact and in 64 KiB writes
+        // for the same reason (lvsctl status is the readable view).
         let write = || -> std::io::Result<()> {
             let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            let mut out = std::io::BufWriter::new(f);
-            serde_json::to_writer_pretty(&mut out, value)?;
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
+            serde_json::to_writer(&mut out, value)?;
             out.flush()?;
             fs::rename(&tmp, path)
         };
