@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lvs_common::ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
 
-use crate::{ms, our_bin, sh, Figures};
+use crate::{ms, our_bin, sh, Figures, Row};
 
 type R<T> = Result<T, String>;
 
@@ -147,7 +147,7 @@ fn keepalived_conf(dir: &Path) -> R<PathBuf> {
 
 /// Backend stopped → weight 0 in the kernel, for us, ldirectord and
 /// keepalived, each with interval 1 s and timeout 1 s.
-pub fn failure_detection(reps: usize) -> R<()> {
+pub fn failure_detection(reps: usize) -> R<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("lvs-bench-fd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let web = dir.join("www");
@@ -262,16 +262,22 @@ pub fn failure_detection(reps: usize) -> R<()> {
         println!("{tool:<12} {:>10} {:>10} {:>10} {:>10}", ms(f.median), ms(f.p95), ms(*min), ms(*max));
     }
     let ours = rows[0].1.median.as_secs_f64();
+    let mut summary = Vec::new();
     for (tool, f, _, _) in &rows[1..] {
         println!("{tool} median / lvs-agents median = {:.2}", f.median.as_secs_f64() / ours);
+        summary.push(Row::lower(
+            "failure detection, median".into(),
+            (ours, ms(rows[0].1.median)),
+            (f.median.as_secs_f64(), format!("{tool} {}", ms(f.median))),
+        ));
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// `services` × `dests` applied from nothing: our client (one process),
 /// `ipvsadm -R`, ldirectord (checktype=on) and keepalived (no checkers),
 /// each timed until the whole table is in the kernel.
-pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()> {
+pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<Vec<Row>> {
     let vip = |i: usize| format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
     let rip = |j: usize| format!("192.168.{}.{}", j / 250, 1 + j % 250);
     let total = services * (1 + dests);
@@ -416,14 +422,25 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<()>
     );
     println!("{:<20} {:>12} {:>14}", "tool", "time", "vs ours");
     let ours = rows[0].1.as_ref().ok().map(|d| d.as_secs_f64());
-    for (tool, t) in &rows {
+    let mut summary = Vec::new();
+    let metric = format!("IPVS programming, {services}x{dests}");
+    for (i, (tool, t)) in rows.iter().enumerate() {
         match (t, ours) {
             (Ok(t), Some(o)) => println!("{tool:<20} {:>12} {:>13.2}x", ms(*t), t.as_secs_f64() / o),
             (Ok(t), None) => println!("{tool:<20} {:>12}", ms(*t)),
             (Err(e), _) => println!("{tool:<20} failed: {e}"),
         }
+        if i == 0 {
+            continue;
+        }
+        let ours = ours.map(|o| (o, ms(Duration::from_secs_f64(o)))).unwrap_or((0.0, "failed".into()));
+        summary.push(match t {
+            Ok(t) => Row::lower(metric.clone(), ours, (t.as_secs_f64(), format!("{tool} {}", ms(*t)))),
+            // A peer that did not finish has no time to compare.
+            Err(_) => Row::lower(metric.clone(), ours, (0.0, format!("{tool} did not finish"))),
+        });
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// CPU seconds of a process, its threads and its reaped children
@@ -588,7 +605,7 @@ fn up_in_table(d: &Ns) -> usize {
 /// them silenced by a drop rule), checked every second for `seconds`: CPU
 /// seconds and peak RSS of our health daemon vs keepalived's checker process
 /// (and, on request, ldirectord with its forked checks).
-pub fn health_scale(o: &Scale) -> R<()> {
+pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
     let n = o.reals.max(1);
     // The responder may hold thousands of connections at once; without
     // room for them the bench could not even read /proc to measure.
@@ -620,8 +637,8 @@ pub fn health_scale(o: &Scale) -> R<()> {
         rss: f64,
         up: usize,
     }
-    type Row<'a> = (&'a str, R<Measured>);
-    let mut rows: Vec<Row> = Vec::new();
+    type ToolRow<'a> = (&'a str, R<Measured>);
+    let mut rows: Vec<ToolRow> = Vec::new();
     for tool in tools {
         let d = Ns::new("bench-hs")?;
         sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
@@ -757,9 +774,31 @@ pub fn health_scale(o: &Scale) -> R<()> {
             Err(e) => println!("{tool:<12} failed: {e}"),
         }
     }
+    let mut summary = Vec::new();
     if let Some(Ok(ours)) = rows.first().map(|(_, r)| r) {
         for (tool, r) in &rows[1..] {
             if let Ok(m) = r {
+                let what = format!("{n} reals, {check_name}");
+                let cpc =
+                    |m: &Measured| per_check(m).map(|v| (v, format!("{v:.3} ms"))).unwrap_or((0.0, "no checks".into()));
+                let (pc, pt) = cpc(m);
+                summary.push(Row::lower(format!("{what}: CPU per check"), cpc(ours), (pc, format!("{tool} {pt}"))));
+                let cps = |m: &Measured| m.checks / o.seconds as f64;
+                summary.push(Row::higher(
+                    format!("{what}: checks/s"),
+                    (cps(ours), format!("{:.0}", cps(ours))),
+                    (cps(m), format!("{tool} {:.0}", cps(m))),
+                ));
+                summary.push(Row::lower(
+                    format!("{what}: peak RSS"),
+                    (ours.rss, format!("{:.1} MiB", ours.rss)),
+                    (m.rss, format!("{tool} {:.1} MiB", m.rss)),
+                ));
+                summary.push(Row::higher(
+                    format!("{what}: healthy reals up at end"),
+                    (ours.up as f64, format!("{}/{}", ours.up, n - silent)),
+                    (m.up as f64, format!("{tool} {}/{}", m.up, n - silent)),
+                ));
                 let ratio = match (per_check(m), per_check(ours)) {
                     (Some(a), Some(b)) => format!("{:.2}x", a / b),
                     _ => "-".into(),
@@ -772,5 +811,5 @@ pub fn health_scale(o: &Scale) -> R<()> {
             }
         }
     }
-    Ok(())
+    Ok(summary)
 }

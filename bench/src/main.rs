@@ -60,6 +60,60 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         peer_limit: u64,
     },
+    /// Every benchmark above in one run, then one table (metric, ours,
+    /// peer, ratio) with the machine description (run in the lab VM).
+    All {
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Reals for the health-check rows (connect and HTTP).
+        #[arg(long, default_value_t = 10000)]
+        reals: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 10)]
+        dests: usize,
+        #[arg(long, default_value_t = 300)]
+        peer_limit: u64,
+    },
+}
+
+/// One line of the summary: a metric, our figure, the peer's, and how many
+/// times better ours is (above 1: ours is better; None: no ratio).
+pub(crate) struct Row {
+    pub(crate) metric: String,
+    pub(crate) ours: String,
+    pub(crate) peer: String,
+    pub(crate) ratio: Option<f64>,
+}
+
+impl Row {
+    /// A metric where less is better (time, CPU, memory): peer / ours.
+    pub(crate) fn lower(metric: String, ours: (f64, String), peer: (f64, String)) -> Row {
+        let ratio = (ours.0 > 0.0 && peer.0 > 0.0).then(|| peer.0 / ours.0);
+        Row { metric, ours: ours.1, peer: peer.1, ratio }
+    }
+
+    /// A metric where more is better (throughput): ours / peer.
+    pub(crate) fn higher(metric: String, ours: (f64, String), peer: (f64, String)) -> Row {
+        let ratio = (ours.0 > 0.0 && peer.0 > 0.0).then(|| ours.0 / peer.0);
+        Row { metric, ours: ours.1, peer: peer.1, ratio }
+    }
+}
+
+fn print_summary(title: &str, rows: &[Row]) {
+    println!();
+    println!("{title}");
+    println!("machine: {}", machine());
+    let w = rows.iter().map(|r| r.metric.len()).max().unwrap_or(6).max(6);
+    let wo = rows.iter().map(|r| r.ours.len()).max().unwrap_or(4).max(4);
+    let wp = rows.iter().map(|r| r.peer.len()).max().unwrap_or(4).max(4);
+    println!("{:<w$}  {:>wo$}  {:<wp$}  ratio (>1: ours better)", "metric", "ours", "peer");
+    for r in rows {
+        let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+        println!("{:<w$}  {:>wo$}  {:<wp$}  {ratio}", r.metric, r.ours, r.peer);
+    }
 }
 
 /// Median and 95th percentile of repeated runs of one command.
@@ -117,10 +171,20 @@ fn machine() -> String {
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} cores, {cpu}")
+    let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let dmi =
+        |f: &str| std::fs::read_to_string(format!("/sys/class/dmi/id/{f}")).unwrap_or_default().trim().to_string();
+    let clock =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource").unwrap_or_default();
+    format!(
+        "{cores} cores, {cpu}, {} {}, Linux {kernel}, clocksource {}",
+        dmi("sys_vendor"),
+        dmi("product_name"),
+        clock.trim()
+    )
 }
 
-fn agent_calls(calls: usize) -> Result<(), String> {
+fn agent_calls(calls: usize) -> Result<Vec<Row>, String> {
     const NS: &str = "lvs-bench";
     const IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
     let vip = our_bin("lvs-vip")?;
@@ -173,6 +237,15 @@ fn agent_calls(calls: usize) -> Result<(), String> {
             let peer = if std::path::Path::new(LDIRECTORD).is_file() { Some(md(LDIRECTORD)?) } else { None };
             rows.push((format!("{agent} meta-data vs ldirectord"), md(&ours)?, peer));
         }
+        let mut summary = Vec::new();
+        for (name, ours, peer) in &rows {
+            if let Some(p) = peer {
+                let f = |x: &Figures| (x.median.as_secs_f64(), ms(x.median));
+                let (metric, who) = name.split_once(" vs ").unwrap_or((name, "peer"));
+                let peer = f(p);
+                summary.push(Row::lower(format!("{metric}, median"), f(ours), (peer.0, format!("{who} {}", peer.1))));
+            }
+        }
         println!("machine: {}", machine());
         println!("agent call latency, {calls} calls each, VIP 192.0.2.100/24 on a veth in a private netns");
         println!("{:<34} {:>22} {:>22} {:>8}", "metric", "ours med / p95", "peer med / p95", "ratio");
@@ -187,7 +260,7 @@ fn agent_calls(calls: usize) -> Result<(), String> {
                 None => println!("{name:<34} {o:>22} {:>22} {:>8}", "", ""),
             }
         }
-        Ok(())
+        Ok(summary)
     })();
     let _ = sh(&["ip", "netns", "del", NS]);
     result
@@ -196,17 +269,32 @@ fn agent_calls(calls: usize) -> Result<(), String> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.bench {
-        Bench::AgentCalls => agent_calls(cli.calls),
-        Bench::FailureDetection { reps } => lab::failure_detection(reps),
+        Bench::AgentCalls => agent_calls(cli.calls).map(|rows| ("agent call latency", rows)),
+        Bench::FailureDetection { reps } => lab::failure_detection(reps).map(|rows| ("failure detection", rows)),
         Bench::HealthScale { reals, seconds, check, silent, ldirectord } => {
             lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord })
+                .map(|rows| ("health checks at scale", rows))
         }
         Bench::IpvsProgramming { services, dests, peer_limit } => {
             lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))
+                .map(|rows| ("IPVS programming", rows))
         }
+        Bench::All { reps, reals, seconds, services, dests, peer_limit } => (|| {
+            let mut rows = agent_calls(cli.calls)?;
+            rows.extend(lab::failure_detection(reps)?);
+            rows.extend(lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))?);
+            for check in [lab::ScaleCheck::Connect, lab::ScaleCheck::Http] {
+                let scale = lab::Scale { reals, seconds, check, silent_pct: 0, ldirectord: false };
+                rows.extend(lab::health_scale(&scale)?);
+            }
+            Ok(("all benchmarks", rows))
+        })(),
     };
     match r {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok((title, rows)) => {
+            print_summary(&format!("summary: {title}"), &rows);
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("lvs-bench: {e}");
             std::process::ExitCode::FAILURE
