@@ -192,6 +192,7 @@ pub fn read_all_then_reply(addr: &str, reply: &'static [u8]) -> SocketAddr {
 pub struct SeenRequest {
     pub request_line: String,
     pub host: Option<String>,
+    pub connection: Option<String>,
     /// TLS server name the client sent, for HTTPS fakes.
     pub sni: Option<String>,
 }
@@ -218,11 +219,14 @@ where
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let request_line = text.lines().next().unwrap_or("").to_string();
-    let host = text.lines().find_map(|l| {
-        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim().to_string())
-    });
+    let header = |name: &str| {
+        text.lines().find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+        })
+    };
+    let (host, connection) = (header("host"), header("connection"));
     let head_only = request_line.starts_with("HEAD ");
-    seen.lock().unwrap().push(SeenRequest { request_line, host, sni });
+    seen.lock().unwrap().push(SeenRequest { request_line, host, connection, sni });
     let mut out = format!(
         "HTTP/1.1 {} Fake\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
         reply.status,

@@ -96,9 +96,16 @@ async fn http() {
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].request_line, "GET /index.html HTTP/1.1");
+        // One request per connection, said so: the real closes first and
+        // its TIME_WAIT stays off the director.
+        assert_eq!(seen[0].connection.as_deref(), Some("close"));
         assert_eq!(seen[1].host.as_deref(), Some("www.test.example"));
         assert!(seen[2].request_line.starts_with("HEAD / "));
     }
+    // The query goes out as written (the URL is parsed once per spec and
+    // only its host and port change per real).
+    up(run("http request=/status?full=1&a=%20b", a).await);
+    assert_eq!(seen.lock().unwrap().last().unwrap().request_line, "GET /status?full=1&a=%20b HTTP/1.1");
     // MD5 of the body, as keepalived's genhash prints it.
     up(run("http digest=ada1c70754a34ef3982197b592abcd73", a).await);
     down(run("http digest=00000000000000000000000000000000", a).await, "body md5 ada1c70754a34ef3982197b592abcd73");

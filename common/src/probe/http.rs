@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use md5::{Digest, Md5};
-use reqwest::header::HOST;
+use reqwest::header::{CONNECTION, HOST};
 
 use super::spec::{CaFile, HttpCheck, HttpMethod};
 use super::{io_reason, Target};
@@ -73,24 +73,14 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
     Ok(c)
 }
 
-fn host_for_url(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
 pub async fn check(target: &Target, h: &HttpCheck) -> R {
     let addr = target.check_addr();
-    let scheme = if h.tls { "https" } else { "http" };
-    // Only TLS needs the name in the URL (for SNI and name verification);
-    // plain HTTP goes to the address with the name in the Host header.
+    let scheme = h.url.scheme();
     let sni_name = h.virtualhost.as_ref().filter(|v| h.tls && v.parse::<IpAddr>().is_err());
-    let url_host = match sni_name {
-        Some(name) => name.clone(),
-        None => host_for_url(addr.ip()),
-    };
-    let url = format!("{scheme}://{url_host}:{}{}", addr.port(), h.path);
+    let mut url = h.url.clone();
+    // With a TLS name the URL keeps the name (see HttpCheck::url).
+    let host = if sni_name.is_none() { url.set_ip_host(addr.ip()) } else { Ok(()) };
+    host.and_then(|()| url.set_port(Some(addr.port()))).map_err(|()| format!("{scheme}: cannot address {addr}"))?;
     let key = ClientKey {
         verify: h.verify,
         ca: h.ca.clone(),
@@ -102,7 +92,9 @@ pub async fn check(target: &Target, h: &HttpCheck) -> R {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Head => reqwest::Method::HEAD,
     };
-    let mut req = client.request(method, &url);
+    // One request per connection (ldirectord and keepalived ask the same):
+    // the real may close first, so TIME_WAIT lands on it, not on the director.
+    let mut req = client.request(method, url).header(CONNECTION, "close");
     if let Some(vh) = &h.virtualhost {
         req = req.header(HOST, vh.as_str());
     }
