@@ -494,6 +494,8 @@ pub struct Scale {
     pub silent_pct: usize,
     /// Also run ldirectord (fork=yes); heavy at thousands of reals.
     pub ldirectord: bool,
+    /// Skip the peers.
+    pub ours_only: bool,
 }
 
 /// Answers every connection on 0.0.0.0:80 in namespace `ns`, on every
@@ -625,7 +627,10 @@ pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
             "HTTP_GET {\n   url {\n    path /\n    status_code 200\n   }\n   connect_timeout 1\n  }",
         ),
     };
-    let mut tools = vec!["lvs-agents", "keepalived"];
+    let mut tools = vec!["lvs-agents"];
+    if !o.ours_only {
+        tools.push("keepalived");
+    }
     if o.ldirectord {
         tools.push("ldirectord");
     }

@@ -48,6 +48,10 @@ enum Bench {
         /// Also measure ldirectord (fork=yes).
         #[arg(long)]
         ldirectord: bool,
+        /// Only our daemon (to compare two builds of ours, run each one's
+        /// lvs-bench in turn).
+        #[arg(long, conflicts_with = "ldirectord")]
+        ours_only: bool,
     },
     /// Services x destinations from nothing: our client vs `ipvsadm -R`,
     /// ldirectord and keepalived (run in the lab VM).
@@ -271,8 +275,8 @@ fn main() -> std::process::ExitCode {
     let r = match cli.bench {
         Bench::AgentCalls => agent_calls(cli.calls).map(|rows| ("agent call latency", rows)),
         Bench::FailureDetection { reps } => lab::failure_detection(reps).map(|rows| ("failure detection", rows)),
-        Bench::HealthScale { reals, seconds, check, silent, ldirectord } => {
-            lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord })
+        Bench::HealthScale { reals, seconds, check, silent, ldirectord, ours_only } => {
+            lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord, ours_only })
                 .map(|rows| ("health checks at scale", rows))
         }
         Bench::IpvsProgramming { services, dests, peer_limit } => {
@@ -284,7 +288,7 @@ fn main() -> std::process::ExitCode {
             rows.extend(lab::failure_detection(reps)?);
             rows.extend(lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))?);
             for check in [lab::ScaleCheck::Connect, lab::ScaleCheck::Http] {
-                let scale = lab::Scale { reals, seconds, check, silent_pct: 0, ldirectord: false };
+                let scale = lab::Scale { reals, seconds, check, silent_pct: 0, ldirectord: false, ours_only: false };
                 rows.extend(lab::health_scale(&scale)?);
             }
             Ok(("all benchmarks", rows))
