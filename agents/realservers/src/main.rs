@@ -46,7 +46,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("check", "Check type").default("connect").long(
             "connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
                 smtp, pop, imap, ftp, dns, mysql, pgsql, sip, ldap, udp, ping, external (with \
-                check_command), on (always up) or off (always down).",
+                check_command), on (always up) or off (always down). HTTP checks use a fresh \
+                connection each time and send Connection: close.",
         ),
         ParamSpec::string("check_service", "Service spoken by a negotiate check").long(
             "For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
@@ -537,14 +538,17 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             let every = d.cfg.reals.len().div_ceil(SYNC_BATCH).max(1);
             let gap = MIN_SYNC_GAP * every as u32;
             let mut ticks = 0usize;
+            let mut reports = Vec::with_capacity(256);
             let wake = loop {
                 tokio::select! {
                     ended = &mut checks => {
                         ended?;
                         return Err(Error::generic("the health checks stopped"));
                     }
-                    Some(report) = rx.recv() => {
-                        if d.record(report) && due.is_none() {
+                    // Every report waiting, in one turn of this loop.
+                    n @ 1.. = rx.recv_many(&mut reports, 256) => {
+                        let changed = reports.drain(..n).fold(false, |changed, r| d.record(r) | changed);
+                        if changed && due.is_none() {
                             due = Some((last_sync + gap).max(tokio::time::Instant::now()));
                         }
                     }

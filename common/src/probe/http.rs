@@ -43,6 +43,10 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
         .use_rustls_tls()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // A check is one attempt. reqwest only ever retries HTTP/2 and /3
+        // refusals, which we do not speak, yet by default copies every
+        // request in case; allowing no retries skips the copy.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .pool_max_idle_per_host(0)
         .user_agent(concat!("lvs-agents/", env!("CARGO_PKG_VERSION"), " health check"))
         // hyper-util sets TCP_NODELAY either way; on, TLS's small writes
