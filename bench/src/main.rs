@@ -55,15 +55,7 @@ enum Bench {
     },
     /// Services x destinations from nothing: our client vs `ipvsadm -R`,
     /// ldirectord and keepalived (run in the lab VM).
-    IpvsProgramming {
-        #[arg(long, default_value_t = 1000)]
-        services: usize,
-        #[arg(long, default_value_t = 10)]
-        dests: usize,
-        /// How long a daemon peer may take before its row says how far it got.
-        #[arg(long, default_value_t = 300)]
-        peer_limit: u64,
-    },
+    IpvsProgramming(Programming),
     /// Every benchmark above in one run, then one table (metric, ours,
     /// peer, ratio) with the machine description (run in the lab VM).
     All {
@@ -74,13 +66,26 @@ enum Bench {
         reals: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
-        #[arg(long, default_value_t = 1000)]
-        services: usize,
-        #[arg(long, default_value_t = 10)]
-        dests: usize,
-        #[arg(long, default_value_t = 300)]
-        peer_limit: u64,
+        #[command(flatten)]
+        programming: Programming,
     },
+}
+
+#[derive(clap::Args)]
+struct Programming {
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
+    #[arg(long, default_value_t = 10)]
+    dests: usize,
+    /// How long a daemon peer may take before its row says how far it got.
+    #[arg(long, default_value_t = 300)]
+    peer_limit: u64,
+}
+
+impl Programming {
+    fn run(&self) -> Result<Vec<Row>, String> {
+        lab::ipvs_programming(self.services, self.dests, Duration::from_secs(self.peer_limit))
+    }
 }
 
 /// One line of the summary: a metric, our figure, the peer's, and how many
@@ -279,14 +284,11 @@ fn main() -> std::process::ExitCode {
             lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord, ours_only })
                 .map(|rows| ("health checks at scale", rows))
         }
-        Bench::IpvsProgramming { services, dests, peer_limit } => {
-            lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))
-                .map(|rows| ("IPVS programming", rows))
-        }
-        Bench::All { reps, reals, seconds, services, dests, peer_limit } => (|| {
+        Bench::IpvsProgramming(p) => p.run().map(|rows| ("IPVS programming", rows)),
+        Bench::All { reps, reals, seconds, programming } => (|| {
             let mut rows = agent_calls(cli.calls)?;
             rows.extend(lab::failure_detection(reps)?);
-            rows.extend(lab::ipvs_programming(services, dests, Duration::from_secs(peer_limit))?);
+            rows.extend(programming.run()?);
             for check in [lab::ScaleCheck::Connect, lab::ScaleCheck::Http] {
                 let scale = lab::Scale { reals, seconds, check, silent_pct: 0, ldirectord: false, ours_only: false };
                 rows.extend(lab::health_scale(&scale)?);
