@@ -80,7 +80,7 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
 pub async fn check(target: &Target, h: &HttpCheck) -> R {
     let addr = target.check_addr();
     let scheme = h.url.scheme();
-    let sni_name = h.virtualhost.as_ref().filter(|v| h.tls && v.parse::<IpAddr>().is_err());
+    let sni_name = h.sni_name();
     let mut url = h.url.clone();
     // With a TLS name the URL keeps the name (see HttpCheck::url).
     let host = if sni_name.is_none() { url.set_ip_host(addr.ip()) } else { Ok(()) };
@@ -89,7 +89,7 @@ pub async fn check(target: &Target, h: &HttpCheck) -> R {
         verify: h.verify,
         ca: h.ca.clone(),
         source: target.source,
-        sni: sni_name.map(|n| (n.clone(), addr)),
+        sni: sni_name.map(|n| (n.to_string(), addr)),
     };
     let client = client(&key)?;
     let method = match h.method {

@@ -86,6 +86,18 @@ pub struct HttpCheck {
     pub(crate) url: reqwest::Url,
 }
 
+impl HttpCheck {
+    /// The name sent as TLS SNI (and put in the URL): an https check's
+    /// virtualhost when it is a name, not an address.
+    pub fn sni_name(&self) -> Option<&str> {
+        sni_name(self.tls, self.virtualhost.as_deref())
+    }
+}
+
+fn sni_name(tls: bool, virtualhost: Option<&str>) -> Option<&str> {
+    virtualhost.filter(|v| tls && v.parse::<IpAddr>().is_err())
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CaFile {
     pub path: PathBuf,
@@ -494,7 +506,7 @@ fn http(tls: bool, o: &mut Options) -> Result<HttpCheck> {
     let scheme = if tls { "https" } else { "http" };
     // Only TLS needs the name in the URL (for SNI and name verification);
     // plain HTTP goes to the address with the name in the Host header.
-    let host = virtualhost.as_deref().filter(|v| tls && v.parse::<IpAddr>().is_err()).unwrap_or("0.0.0.0");
+    let host = sni_name(tls, virtualhost.as_deref()).unwrap_or("0.0.0.0");
     let url = reqwest::Url::parse(&format!("{scheme}://{host}{path}"))
         .map_err(|e| Error::configured(format!("request={path}: {e}")))?;
     Ok(HttpCheck { tls, method, path, virtualhost, status, receive, digest, verify, ca, url })
