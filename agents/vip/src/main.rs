@@ -7,9 +7,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use lvs_common::net::{AddressInfo, AddressSpec, ArpMode, Link, Netlink};
+use lvs_common::daemon::Instance;
+use lvs_common::net::{AddressSpec, ArpMode, Link, Netlink};
 use lvs_common::ocf::{self, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::{block_on, net, Error, Result};
+use serde::{Deserialize, Serialize};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "vip",
@@ -23,6 +25,10 @@ static SPEC: AgentSpec = AgentSpec {
         mode=realserver the address is put on lo as a host address and \
         net.ipv4.conf.{all,lo}.arp_ignore=1 / arp_announce=2 are set, as LVS direct routing \
         requires on real servers; stop removes the address and leaves those sysctls. \
+        Start records the address in /run/lvs-agents; stop removes the recorded address and \
+        every copy of ip whatever the other parameters now say, monitor fails (rather than \
+        reporting stopped) while the address is on another interface than expected, and \
+        reload moves the address when nic, cidr_netmask, iflabel, broadcast or mode changed. \
         heartbeat v1 form: lvs-vip::ip[/prefix[/nic[/broadcast]]].",
     params: &[
         ParamSpec::string("ip", "IPv4 or IPv6 address")
@@ -30,23 +36,30 @@ static SPEC: AgentSpec = AgentSpec {
             .unique()
             .long("The virtual IP address, IPv4 (10.0.0.100) or IPv6 (2001:db8::100)."),
         ParamSpec::string("cidr_netmask", "Prefix length").long(
-            "Prefix length (24) or IPv4 netmask (255.255.255.0). Default: the prefix of the \
-                route that matches ip, else 32 (IPv4) or 128 (IPv6).",
+            "Prefix length (24) or IPv4 netmask (255.255.255.0), 1 to 32 (IPv4) or 128 (IPv6). \
+                Default: the prefix of the most specific connected route that contains ip, as \
+                IPaddr2's findif chooses it. A netmask wider than that route matches none.",
         ),
         ParamSpec::string("nic", "Interface").long(
-            "Interface to put the address on. Default: the interface of the most specific \
-                non-default route that matches ip. A nic that does not exist is a configuration \
-                error; one that disagrees with the routing table is logged.",
+            "Interface to put the address on; nic:label (IPaddr2's older form) also sets the \
+                label. Default: the interface of the most specific route of the main table \
+                that contains ip (IPv4: directly connected routes only). With nic only its own \
+                routes count. When no route matches, start fails with OCF_ERR_GENERIC (another \
+                node may have the subnet up) unless both nic and cidr_netmask are set. A nic \
+                that does not exist is a configuration error; a link-local IPv6 ip needs nic.",
         ),
-        ParamSpec::string("broadcast", "IPv4 broadcast address")
-            .long("IPv4 broadcast address; empty or + computes it from the prefix, - sets none."),
+        ParamSpec::string("broadcast", "IPv4 broadcast address").long(
+            "IPv4 broadcast address. Default: that of the base address whose subnet the VIP \
+                joins (none if it has none), as IPaddr2; + sets the host bits, - clears them.",
+        ),
         ParamSpec::string("iflabel", "Interface label").long(
             "IPv4 only: the address gets the label nic:iflabel (at most 15 characters in all), \
                 as ifconfig-era tools show it.",
         ),
         ParamSpec::string("preferred_lft", "Preferred lifetime").default("forever").long(
-            "Preferred lifetime of the address in seconds, or forever. 0 makes an IPv6 \
-                address deprecated, so it is not used as a source for outgoing connections.",
+            "IPv6 only, as in IPaddr2: preferred lifetime of the address in seconds, or \
+                forever. 0 makes the address deprecated, so it is not used as a source for \
+                outgoing connections.",
         ),
         ParamSpec::boolean("nodad", "Skip IPv6 duplicate address detection").default("false").long(
             "IPv6 only: add the address without duplicate address detection, so start does \
@@ -57,7 +70,8 @@ static SPEC: AgentSpec = AgentSpec {
             .long("Do not create the route for the address's prefix."),
         ParamSpec::integer("arp_count", 0, 1000, "Announcements on start").default("5").long(
             "How many gratuitous ARPs (IPv4) or unsolicited Neighbor Advertisements (IPv6) \
-                to send after adding the address; 0 sends none.",
+                to send after adding the address; 0 sends none. They are sent within the \
+                action: no more than fit in its timeout less a second.",
         ),
         ParamSpec::integer("arp_interval", 0, 60_000, "Milliseconds between announcements").default("200"),
         ParamSpec::select("arp_mode", &["request", "reply", "both"], "Gratuitous ARP kind").default("request").long(
@@ -91,17 +105,21 @@ static SPEC: AgentSpec = AgentSpec {
 
 fn main() -> std::process::ExitCode {
     ocf::run(&SPEC, |ctx| {
-        let vip = Vip::from_params(&ctx.params)?;
+        let instance = Instance::new(SPEC.name, &ctx.instance);
         block_on(async {
             let nl = Netlink::connect()?;
+            if ctx.action == Action::Stop {
+                // Stop needs only ip and what start recorded: parameters
+                // edited since (or no longer valid) must not leave the VIP up.
+                return stop(&nl, &ctx.params, &instance).await;
+            }
+            let vip = Vip::from_params(&ctx.params)?;
             match ctx.action {
-                Action::Start => vip.start(&nl, ctx).await,
-                // Every parameter that can change in place (the ARP ones)
-                // is read by each action anyway; others need a restart.
-                Action::Reload => vip.monitor(&nl, ctx).await,
-                Action::Stop => vip.stop(&nl).await,
-                Action::Monitor => vip.monitor(&nl, ctx).await,
+                Action::Start => vip.start(&nl, ctx, &instance).await,
+                Action::Reload => vip.reload(&nl, ctx, &instance).await,
+                Action::Monitor => vip.monitor(&nl, ctx, &instance).await,
                 Action::ValidateAll => vip.validate(&nl).await,
+                Action::Stop => stop(&nl, &ctx.params, &instance).await,
             }
         })?
     })
@@ -132,9 +150,21 @@ enum OnDuplicate {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Broadcast {
-    Computed,
-    None,
+    /// Unset: the base address's broadcast, as IPaddr2's findif takes it.
+    Inherited,
+    /// `+`: host bits set.
+    HostBitsSet,
+    /// `-`: host bits cleared (ip addr's `brd -`).
+    HostBitsCleared,
     Given(Ipv4Addr),
+}
+
+/// What start put into the kernel (the instance's record file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    ip: IpAddr,
+    prefix: u8,
+    ifname: String,
 }
 
 /// The agent's parameters, checked for meaning (types are checked already).
@@ -157,30 +187,64 @@ struct Vip {
     realserver: bool,
 }
 
+/// Where the address goes and how, as IPaddr2 would put it.
+#[derive(Debug)]
+struct Placement {
+    link: Link,
+    prefix: u8,
+    broadcast: Option<Ipv4Addr>,
+    label: Option<String>,
+}
+
 fn bad(msg: String) -> Error {
     Error::Configured(msg)
 }
 
+fn parse_ip(text: &str) -> Result<IpAddr> {
+    let ip: IpAddr = text.parse().map_err(|_| bad(format!("ip '{text}' is not an IPv4 or IPv6 address")))?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(bad(format!("ip {ip} is not a unicast address")));
+    }
+    Ok(ip)
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 impl Vip {
     fn from_params(p: &Params) -> Result<Vip> {
-        let ip_text = p.str("ip").unwrap_or_default();
-        let ip: IpAddr = ip_text.parse().map_err(|_| bad(format!("ip '{ip_text}' is not an IPv4 or IPv6 address")))?;
-        if ip.is_unspecified() || ip.is_multicast() {
-            return Err(bad(format!("ip {ip} is not a unicast address")));
-        }
+        let ip = parse_ip(p.str("ip").unwrap_or_default())?;
         let v4 = ip.is_ipv4();
         let prefix = p.str("cidr_netmask").map(|m| parse_prefix(m, v4)).transpose()?;
         let broadcast = match p.str("broadcast") {
-            None | Some("+") => Broadcast::Computed,
-            Some("-") => Broadcast::None,
+            None => Broadcast::Inherited,
+            Some("+") if v4 => Broadcast::HostBitsSet,
+            Some("-") if v4 => Broadcast::HostBitsCleared,
             Some(b) if v4 => {
                 Broadcast::Given(b.parse().map_err(|_| bad(format!("broadcast '{b}' is not an IPv4 address")))?)
             }
             Some(_) => return Err(bad("broadcast applies to IPv4 addresses only".into())),
         };
-        let iflabel = p.str("iflabel").map(String::from);
+        // IPaddr2 still takes nic=eth0:label; the label in nic wins.
+        let (nic, mut iflabel) = match p.str("nic") {
+            Some(n) => match n.split_once(':') {
+                Some((nic, label)) => (Some(nic.to_string()), Some(label.to_string()).filter(|l| !l.is_empty())),
+                None => (Some(n.to_string()), None),
+            },
+            None => (None, None),
+        };
+        if nic.as_deref() == Some("") {
+            return Err(bad("nic is empty before its ':label'".into()));
+        }
+        if iflabel.is_none() {
+            iflabel = p.str("iflabel").map(String::from);
+        }
         if iflabel.is_some() && !v4 {
             return Err(bad("iflabel applies to IPv4 addresses only".into()));
+        }
+        if let (Some(nic), Some(label)) = (&nic, &iflabel) {
+            check_label(nic, label)?;
         }
         let preferred_lft = match p.str("preferred_lft") {
             None | Some("forever") => None,
@@ -190,13 +254,6 @@ impl Vip {
             ),
         };
         let realserver = p.str("mode") == Some("realserver");
-        let nic = p.str("nic").map(String::from);
-        if let (Some(nic), Some(label)) = (&nic, &iflabel) {
-            // The kernel keeps labels in IFNAMSIZ (16 bytes with the NUL).
-            if nic.len() + 1 + label.len() > 15 {
-                return Err(bad(format!("label '{nic}:{label}' is longer than 15 characters")));
-            }
-        }
         let count = |name: &str| p.int(name).unwrap_or(0).clamp(0, u32::MAX.into()) as u32;
         Ok(Vip {
             ip,
@@ -204,7 +261,8 @@ impl Vip {
             nic,
             broadcast,
             iflabel,
-            preferred_lft,
+            // As IPaddr2: the lifetime is an IPv6 matter.
+            preferred_lft: if v4 { None } else { preferred_lft },
             nodad: p.flag("nodad"),
             noprefixroute: p.flag("noprefixroute"),
             arp_count: count("arp_count"),
@@ -233,78 +291,107 @@ impl Vip {
         }
     }
 
-    /// Where the address belongs and with which prefix, IPaddr2-style.
-    async fn placement(&self, nl: &Netlink) -> Result<(Link, u8)> {
+    /// The interface this resource's address must be on by its parameters,
+    /// when they name one.
+    fn expected_nic(&self) -> Option<&str> {
+        if self.realserver {
+            Some("lo")
+        } else {
+            self.nic.as_deref()
+        }
+    }
+
+    /// Where the address belongs, with which prefix and broadcast: IPaddr2's
+    /// findif. `strict` (start, validate-all, reload) adds findif's
+    /// parameter checks, which IPaddr2 skips in monitor so that a vanished
+    /// nic is a failure there, not a configuration error.
+    async fn placement(&self, nl: &Netlink, strict: bool) -> Result<Placement> {
         if self.realserver {
             let lo =
                 nl.link_by_name("lo").await?.ok_or_else(|| Error::generic("the loopback interface lo is missing"))?;
-            return Ok((lo, self.host_prefix()));
+            return Ok(Placement { link: lo, prefix: self.host_prefix(), broadcast: None, label: None });
         }
-        let routed = nl.find_interface(self.ip).await?;
-        let link = match &self.nic {
-            Some(name) => {
-                let link = nl.link_by_name(name).await?.ok_or_else(|| bad(format!("nic {name} does not exist")))?;
-                if let Some((r, _)) = &routed {
-                    if r.index != link.index {
-                        tracing::warn!(
-                            "nic {name} disagrees with the routing table, which reaches {} via {}",
-                            self.ip,
-                            r.name
-                        );
-                    }
-                }
-                link
-            }
-            None => match &routed {
-                Some((link, _)) => link.clone(),
-                None => {
-                    return Err(bad(format!(
-                        "no route matches {}: cannot choose an interface; set nic and cidr_netmask",
-                        self.ip
-                    )))
-                }
+        let nic = match &self.nic {
+            Some(name) => match nl.link_by_name(name).await? {
+                Some(link) => Some(link),
+                None if strict => return Err(bad(format!("nic {name} does not exist"))),
+                None => return Err(Error::generic(format!("nic {name} does not exist"))),
             },
+            None if strict && is_link_local(self.ip) => {
+                return Err(bad(format!("nic is required for the link-local address {}", self.ip)))
+            }
+            None => None,
         };
-        let prefix = self
-            .prefix
-            .or_else(|| routed.as_ref().filter(|(r, _)| r.index == link.index).map(|(_, p)| *p))
-            .unwrap_or_else(|| self.host_prefix());
-        Ok((link, prefix))
-    }
-
-    fn label(&self, link: &Link) -> Option<String> {
-        self.iflabel.as_ref().map(|l| format!("{}:{l}", link.name))
-    }
-
-    fn broadcast(&self, prefix: u8) -> Option<Ipv4Addr> {
-        let IpAddr::V4(ip) = self.ip else { return None };
-        match self.broadcast {
-            Broadcast::Given(b) => Some(b),
-            Broadcast::None => None,
-            // /31 and /32 have no broadcast address (RFC 3021).
-            Broadcast::Computed if prefix >= 31 || self.realserver => None,
-            Broadcast::Computed => Some(Ipv4Addr::from(u32::from(ip) | (u32::MAX >> prefix))),
-        }
+        let routes = nl.routes(self.ip.is_ipv4()).await?;
+        let route = net::findif(&routes, self.ip, nic.as_ref().map(|l| l.index), self.prefix);
+        let (link, prefix) = match (route, nic, self.prefix) {
+            (Some(r), Some(link), p) => (link, p.unwrap_or(r.prefix)),
+            (Some(r), None, p) => {
+                let link = nl
+                    .link_by_index(r.oif)
+                    .await?
+                    .ok_or_else(|| Error::generic(format!("the interface of the route to {} vanished", self.ip)))?;
+                (link, p.unwrap_or(r.prefix))
+            }
+            // Both given: no route needed, as in IPaddr2.
+            (None, Some(link), Some(p)) => (link, p),
+            (None, nic, p) => {
+                // Generic, not configured: a base address or link that is
+                // not up yet on this node may be on another.
+                let within = p.map(|p| format!("/{p}")).unwrap_or_default();
+                let on = nic.map(|l| format!(" on {}", l.name)).unwrap_or_default();
+                return Err(Error::generic(format!(
+                    "no connected route contains {}{within}{on}: cannot tell the interface or prefix \
+                     (add the subnet's base address, or set both nic and cidr_netmask)",
+                    self.ip
+                )));
+            }
+        };
+        let IpAddr::V4(ip) = self.ip else {
+            return Ok(Placement { link, prefix, broadcast: None, label: None });
+        };
+        let inherited = match (self.broadcast, route.and_then(|r| r.prefsrc)) {
+            (Broadcast::Inherited, Some(base)) => nl.find_address(base).await?.and_then(|a| a.broadcast),
+            _ => None,
+        };
+        let broadcast = broadcast_for(self.broadcast, ip, prefix, inherited);
+        let label = match &self.iflabel {
+            Some(l) => {
+                check_label(&link.name, l)?;
+                Some(format!("{}:{l}", link.name))
+            }
+            None => None,
+        };
+        Ok(Placement { link, prefix, broadcast, label })
     }
 
     async fn validate(&self, nl: &Netlink) -> Result<Outcome> {
-        let (link, prefix) = self.placement(nl).await?;
-        tracing::debug!("{} would go on {} with prefix {prefix}", self.ip, link.name);
+        let at = self.placement(nl, true).await?;
+        tracing::debug!("{} would go on {} with prefix {}", self.ip, at.link.name, at.prefix);
         Ok(Outcome::Running)
     }
 
-    async fn start(&self, nl: &Netlink, ctx: &Context) -> Result<Outcome> {
+    async fn start(&self, nl: &Netlink, ctx: &Context, instance: &Instance) -> Result<Outcome> {
         let began = Instant::now();
-        let (link, prefix) = self.placement(nl).await?;
+        let at = self.placement(nl, true).await?;
+        let link = &at.link;
         if let Some(have) = nl.find_address(self.ip).await? {
             if have.index == link.index {
                 tracing::info!("{} is already on {}", self.ip, link.name);
+                save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: link.name.clone() });
                 return Ok(Outcome::Running);
             }
+            // IPaddr2 would add a second copy; one host, one copy.
+            let elsewhere = nl.link_by_index(have.index).await?.map(|l| l.name).unwrap_or_default();
             return Err(Error::generic(format!(
-                "{} is already configured on another interface (index {})",
-                self.ip, have.index
+                "{} is already configured on {elsewhere} (index {}), not on {}",
+                self.ip, have.index, link.name
             )));
+        }
+        if !self.realserver && !link.admin_up {
+            // IPaddr2 brings the interface up after adding the address.
+            nl.set_link_up(link.index).await?;
+            tracing::info!("set {} up", link.name);
         }
         if let (IpAddr::V4(ip), Some(mac), false) = (self.ip, link.mac, self.realserver) {
             if self.on_duplicate != OnDuplicate::Ignore {
@@ -325,35 +412,40 @@ impl Vip {
         }
         let spec = AddressSpec {
             ip: self.ip,
-            prefix,
-            broadcast: self.broadcast(prefix),
-            label: self.label(&link),
+            prefix: at.prefix,
+            broadcast: at.broadcast,
+            label: at.label.clone(),
             preferred_lft: self.preferred_lft,
             nodad: self.nodad,
             noprefixroute: self.noprefixroute,
         };
+        // Recorded before the address goes on, so that a start killed
+        // halfway still leaves stop something to work from.
+        save_record(instance, &Record { ip: self.ip, prefix: at.prefix, ifname: link.name.clone() });
         nl.add_address(link.index, &spec).await?;
-        tracing::info!("added {}/{prefix} to {}", self.ip, link.name);
+        tracing::info!("added {}/{} to {}", self.ip, at.prefix, link.name);
         if let IpAddr::V6(ip6) = self.ip {
             if !self.nodad && !link.loopback {
                 // Leave a second of the action's time for cleanup.
                 let budget = ctx.timeout.saturating_sub(began.elapsed() + Duration::from_secs(1));
                 if let Err(e) = nl.wait_dad(link.index, ip6, budget).await {
-                    let _ = nl.delete_address(link.index, self.ip, prefix).await;
+                    let _ = nl.delete_address(link.index, self.ip, at.prefix).await;
                     return Err(e);
                 }
             }
         }
         if !self.realserver {
-            self.announce(&link, self.arp_count)?;
+            self.announce(link, self.arp_count, remaining(ctx, began))?;
         }
         Ok(Outcome::Running)
     }
 
-    fn announce(&self, link: &Link, count: u32) -> Result<()> {
+    /// Sends `count` announcements, fewer if they would not fit in `budget`.
+    fn announce(&self, link: &Link, count: u32, budget: Duration) -> Result<()> {
         let (Some(mac), false) = (link.mac, link.loopback) else {
             return Ok(());
         };
+        let count = fitting(count, self.arp_interval, budget);
         if count == 0 {
             return Ok(());
         }
@@ -363,41 +455,55 @@ impl Vip {
         }
     }
 
-    /// The address as it is on the interface it belongs to, if it is there.
-    async fn find(&self, nl: &Netlink) -> Result<Option<(AddressInfo, Link)>> {
+    /// Re-places the address when a parameter that shapes it changed:
+    /// the old one goes, the new one comes, so that a reload never leaves
+    /// the VIP where it was.
+    async fn reload(&self, nl: &Netlink, ctx: &Context, instance: &Instance) -> Result<Outcome> {
+        let at = self.placement(nl, true).await?;
         let Some(have) = nl.find_address(self.ip).await? else {
-            return Ok(None);
+            // Not up here: a reload is no start (ocf-tester reloads a
+            // stopped resource); the next monitor tells the cluster.
+            return Ok(Outcome::Running);
         };
-        let Some(link) = nl.link_by_index(have.index).await? else {
-            return Ok(None);
+        {
+            let same = have.index == at.link.index
+                && have.prefix == at.prefix
+                && (!self.ip.is_ipv4() || (have.broadcast == at.broadcast && have.label == label_or_name(&at)));
+            if same {
+                save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: at.link.name.clone() });
+                return Ok(Outcome::Running);
+            }
+            tracing::info!("reload moves {} to {}/{} on {}", self.ip, self.ip, at.prefix, at.link.name);
+        }
+        remove_ours(nl, Some(self.ip), instance).await?;
+        self.start(nl, ctx, instance).await
+    }
+
+    async fn monitor(&self, nl: &Netlink, ctx: &Context, instance: &Instance) -> Result<Outcome> {
+        let began = Instant::now();
+        let Some(have) = nl.find_address(self.ip).await? else {
+            if ctx.is_probe() || self.realserver {
+                return Ok(Outcome::NotRunning);
+            }
+            // As IPaddr2: a recurring monitor whose interface or route has
+            // gone says so (1), where a probe only says stopped.
+            if !(self.nic.is_some() && self.prefix.is_some()) {
+                self.placement(nl, false).await?;
+            }
+            return Ok(Outcome::NotRunning);
         };
-        let expected = if self.realserver { Some("lo") } else { self.nic.as_deref() };
-        if let Some(name) = expected {
-            if link.name != name {
-                tracing::warn!("{} is on {}, not on {name}", self.ip, link.name);
-                return Ok(None);
+        let link = nl
+            .link_by_index(have.index)
+            .await?
+            .ok_or_else(|| Error::generic(format!("the interface of {} vanished", self.ip)))?;
+        // Ours but not where it should be: an error, never "not running",
+        // or the cluster would start it elsewhere while it is up here.
+        let recorded = load_record(instance).filter(|r| r.ip == self.ip).map(|r| r.ifname);
+        if let Some(want) = self.expected_nic().map(String::from).or(recorded) {
+            if link.name != want {
+                return Err(Error::generic(format!("{} is on {}, expected on {want}", self.ip, link.name)));
             }
         }
-        Ok(Some((have, link)))
-    }
-
-    async fn stop(&self, nl: &Netlink) -> Result<Outcome> {
-        // Stop must succeed whenever the address is gone, including when
-        // its interface vanished (then so did the address).
-        let Some((have, link)) = self.find(nl).await? else {
-            tracing::info!("{} is not configured", self.ip);
-            return Ok(Outcome::NotRunning);
-        };
-        if nl.delete_address(have.index, have.ip, have.prefix).await? {
-            tracing::info!("removed {}/{} from {}", self.ip, have.prefix, link.name);
-        }
-        Ok(Outcome::NotRunning)
-    }
-
-    async fn monitor(&self, nl: &Netlink, ctx: &Context) -> Result<Outcome> {
-        let Some((have, link)) = self.find(nl).await? else {
-            return Ok(Outcome::NotRunning);
-        };
         if self.check_link_status && !self.realserver && !(link.admin_up && link.oper_up) {
             tracing::warn!("{} is on {}, but the link is down", self.ip, link.name);
             return Ok(Outcome::NotRunning);
@@ -406,23 +512,116 @@ impl Vip {
             return Err(Error::generic(format!("{} failed duplicate address detection", self.ip)));
         }
         if ctx.check_level >= 10 {
-            let (want_link, want_prefix) = self.placement(nl).await?;
-            if want_link.index != link.index || have.prefix != want_prefix {
+            let want = self.placement(nl, false).await?;
+            if want.link.index != link.index || have.prefix != want.prefix {
                 return Err(Error::generic(format!(
-                    "{} is configured as /{} on {}, expected /{want_prefix} on {}",
-                    self.ip, have.prefix, link.name, want_link.name
+                    "{} is configured as /{} on {}, expected /{} on {}",
+                    self.ip, have.prefix, link.name, want.prefix, want.link.name
                 )));
             }
-            let label = self.label(&link);
-            if label.is_some() && have.label != label {
-                return Err(Error::generic(format!("{} has label {:?}, expected {:?}", self.ip, have.label, label)));
+            if want.label.is_some() && have.label != want.label {
+                return Err(Error::generic(format!(
+                    "{} has label {:?}, expected {:?}",
+                    self.ip, have.label, want.label
+                )));
             }
         }
         if self.arp_count_refresh > 0 && !ctx.is_probe() && !self.realserver {
-            self.announce(&link, self.arp_count_refresh)?;
+            self.announce(&link, self.arp_count_refresh, remaining(ctx, began))?;
         }
         Ok(Outcome::Running)
     }
+}
+
+/// The IPv4 broadcast address; `inherited` is the base address's.
+fn broadcast_for(kind: Broadcast, ip: Ipv4Addr, prefix: u8, inherited: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+    match kind {
+        Broadcast::Given(b) => Some(b),
+        // /31 and /32 have no broadcast address (RFC 3021).
+        Broadcast::HostBitsSet | Broadcast::HostBitsCleared if prefix >= 31 => None,
+        Broadcast::HostBitsSet => Some(Ipv4Addr::from(u32::from(ip) | host_bits)),
+        Broadcast::HostBitsCleared => Some(Ipv4Addr::from(u32::from(ip) & !host_bits)),
+        Broadcast::Inherited => inherited,
+    }
+}
+
+/// The label an IPv4 address shows: its own, or the interface name.
+fn label_or_name(at: &Placement) -> Option<String> {
+    Some(at.label.clone().unwrap_or_else(|| at.link.name.clone()))
+}
+
+fn check_label(nic: &str, label: &str) -> Result<()> {
+    // The kernel keeps labels in IFNAMSIZ (16 bytes with the NUL).
+    if nic.len() + 1 + label.len() > 15 {
+        return Err(bad(format!("label '{nic}:{label}' is longer than 15 characters")));
+    }
+    Ok(())
+}
+
+/// The action's time left, less a second for the cluster manager's margin.
+fn remaining(ctx: &Context, began: Instant) -> Duration {
+    ctx.timeout.saturating_sub(began.elapsed() + Duration::from_secs(1))
+}
+
+/// How many of `count` announcements `interval` apart fit in `budget`.
+fn fitting(count: u32, interval: Duration, budget: Duration) -> u32 {
+    if count == 0 || interval.is_zero() {
+        return count;
+    }
+    let fit = u32::try_from(budget.as_millis() / interval.as_millis() + 1).unwrap_or(u32::MAX);
+    if fit < count {
+        tracing::warn!("sending {fit} of {count} announcements: more would outlast the action's timeout");
+    }
+    count.min(fit)
+}
+
+fn load_record(instance: &Instance) -> Option<Record> {
+    match instance.read_json::<Record>(&instance.recordfile()) {
+        Ok(r) => r.map(|(r, _)| r),
+        Err(e) => {
+            tracing::warn!("ignoring an unreadable record: {e}");
+            None
+        }
+    }
+}
+
+fn save_record(instance: &Instance, record: &Record) {
+    // Without a record, stop falls back to ip alone: worth a warning, not
+    // a failed start.
+    if let Err(e) = instance.write_json(&instance.recordfile(), record) {
+        tracing::warn!("{e}; stop will go by ip alone");
+    }
+}
+
+/// Removes every copy of `ip` and of the recorded address, wherever it is.
+async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> Result<()> {
+    let record = load_record(instance);
+    let mut ips: Vec<IpAddr> = record.iter().map(|r| r.ip).chain(ip).collect();
+    ips.dedup();
+    for addr in nl.addresses(None).await? {
+        if !ips.contains(&addr.ip) {
+            continue;
+        }
+        if nl.delete_address(addr.index, addr.ip, addr.prefix).await? {
+            let name = nl.link_by_index(addr.index).await?.map(|l| l.name).unwrap_or_default();
+            tracing::info!("removed {}/{} from {name}", addr.ip, addr.prefix);
+        }
+    }
+    let _ = std::fs::remove_file(instance.recordfile());
+    Ok(())
+}
+
+/// Stop goes by `ip` and the record alone: whatever nic, cidr_netmask,
+/// iflabel or mode now say, the address this resource put up comes down.
+async fn stop(nl: &Netlink, params: &Params, instance: &Instance) -> Result<Outcome> {
+    let ip = params.str("ip").and_then(|s| parse_ip(s).ok());
+    if ip.is_none() && load_record(instance).is_none() {
+        tracing::info!("ip does not parse and nothing was recorded: nothing of ours can be up");
+        return Ok(Outcome::NotRunning);
+    }
+    remove_ours(nl, ip, instance).await?;
+    Ok(Outcome::NotRunning)
 }
 
 /// How long start listens for another host's answer to its ARP probe:
@@ -432,16 +631,16 @@ const DUPLICATE_WAIT: Duration = Duration::from_millis(300);
 fn parse_prefix(text: &str, v4: bool) -> Result<u8> {
     let max = if v4 { 32 } else { 128 };
     if let Ok(n) = text.parse::<u8>() {
-        if n <= max {
+        if (1..=max).contains(&n) {
             return Ok(n);
         }
-        return Err(bad(format!("cidr_netmask {n} is larger than {max}")));
+        return Err(bad(format!("cidr_netmask {n} is not between 1 and {max}")));
     }
     if v4 {
         if let Ok(mask) = text.parse::<Ipv4Addr>() {
             let bits = u32::from(mask);
             // A netmask is ones followed by zeros.
-            if bits.leading_ones() + bits.trailing_zeros() == 32 {
+            if bits != 0 && bits.leading_ones() + bits.trailing_zeros() == 32 {
                 return Ok(bits.leading_ones() as u8);
             }
         }
@@ -476,7 +675,7 @@ mod tests {
         assert_eq!(parse_prefix("255.255.255.0", true).unwrap(), 24);
         assert_eq!(parse_prefix("255.255.255.255", true).unwrap(), 32);
         assert_eq!(parse_prefix("64", false).unwrap(), 64);
-        for bad in ["33", "255.0.255.0", "x", "-1"] {
+        for bad in ["33", "0", "0.0.0.0", "255.0.255.0", "x", "-1"] {
             assert!(matches!(parse_prefix(bad, true), Err(Error::Configured(_))), "{bad}");
         }
         assert!(parse_prefix("255.255.0.0", false).is_err());
@@ -484,14 +683,35 @@ mod tests {
     }
 
     #[test]
-    fn broadcast_is_computed_like_brd_plus() {
-        let v = vip(&[("ip", "10.0.0.100")]).unwrap();
-        assert_eq!(v.broadcast(24), Some(Ipv4Addr::new(10, 0, 0, 255)));
-        assert_eq!(v.broadcast(31), None);
-        let v = vip(&[("ip", "10.0.0.100"), ("broadcast", "-")]).unwrap();
-        assert_eq!(v.broadcast(24), None);
-        let v = vip(&[("ip", "10.0.0.100"), ("broadcast", "10.0.0.127")]).unwrap();
-        assert_eq!(v.broadcast(24), Some(Ipv4Addr::new(10, 0, 0, 127)));
+    fn broadcast_like_ip_addr_brd() {
+        let ip = Ipv4Addr::new(10, 0, 0, 100);
+        let base = Some(Ipv4Addr::new(10, 0, 0, 255));
+        let kind = |b: &str| vip(&[("ip", "10.0.0.100"), ("broadcast", b)]).unwrap().broadcast;
+        assert_eq!(vip(&[("ip", "10.0.0.100")]).unwrap().broadcast, Broadcast::Inherited);
+        assert_eq!(broadcast_for(Broadcast::Inherited, ip, 28, base), base, "the base address's, as IPaddr2");
+        assert_eq!(broadcast_for(Broadcast::Inherited, ip, 24, None), None);
+        assert_eq!(broadcast_for(kind("+"), ip, 24, base), Some(Ipv4Addr::new(10, 0, 0, 255)));
+        assert_eq!(broadcast_for(kind("+"), ip, 31, base), None);
+        assert_eq!(broadcast_for(kind("-"), ip, 24, base), Some(Ipv4Addr::new(10, 0, 0, 0)));
+        assert_eq!(broadcast_for(kind("10.0.0.127"), ip, 24, base), Some(Ipv4Addr::new(10, 0, 0, 127)));
+    }
+
+    #[test]
+    fn nic_may_carry_the_label() {
+        let v = vip(&[("ip", "10.0.0.100"), ("nic", "eth0:web"), ("iflabel", "other")]).unwrap();
+        assert_eq!((v.nic.as_deref(), v.iflabel.as_deref()), (Some("eth0"), Some("web")));
+        let v = vip(&[("ip", "10.0.0.100"), ("nic", "eth0")]).unwrap();
+        assert_eq!((v.nic.as_deref(), v.iflabel.as_deref()), (Some("eth0"), None));
+        assert!(matches!(vip(&[("ip", "10.0.0.1"), ("nic", "eth0:waytoolonglabel")]), Err(Error::Configured(_))));
+    }
+
+    #[test]
+    fn announcements_fit_the_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(fitting(5, ms(200), ms(10_000)), 5);
+        assert_eq!(fitting(1000, ms(60_000), ms(19_000)), 1, "one goes out at once");
+        assert_eq!(fitting(10, ms(1000), ms(4_500)), 5);
+        assert_eq!(fitting(7, Duration::ZERO, Duration::ZERO), 7, "no interval, no wait");
     }
 
     #[test]

@@ -73,6 +73,12 @@ impl Instance {
     pub fn statefile(&self) -> PathBuf {
         self.file("state")
     }
+    /// What start put into the kernel, so that stop and monitor work from
+    /// it whatever the parameters say by then. Kept by the agent, not the
+    /// daemon: `remove_files` leaves it.
+    pub fn recordfile(&self) -> PathBuf {
+        self.file("record")
+    }
     /// The parameters the daemon runs with; rewritten by `reload`.
     pub fn paramsfile(&self) -> PathBuf {
         self.file("params")

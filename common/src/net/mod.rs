@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 pub use frames::{arp_frame, na_packet, parse_arp, ArpFrame, ArpOp, ARP_FRAME_LEN};
@@ -138,7 +138,20 @@ pub struct RouteEntry {
     pub dst: IpAddr,
     pub prefix: u8,
     pub oif: u32,
+    /// Routing table (254 main, 255 local).
+    pub table: u32,
+    /// rtm_scope (253 link, 254 host, 0 universe).
+    pub scope: u8,
+    /// RTN_LOCAL (the local table's addresses of this host), not unicast.
+    pub local: bool,
+    /// The preferred source (`src` in `ip route`): the base address.
+    pub prefsrc: Option<IpAddr>,
 }
+
+const RT_TABLE_MAIN: u32 = 254;
+const RT_TABLE_LOCAL: u32 = 255;
+const RT_SCOPE_LINK: u8 = 253;
+const RT_SCOPE_HOST: u8 = 254;
 
 fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     match (ip, net) {
@@ -154,9 +167,41 @@ fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// IPaddr2's findif: the most specific non-default route containing `ip`.
-pub fn longest_match(routes: &[RouteEntry], ip: IpAddr) -> Option<RouteEntry> {
-    routes.iter().filter(|r| r.prefix > 0 && in_prefix(ip, r.dst, r.prefix)).max_by_key(|r| r.prefix).copied()
+/// IPaddr2's findif.sh over a route dump: of the main table's routes that
+/// contain `ip` (and `ip/netmask` when a netmask is given), on `nic` when
+/// one is given, the most specific, the last of equals. Default and host
+/// routes never count (findif only reads lines with a `/`), and for IPv4
+/// only directly connected ones (`scope link`: a gateway route is not the
+/// VIP's subnet). An IPv4 127/8 address with no such route falls back to
+/// the local table, as findif does for loopback addresses.
+pub fn findif(routes: &[RouteEntry], ip: IpAddr, nic: Option<u32>, netmask: Option<u8>) -> Option<RouteEntry> {
+    let host = if ip.is_ipv4() { 32 } else { 128 };
+    let within = netmask.unwrap_or(host);
+    let best = routes
+        .iter()
+        .filter(|r| r.table == RT_TABLE_MAIN && !r.local && r.prefix > 0 && r.prefix < host)
+        .filter(|r| !ip.is_ipv4() || r.scope == RT_SCOPE_LINK)
+        .filter(|r| r.prefix <= within && in_prefix(ip, r.dst, r.prefix))
+        .filter(|r| nic.is_none_or(|n| r.oif == n))
+        .max_by_key(|r| r.prefix)
+        .copied();
+    if best.is_some() {
+        return best;
+    }
+    match ip {
+        IpAddr::V4(v4) if v4.octets()[0] == 127 => routes
+            .iter()
+            .find(|r| {
+                r.table == RT_TABLE_LOCAL
+                    && r.local
+                    && r.scope == RT_SCOPE_HOST
+                    && r.prefix > 0
+                    && r.prefix < 32
+                    && in_prefix(ip, r.dst, r.prefix)
+            })
+            .copied(),
+        _ => None,
+    }
 }
 
 /// An rtnetlink connection on the current tokio runtime.
@@ -190,7 +235,7 @@ impl Netlink {
         }
     }
 
-    /// Unicast routes of the main table for `ip`'s family.
+    /// Unicast and local routes of every table for `ip`'s family.
     pub async fn routes(&self, v4: bool) -> Result<Vec<RouteEntry>> {
         let msg: RouteMessage = if v4 {
             RouteMessageBuilder::<Ipv4Addr>::new().build()
@@ -200,39 +245,47 @@ impl Netlink {
         let mut s = self.handle.route().get(msg).execute();
         let mut out = Vec::new();
         while let Some(r) = s.try_next().await.map_err(|e| nl_error("listing routes", e))? {
-            if r.header.kind != RouteType::Unicast {
-                continue;
-            }
+            let local = match r.header.kind {
+                RouteType::Unicast => false,
+                RouteType::Local => true,
+                _ => continue,
+            };
             let mut table = u32::from(r.header.table);
             let mut dst = None;
             let mut oif = None;
+            let mut prefsrc = None;
             for a in &r.attributes {
                 match a {
                     RouteAttribute::Table(t) => table = *t,
                     RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
                     RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(a)) => prefsrc = Some(IpAddr::V4(*a)),
+                    RouteAttribute::PrefSource(RouteAddress::Inet6(a)) => prefsrc = Some(IpAddr::V6(*a)),
                     RouteAttribute::Oif(i) => oif = Some(*i),
                     _ => {}
                 }
             }
-            if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
-                continue;
-            }
             let dst =
                 dst.unwrap_or(if v4 { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) });
             if let Some(oif) = oif {
-                out.push(RouteEntry { dst, prefix: r.header.destination_prefix_length, oif });
+                out.push(RouteEntry {
+                    dst,
+                    prefix: r.header.destination_prefix_length,
+                    oif,
+                    table,
+                    scope: u8::from(r.header.scope),
+                    local,
+                    prefsrc,
+                });
             }
         }
         Ok(out)
     }
 
-    /// IPaddr2's findif: the interface and prefix of the most specific
-    /// non-default route that contains `ip`.
-    pub async fn find_interface(&self, ip: IpAddr) -> Result<Option<(Link, u8)>> {
-        let routes = self.routes(ip.is_ipv4()).await?;
-        let Some(r) = longest_match(&routes, ip) else { return Ok(None) };
-        Ok(self.link_by_index(r.oif).await?.map(|l| (l, r.prefix)))
+    /// Sets a link administratively up (IPaddr2 does on start).
+    pub async fn set_link_up(&self, index: u32) -> Result<()> {
+        let msg = rtnetlink::LinkUnspec::new_with_index(index).up().build();
+        self.handle.link().set(msg).execute().await.map_err(|e| nl_error(format!("setting link {index} up"), e))
     }
 
     /// Every address, or those of one link.
@@ -260,6 +313,11 @@ impl Netlink {
     pub async fn add_address(&self, index: u32, spec: &AddressSpec) -> Result<()> {
         let mut req = self.handle.address().add(index, spec.ip, spec.prefix);
         let m = req.message_mut();
+        // As ip(8): loopback addresses are host-scoped (the kernel refuses
+        // 127/8 with universe scope on lo).
+        if matches!(spec.ip, IpAddr::V4(v4) if v4.is_loopback()) {
+            m.header.scope = rtnetlink::packet_route::address::AddressScope::Host;
+        }
         // The builder may set a broadcast of its own; ours decides.
         m.attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
         if let Some(b) = spec.broadcast {
@@ -367,19 +425,54 @@ mod tests {
     use super::*;
 
     fn r(dst: &str, prefix: u8, oif: u32) -> RouteEntry {
-        RouteEntry { dst: dst.parse().unwrap(), prefix, oif }
+        RouteEntry {
+            dst: dst.parse().unwrap(),
+            prefix,
+            oif,
+            table: RT_TABLE_MAIN,
+            scope: RT_SCOPE_LINK,
+            local: false,
+            prefsrc: None,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
     fn findif_takes_the_longest_non_default_match() {
         let routes = [r("0.0.0.0", 0, 1), r("10.0.0.0", 8, 2), r("10.0.0.0", 24, 3), r("192.168.1.0", 24, 4)];
-        assert_eq!(longest_match(&routes, "10.0.0.100".parse().unwrap()), Some(routes[2]));
-        assert_eq!(longest_match(&routes, "10.9.0.1".parse().unwrap()), Some(routes[1]));
-        assert_eq!(longest_match(&routes, "172.16.0.1".parse().unwrap()), None, "the default route never counts");
+        assert_eq!(findif(&routes, ip("10.0.0.100"), None, None), Some(routes[2]));
+        assert_eq!(findif(&routes, ip("10.9.0.1"), None, None), Some(routes[1]));
+        assert_eq!(findif(&routes, ip("172.16.0.1"), None, None), None, "the default route never counts");
         let v6 = [r("2001:db8::", 64, 5), r("::", 0, 1)];
-        assert_eq!(longest_match(&v6, "2001:db8::100".parse().unwrap()), Some(v6[0]));
-        assert_eq!(longest_match(&v6, "2001:db9::1".parse().unwrap()), None);
-        assert_eq!(longest_match(&routes, "2001:db8::1".parse().unwrap()), None, "families never mix");
+        assert_eq!(findif(&v6, ip("2001:db8::100"), None, None), Some(v6[0]));
+        assert_eq!(findif(&v6, ip("2001:db9::1"), None, None), None);
+        assert_eq!(findif(&routes, ip("2001:db8::1"), None, None), None, "families never mix");
+    }
+
+    #[test]
+    fn findif_filters_like_ipaddr2() {
+        let mut gw = r("10.0.0.0", 8, 2);
+        gw.scope = 0;
+        assert_eq!(findif(&[gw], ip("10.1.2.3"), None, None), None, "IPv4 gateway routes are not connected");
+        let mut gw6 = r("2001:db8:99::", 48, 2);
+        gw6.scope = 0;
+        assert_eq!(findif(&[gw6], ip("2001:db8:99::1"), None, None), Some(gw6), "IPv6 reads every scope");
+        let host = r("192.0.2.5", 32, 1);
+        assert_eq!(findif(&[host], ip("192.0.2.5"), None, None), None, "host routes have no prefix to give");
+        let tie = [r("192.0.2.0", 24, 1), r("192.0.2.0", 24, 2)];
+        assert_eq!(findif(&tie, ip("192.0.2.9"), None, None), Some(tie[1]), "the last of equals");
+        assert_eq!(findif(&tie, ip("192.0.2.9"), Some(1), None), Some(tie[0]), "only the named nic");
+        assert_eq!(findif(&tie, ip("192.0.2.9"), Some(3), None), None);
+        let subnet = [r("192.0.2.0", 24, 1)];
+        assert_eq!(findif(&subnet, ip("192.0.2.9"), None, Some(28)), Some(subnet[0]), "narrower netmask");
+        assert_eq!(findif(&subnet, ip("192.0.2.9"), None, Some(16)), None, "wider than the subnet");
+        let mut lo = r("127.0.0.0", 8, 1);
+        (lo.table, lo.scope, lo.local) = (RT_TABLE_LOCAL, RT_SCOPE_HOST, true);
+        assert_eq!(findif(&[lo], ip("127.0.0.3"), None, None), Some(lo), "loopback from the local table");
+        assert_eq!(findif(&[lo], ip("10.0.0.3"), None, None), None);
     }
 
     #[test]
