@@ -42,3 +42,64 @@ pub fn service_key(p: &Params) -> Result<ServiceKey> {
 pub fn ipvs_loaded() -> bool {
     std::path::Path::new("/proc/net/ip_vs").exists()
 }
+
+/// What a resource put into the kernel, kept next to its daemon's files
+/// (`Instance::recordfile`) so that stop, monitor and reload work from it
+/// whatever the parameters say by then. Unreadable counts as absent: stop
+/// then goes by the identity parameter alone, as after a reboot.
+pub fn load_record<T: serde::de::DeserializeOwned>(instance: &crate::daemon::Instance) -> Option<T> {
+    match instance.read_json::<T>(&instance.recordfile()) {
+        Ok(r) => r.map(|(r, _)| r),
+        Err(e) => {
+            tracing::warn!("ignoring an unreadable record: {e}");
+            None
+        }
+    }
+}
+
+/// Writes the record; a failure is logged, not fatal (stop falls back to
+/// the identity parameter).
+pub fn save_record<T: serde::Serialize>(instance: &crate::daemon::Instance, record: &T) {
+    if let Err(e) = instance.write_json(&instance.recordfile(), record) {
+        tracing::warn!("{e}; stop will go by the parameters alone");
+    }
+}
+
+/// Removes the record once what it names is gone.
+pub fn forget_record(instance: &crate::daemon::Instance) {
+    let _ = std::fs::remove_file(instance.recordfile());
+}
+
+/// A service key as records keep it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedService {
+    pub service: String,
+    pub inet6: bool,
+}
+
+impl From<&ServiceKey> for RecordedService {
+    fn from(k: &ServiceKey) -> Self {
+        RecordedService { service: k.to_string(), inet6: k.family() == Family::Inet6 }
+    }
+}
+
+impl RecordedService {
+    pub fn key(&self) -> Option<ServiceKey> {
+        ServiceKey::parse_with_family(&self.service, if self.inet6 { Family::Inet6 } else { Family::Inet }).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_services_round_trip_with_their_family() {
+        for (text, family) in
+            [("tcp:10.0.0.1:80", Family::Inet), ("fwmark:7", Family::Inet6), ("udp:[2001:db8::1]:53", Family::Inet6)]
+        {
+            let key = ServiceKey::parse_with_family(text, family).unwrap();
+            assert_eq!(RecordedService::from(&key).key(), Some(key), "{text}");
+        }
+    }
+}

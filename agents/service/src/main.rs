@@ -2,6 +2,8 @@
 //! mark), scheduler, persistence and flags. Real servers are not its
 //! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
 
+use lvs_common::agent::RecordedService;
+use lvs_common::daemon::Instance;
 use lvs_common::ipvs::{self, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
 use lvs_common::ocf::{
     self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
@@ -16,7 +18,9 @@ static SPEC: AgentSpec = AgentSpec {
         together with its real servers. A service that already exists with other settings is \
         adopted: edited to match and logged. Monitor reports drift (another scheduler, \
         persistence or flags than configured) as an error. Reload changes scheduler, persistence \
-        and flags in place without dropping the service or its real servers. \
+        and flags in place without dropping the service or its real servers, and applies the \
+        table-wide timeouts. Start records the service in /run/lvs-agents; stop deletes the \
+        recorded service and the one service/family name, needing no other parameter. \
         heartbeat v1 form: lvs-service::service[::scheduler[::persistent]].",
     params: &[
         agent::SERVICE,
@@ -41,13 +45,13 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("pe", "Persistence engine")
             .long("Persistence engine, e.g. sip (Call-ID based persistence; needs persistent)."),
         ParamSpec::integer("tcp_timeout", 0, 2_147_483, "Table-wide TCP timeout (s)").long(
-            "Sets the IPVS TCP session timeout for the whole table at start (ipvsadm --set). \
-                Unset leaves it alone.",
+            "Sets the IPVS TCP session timeout for the whole table at start and reload \
+                (ipvsadm --set). Unset leaves it alone.",
         ),
         ParamSpec::integer("tcpfin_timeout", 0, 2_147_483, "Table-wide TCP FIN timeout (s)")
-            .long("Sets the IPVS TCP timeout after FIN for the whole table at start."),
+            .long("Sets the IPVS TCP timeout after FIN for the whole table at start and reload."),
         ParamSpec::integer("udp_timeout", 0, 2_147_483, "Table-wide UDP timeout (s)")
-            .long("Sets the IPVS UDP timeout for the whole table at start."),
+            .long("Sets the IPVS UDP timeout for the whole table at start and reload."),
     ],
     actions: ocf::STANDARD_ACTIONS,
     heartbeat: Heartbeat { usage: "service[::scheduler[::persistent]]", map: positional },
@@ -59,15 +63,26 @@ fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
 
 fn main() -> std::process::ExitCode {
     ocf::run(&SPEC, |ctx| {
+        let instance = Instance::new(SPEC.name, &ctx.instance);
+        if ctx.action == Action::Stop {
+            // Only service/family and the record: a scheduler or flag
+            // edited into nonsense must not leave the service behind.
+            return stop(agent::service_key(&ctx.params).ok(), &instance);
+        }
         let want = desired(&ctx.params)?;
         match ctx.action {
             Action::ValidateAll => Ok(Outcome::Running),
-            Action::Start => start(&want, &ctx.params),
-            Action::Reload => reload(&want),
-            Action::Stop => stop(&want.key),
-            Action::Monitor => monitor(&want, ctx),
+            Action::Start => start(&want, &ctx.params, &instance),
+            Action::Reload => reload(&want, &ctx.params, &instance),
+            Action::Stop => stop(Some(want.key), &instance),
+            Action::Monitor => monitor(&want, ctx, &instance),
         }
     })
+}
+
+/// The service this instance created, if it recorded one.
+fn recorded(instance: &Instance) -> Option<ServiceKey> {
+    agent::load_record::<RecordedService>(instance).and_then(|r| r.key())
 }
 
 /// The service as the parameters describe it.
@@ -124,9 +139,12 @@ fn drift(want: &Service, have: &Service) -> Vec<String> {
     d
 }
 
-fn start(want: &Service, p: &Params) -> Result<Outcome> {
+fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
     let ipvs = IpvsClient::connect()?;
     set_timeouts(&ipvs, p)?;
+    // Before the kernel has it, so a start cut short still leaves stop a
+    // record to work from.
+    agent::save_record(instance, &RecordedService::from(&want.key));
     match ipvs.service(&want.key) {
         Ok(have) => {
             let d = drift(want, &have);
@@ -146,13 +164,27 @@ fn start(want: &Service, p: &Params) -> Result<Outcome> {
     Ok(Outcome::Running)
 }
 
-/// Edits the service in place; its real servers stay. Pacemaker reloads
-/// only running resources, so an absent service is left absent.
-fn reload(want: &Service) -> Result<Outcome> {
+/// Edits the service in place; its real servers stay. A new family for a
+/// fwmark service is a new service: the old one goes, with its reals, and
+/// the new one comes. Pacemaker reloads only running resources, so an
+/// absent service is left absent. Table-wide timeouts apply here too.
+fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
     if !agent::ipvs_loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
+    if let Some(old) = recorded(instance).filter(|k| *k != want.key) {
+        match ipvs.service(&old) {
+            Ok(_) => {
+                delete(&ipvs, &old)?;
+                tracing::info!("reload replaces {old} with {}", want.key);
+                return start(want, p, instance);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    set_timeouts(&ipvs, p)?;
     match ipvs.service(&want.key) {
         Ok(have) if drift(want, &have).is_empty() => Ok(Outcome::Running),
         Ok(have) => {
@@ -178,27 +210,57 @@ fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
     ipvs.set_timeouts(&t)
 }
 
-fn stop(key: &ServiceKey) -> Result<Outcome> {
-    if !agent::ipvs_loaded() {
-        return Ok(Outcome::NotRunning);
-    }
-    let ipvs = IpvsClient::connect()?;
+fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
     match ipvs.delete_service(key) {
         Ok(()) => tracing::info!("deleted {key}"),
         Err(e) if e.is_not_found() => tracing::info!("{key} is not configured"),
         Err(e) => return Err(e),
     }
+    Ok(())
+}
+
+/// Deletes the recorded service and the one the parameters name.
+fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
+    if !agent::ipvs_loaded() {
+        agent::forget_record(instance);
+        return Ok(Outcome::NotRunning);
+    }
+    let mut keys: Vec<ServiceKey> = recorded(instance).into_iter().collect();
+    if let Some(k) = key.filter(|k| !keys.contains(k)) {
+        keys.push(k);
+    }
+    if keys.is_empty() {
+        tracing::info!("service does not parse and nothing was recorded: nothing of ours can be up");
+        return Ok(Outcome::NotRunning);
+    }
+    let ipvs = IpvsClient::connect()?;
+    for k in &keys {
+        delete(&ipvs, k)?;
+    }
+    agent::forget_record(instance);
     Ok(Outcome::NotRunning)
 }
 
-fn monitor(want: &Service, ctx: &Context) -> Result<Outcome> {
+fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome> {
     if !agent::ipvs_loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
     let have = match ipvs.service(&want.key) {
         Ok(have) => have,
-        Err(e) if e.is_not_found() => return Ok(Outcome::NotRunning),
+        Err(e) if e.is_not_found() => {
+            // Ours under another key (family edited without a reload):
+            // up, so never "not running".
+            if let Some(old) = recorded(instance).filter(|k| *k != want.key) {
+                if ipvs.service(&old).is_ok() {
+                    return Err(Error::generic(format!(
+                        "{old} (created by this resource) is configured, but the parameters name {}",
+                        want.key
+                    )));
+                }
+            }
+            return Ok(Outcome::NotRunning);
+        }
         Err(e) => return Err(e),
     };
     let d = drift(want, &have);

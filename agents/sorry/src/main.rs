@@ -6,11 +6,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use lvs_common::agent::RecordedService;
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::status::SorryState as State;
 use lvs_common::{agent, Error, Result};
+use serde::{Deserialize, Serialize};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "sorry",
@@ -21,7 +23,9 @@ static SPEC: AgentSpec = AgentSpec {
         ldirectord's fallback does: when every real server is down or quiesced, clients get the \
         sorry page instead of a refused connection; as soon as one real server has weight again, \
         the fallback is removed. A daemon checks the table every check_interval seconds; it never \
-        touches other destinations. Stop removes the fallback if present. \
+        touches other destinations. Start and reload record each fallback in /run/lvs-agents; a \
+        reload that changes service or fallback removes the old fallback, and stop removes every \
+        recorded fallback and the one the parameters name, needing no other parameter. \
         heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
     params: &[
         agent::SERVICE_SHARED,
@@ -57,11 +61,11 @@ fn main() -> std::process::ExitCode {
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
             if ctx.action == Action::Stop {
-                // The daemon goes first, whatever the parameters say now.
+                // The daemon goes first, then every fallback this instance
+                // was given, whatever the parameters say now.
                 let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
                 sup.stop(ctx.timeout)?;
-                Sorry::from_params(&ctx.params)?.remove_fallback()?;
-                return Ok(Outcome::NotRunning);
+                return stop(identity(&ctx.params), &instance);
             }
             let sorry = Sorry::from_params(&ctx.params)?;
             let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: sorry.interval };
@@ -69,16 +73,79 @@ fn main() -> std::process::ExitCode {
                 Action::ValidateAll => Ok(Outcome::Running),
                 Action::Start => {
                     IpvsClient::connect()?;
+                    record(&instance, &sorry, false);
                     sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
                     Ok(Outcome::Running)
                 }
-                Action::Reload => sup.reload(&ctx.params),
+                Action::Reload => {
+                    // The old fallback stays recorded until stop: the
+                    // daemon removes it on reload, stop makes sure.
+                    record(&instance, &sorry, true);
+                    sup.reload(&ctx.params)
+                }
                 Action::Monitor => sup.monitor(),
                 Action::Stop => Ok(Outcome::NotRunning),
             }
         },
         Some(daemon),
     )
+}
+
+/// A fallback this instance may have put into a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Recorded {
+    service: RecordedService,
+    fallback: SocketAddr,
+}
+
+/// Records `sorry`'s fallback, after the ones recorded so far when `keep`.
+fn record(instance: &Instance, sorry: &Sorry, keep: bool) {
+    let mut all: Vec<Recorded> = if keep { agent::load_record(instance).unwrap_or_default() } else { Vec::new() };
+    let this = Recorded { service: RecordedService::from(&sorry.service), fallback: sorry.fallback };
+    if !all.contains(&this) {
+        all.push(this);
+    }
+    agent::save_record(instance, &all);
+}
+
+/// What stop needs of the parameters: the service and the fallback.
+fn identity(p: &Params) -> Option<(ServiceKey, SocketAddr)> {
+    let service = agent::service_key(p).ok()?;
+    let (addr, port) = parse_addr_port(p.str("fallback")?).ok()?;
+    Some((service, SocketAddr::new(addr, port)))
+}
+
+/// Removes every recorded fallback and the one the parameters name.
+fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<Outcome> {
+    let mut all: Vec<(ServiceKey, SocketAddr)> = agent::load_record::<Vec<Recorded>>(instance)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| Some((r.service.key()?, r.fallback)))
+        .collect();
+    if let Some(n) = named.filter(|n| !all.contains(n)) {
+        all.push(n);
+    }
+    if all.is_empty() {
+        tracing::info!("service or fallback does not parse and nothing was recorded: nothing of ours can be up");
+    }
+    if agent::ipvs_loaded() && !all.is_empty() {
+        let ipvs = IpvsClient::connect()?;
+        for (service, fallback) in &all {
+            remove_fallback(&ipvs, service, *fallback)?;
+        }
+    }
+    agent::forget_record(instance);
+    Ok(Outcome::NotRunning)
+}
+
+/// The fallback goes, whoever's turn it was.
+fn remove_fallback(ipvs: &IpvsClient, service: &ServiceKey, fallback: SocketAddr) -> Result<()> {
+    match ipvs.delete_destination(service, fallback) {
+        Ok(()) => tracing::info!("removed fallback {fallback} from {service}"),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -116,20 +183,6 @@ impl Sorry {
     fn destination(&self, local: bool) -> Destination {
         let method = self.forward.unwrap_or(if local { ForwardMethod::Local } else { ForwardMethod::Masq });
         Destination::new(self.fallback.ip(), self.fallback.port(), method).with_weight(self.weight)
-    }
-
-    /// Stop's cleanup: the fallback goes, whoever's turn it was.
-    fn remove_fallback(&self) -> Result<()> {
-        if !agent::ipvs_loaded() {
-            return Ok(());
-        }
-        let ipvs = IpvsClient::connect()?;
-        match ipvs.delete_destination(&self.service, self.fallback) {
-            Ok(()) => tracing::info!("removed fallback {} from {}", self.fallback, self.service),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        Ok(())
     }
 
     fn run_command(&self, word: &str) {
@@ -232,6 +285,12 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                 Wake::Reload => {
                     if let Some(new) = lvs_common::daemon::reloaded(instance, spec, Sorry::from_params) {
                         tracing::info!("reloaded parameters");
+                        if (new.service, new.fallback) != (sorry.service, sorry.fallback) {
+                            // The old fallback is no longer ours to keep.
+                            if let Err(e) = remove_fallback(&ipvs, &sorry.service, sorry.fallback) {
+                                tracing::warn!("removing the old fallback: {e}");
+                            }
+                        }
                         sorry = new;
                         local = is_local(sorry.fallback.ip());
                     }

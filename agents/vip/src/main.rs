@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lvs_common::daemon::Instance;
 use lvs_common::net::{AddressSpec, ArpMode, Link, Netlink};
 use lvs_common::ocf::{self, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::{block_on, net, Error, Result};
+use lvs_common::{agent, block_on, net, Error, Result};
 use serde::{Deserialize, Serialize};
 
 static SPEC: AgentSpec = AgentSpec {
@@ -378,7 +378,7 @@ impl Vip {
         if let Some(have) = nl.find_address(self.ip).await? {
             if have.index == link.index {
                 tracing::info!("{} is already on {}", self.ip, link.name);
-                save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: link.name.clone() });
+                agent::save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: link.name.clone() });
                 return Ok(Outcome::Running);
             }
             // IPaddr2 would add a second copy; one host, one copy.
@@ -421,7 +421,7 @@ impl Vip {
         };
         // Recorded before the address goes on, so that a start killed
         // halfway still leaves stop something to work from.
-        save_record(instance, &Record { ip: self.ip, prefix: at.prefix, ifname: link.name.clone() });
+        agent::save_record(instance, &Record { ip: self.ip, prefix: at.prefix, ifname: link.name.clone() });
         nl.add_address(link.index, &spec).await?;
         tracing::info!("added {}/{} to {}", self.ip, at.prefix, link.name);
         if let IpAddr::V6(ip6) = self.ip {
@@ -470,7 +470,10 @@ impl Vip {
                 && have.prefix == at.prefix
                 && (!self.ip.is_ipv4() || (have.broadcast == at.broadcast && have.label == label_or_name(&at)));
             if same {
-                save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: at.link.name.clone() });
+                agent::save_record(
+                    instance,
+                    &Record { ip: self.ip, prefix: have.prefix, ifname: at.link.name.clone() },
+                );
                 return Ok(Outcome::Running);
             }
             tracing::info!("reload moves {} to {}/{} on {}", self.ip, self.ip, at.prefix, at.link.name);
@@ -498,7 +501,7 @@ impl Vip {
             .ok_or_else(|| Error::generic(format!("the interface of {} vanished", self.ip)))?;
         // Ours but not where it should be: an error, never "not running",
         // or the cluster would start it elsewhere while it is up here.
-        let recorded = load_record(instance).filter(|r| r.ip == self.ip).map(|r| r.ifname);
+        let recorded = agent::load_record::<Record>(instance).filter(|r| r.ip == self.ip).map(|r| r.ifname);
         if let Some(want) = self.expected_nic().map(String::from).or(recorded) {
             if link.name != want {
                 return Err(Error::generic(format!("{} is on {}, expected on {want}", self.ip, link.name)));
@@ -576,27 +579,9 @@ fn fitting(count: u32, interval: Duration, budget: Duration) -> u32 {
     count.min(fit)
 }
 
-fn load_record(instance: &Instance) -> Option<Record> {
-    match instance.read_json::<Record>(&instance.recordfile()) {
-        Ok(r) => r.map(|(r, _)| r),
-        Err(e) => {
-            tracing::warn!("ignoring an unreadable record: {e}");
-            None
-        }
-    }
-}
-
-fn save_record(instance: &Instance, record: &Record) {
-    // Without a record, stop falls back to ip alone: worth a warning, not
-    // a failed start.
-    if let Err(e) = instance.write_json(&instance.recordfile(), record) {
-        tracing::warn!("{e}; stop will go by ip alone");
-    }
-}
-
 /// Removes every copy of `ip` and of the recorded address, wherever it is.
 async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> Result<()> {
-    let record = load_record(instance);
+    let record = agent::load_record::<Record>(instance);
     let mut ips: Vec<IpAddr> = record.iter().map(|r| r.ip).chain(ip).collect();
     ips.dedup();
     for addr in nl.addresses(None).await? {
@@ -608,7 +593,7 @@ async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> R
             tracing::info!("removed {}/{} from {name}", addr.ip, addr.prefix);
         }
     }
-    let _ = std::fs::remove_file(instance.recordfile());
+    agent::forget_record(instance);
     Ok(())
 }
 
@@ -616,7 +601,7 @@ async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> R
 /// iflabel or mode now say, the address this resource put up comes down.
 async fn stop(nl: &Netlink, params: &Params, instance: &Instance) -> Result<Outcome> {
     let ip = params.str("ip").and_then(|s| parse_ip(s).ok());
-    if ip.is_none() && load_record(instance).is_none() {
+    if ip.is_none() && agent::load_record::<Record>(instance).is_none() {
         tracing::info!("ip does not parse and nothing was recorded: nothing of ours can be up");
         return Ok(Outcome::NotRunning);
     }

@@ -1,0 +1,112 @@
+//! The IPVS agents when their parameters change under them (lab VM): stop
+//! with parameters edited since start, or no longer valid, still removes
+//! what start created; reload of an identity parameter replaces the old
+//! object instead of leaving it; monitor never calls an object of ours
+//! "not running" while it is in the table.
+#![cfg(feature = "lab")]
+
+use lvs_tests::agent::{ocf, Call};
+use lvs_tests::topo::{wire, Host};
+
+fn agent(d: &Host, name: &str, action: &str, params: &[(&str, &str)]) -> Call {
+    let instance = format!("{name}-{}", d.ns);
+    ocf(&format!("lvs-{name}"), Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &instance)])
+}
+
+fn director() -> (Host, Host) {
+    let d = Host::new("dir");
+    let peer = Host::new("peer");
+    wire(&d, "eth0", Some("10.0.0.1/24"), &peer, "eth0", Some("10.0.0.2/24"));
+    d.must(&["ip", "route", "add", "192.168.7.0/24", "dev", "eth0"]);
+    (d, peer)
+}
+
+/// Service lines (`TCP  10.0.0.100:80 wrr`, `FWM  7 rr`) of `ipvsadm -Ln`.
+fn services(d: &Host) -> Vec<String> {
+    d.ipvsadm(&[])
+        .lines()
+        .filter(|l| ["TCP ", "UDP ", "SCTP ", "FWM "].iter().any(|p| l.starts_with(p)))
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn service_stop_with_invalid_parameters_deletes_the_service() {
+    let (d, _peer) = director();
+    for stale in [
+        vec![("service", "tcp:10.0.0.100:80"), ("scheduler", "fastest")],
+        vec![("service", "tcp:10.0.0.100:80"), ("netmask", "24")],
+        vec![("service", "tcp:10.0.0.100:80"), ("flags", "sh-port")],
+        vec![("service", "not a service")],
+    ] {
+        let c = agent(&d, "service", "start", &[("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr")]);
+        assert_eq!(c.code, 0, "{c:?}");
+        assert_eq!(services(&d), ["TCP 10.0.0.100:80"]);
+        let c = agent(&d, "service", "stop", &stale);
+        assert_eq!(c.code, 0, "stop with {stale:?}: {c:?}");
+        assert_eq!(services(&d), Vec::<String>::new(), "stop with {stale:?} left the service: {c:?}");
+    }
+}
+
+#[test]
+fn service_reload_of_the_family_replaces_the_fwmark_service() {
+    let (d, _peer) = director();
+    let v4 = [("service", "fwmark:7"), ("scheduler", "rr")];
+    let v6 = [("service", "fwmark:7"), ("scheduler", "rr"), ("family", "inet6")];
+    assert_eq!(agent(&d, "service", "start", &v4).code, 0);
+    let c = agent(&d, "service", "monitor", &v6);
+    assert_eq!(c.code, 1, "ours under the old family is up, not stopped: {c:?}");
+    let c = agent(&d, "service", "reload", &v6);
+    assert_eq!(c.code, 0, "{c:?}");
+    let table = d.ipvsadm(&[]);
+    assert_eq!(services(&d), ["FWM 7"], "{table}");
+    assert!(table.contains("FWM  7 IPv6 rr"), "the IPv6 one: {table}");
+    assert_eq!(agent(&d, "service", "monitor", &v6).code, 0);
+    // Stop with the old parameters still removes it (and any other).
+    assert_eq!(agent(&d, "service", "stop", &v4).code, 0);
+    assert_eq!(services(&d), Vec::<String>::new(), "{}", d.ipvsadm(&[]));
+}
+
+#[test]
+fn service_reload_applies_table_timeouts() {
+    let (d, _peer) = director();
+    let p = [("service", "tcp:10.0.0.100:80")];
+    assert_eq!(agent(&d, "service", "start", &p).code, 0);
+    let c = agent(&d, "service", "reload", &[("service", "tcp:10.0.0.100:80"), ("tcp_timeout", "777")]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let t = d.must(&["ipvsadm", "-L", "--timeout"]);
+    assert!(t.contains("(tcp tcpfin udp): 777 "), "{t}");
+    assert_eq!(agent(&d, "service", "stop", &p).code, 0);
+}
+
+#[test]
+fn sorry_reload_moves_the_fallback_and_stop_removes_every_one() {
+    let (d, _peer) = director();
+    let svc = [("service", "tcp:10.0.0.100:80")];
+    assert_eq!(agent(&d, "service", "start", &svc).code, 0);
+    let first = [("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80"), ("check_interval", "1")];
+    let c = agent(&d, "sorry", "start", &first);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(d.ipvsadm(&[]).contains("127.0.0.1:80"), "no reals: fallback in");
+
+    let second = [("service", "tcp:10.0.0.100:80"), ("fallback", "192.168.7.9:80"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "sorry", "reload", &second).code, 0);
+    let mut table = String::new();
+    for _ in 0..50 {
+        table = d.ipvsadm(&[]);
+        if table.contains("192.168.7.9:80") && !table.contains("127.0.0.1:80") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(table.contains("192.168.7.9:80"), "the new fallback: {table}");
+    assert!(!table.contains("127.0.0.1:80"), "the old one gone: {table}");
+
+    // Stop with a fallback that no longer parses: the recorded ones go.
+    let stale = [("service", "tcp:10.0.0.100:80"), ("fallback", "nowhere")];
+    let c = agent(&d, "sorry", "stop", &stale);
+    assert_eq!(c.code, 0, "{c:?}");
+    let table = d.ipvsadm(&[]);
+    assert!(!table.contains("192.168.7.9:80") && !table.contains("127.0.0.1:80"), "{table}");
+    assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
+}
