@@ -317,3 +317,41 @@ fn defaults_follow_the_route() {
     let o = same(&[], &[], &["start", "monitor", "stop"], &[("ip", "2001:db8:1234::2")]);
     assert_eq!(codes(&o), [0, 0, 0]);
 }
+
+#[test]
+fn ipv6_behind_a_gateway_fails_to_start_and_monitors_stopped() {
+    // findif reads every IPv6 route, gateway ones too, then IPaddr2 fails
+    // to add the VIP "on" the gateway; a recurring monitor says 7.
+    let via: &[&str] = &["ip", "-6", "route", "add", "2001:db8:99::/48", "via", "2001:db8:50::254"];
+    let o = same(&[via], &[], &["start", "monitor", "stop"], &[("ip", "2001:db8:99::5")]);
+    assert_eq!(codes(&o), [1, 7, 0]);
+}
+
+#[test]
+fn explicit_netmask_and_nic_with_a_matching_route() {
+    let o = same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "28"), ("nic", "eth0")]);
+    assert_eq!(o.addresses, [("eth0".into(), 28, None, None)]);
+    let o = same(&[], &[], &["start"], &[("ip", "2001:db8:1234::2"), ("cidr_netmask", "96"), ("nic", "eth0")]);
+    assert_eq!(o.addresses, [("eth0".into(), 96, None, None)]);
+}
+
+#[test]
+fn base_address_with_broadcast_is_inherited() {
+    let setup: &[&[&str]] =
+        &[NO_BASE4, &["ip", "addr", "add", "192.168.144.1/24", "brd", "192.168.144.255", "dev", "eth0"]];
+    let o = same(setup, &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "26")]);
+    assert_eq!(o.addresses, [("eth0".into(), 26, None, Some("192.168.144.255".into()))]);
+}
+
+/// Deliberately different: IPaddr2 adds a second copy of an address that
+/// is up on another interface; vip refuses (README, "Deliberately different").
+#[test]
+fn an_address_up_on_another_interface_is_refused_not_doubled() {
+    let setup: &[&[&str]] = &[&["ip", "addr", "add", "192.168.144.2/24", "dev", "eth1"]];
+    let params = [("ip", "192.168.144.2"), ("nic", "eth0")];
+    let (theirs, _) = run(std::path::Path::new(IPADDR2), setup, &[], &["start"], &params);
+    assert_eq!(theirs.addresses.len(), 2, "IPaddr2 doubles it: {theirs:?}");
+    let (ours, calls) = run(&bin("lvs-vip"), setup, &[], &["start"], &params);
+    assert_eq!(codes(&ours), [1], "{calls:?}");
+    assert_eq!(ours.addresses, [("eth1".into(), 24, None, None)], "{calls:?}");
+}

@@ -324,6 +324,15 @@ impl Vip {
         };
         let routes = nl.routes(self.ip.is_ipv4()).await?;
         let route = net::findif(&routes, self.ip, nic.as_ref().map(|l| l.index), self.prefix);
+        if let Some(r) = route.filter(|r| r.gateway && strict) {
+            // findif reads IPv6 routes of every scope, and IPaddr2 then
+            // fails to add the VIP on the gateway's name; say why instead.
+            return Err(Error::generic(format!(
+                "{} is reached through a gateway ({}/{}), not a connected subnet: \
+                 cannot tell the interface (set both nic and cidr_netmask)",
+                self.ip, r.dst, r.prefix
+            )));
+        }
         let (link, prefix) = match (route, nic, self.prefix) {
             (Some(r), Some(link), p) => (link, p.unwrap_or(r.prefix)),
             (Some(r), None, p) => {

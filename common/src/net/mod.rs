@@ -146,6 +146,8 @@ pub struct RouteEntry {
     pub local: bool,
     /// The preferred source (`src` in `ip route`): the base address.
     pub prefsrc: Option<IpAddr>,
+    /// Reached through a gateway (`via`), not directly connected.
+    pub gateway: bool,
 }
 
 const RT_TABLE_MAIN: u32 = 254;
@@ -254,6 +256,7 @@ impl Netlink {
             let mut dst = None;
             let mut oif = None;
             let mut prefsrc = None;
+            let mut gateway = false;
             for a in &r.attributes {
                 match a {
                     RouteAttribute::Table(t) => table = *t,
@@ -262,6 +265,7 @@ impl Netlink {
                     RouteAttribute::PrefSource(RouteAddress::Inet(a)) => prefsrc = Some(IpAddr::V4(*a)),
                     RouteAttribute::PrefSource(RouteAddress::Inet6(a)) => prefsrc = Some(IpAddr::V6(*a)),
                     RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => gateway = true,
                     _ => {}
                 }
             }
@@ -276,6 +280,7 @@ impl Netlink {
                     scope: u8::from(r.header.scope),
                     local,
                     prefsrc,
+                    gateway,
                 });
             }
         }
@@ -433,6 +438,7 @@ mod tests {
             scope: RT_SCOPE_LINK,
             local: false,
             prefsrc: None,
+            gateway: false,
         }
     }
 
@@ -458,7 +464,7 @@ mod tests {
         gw.scope = 0;
         assert_eq!(findif(&[gw], ip("10.1.2.3"), None, None), None, "IPv4 gateway routes are not connected");
         let mut gw6 = r("2001:db8:99::", 48, 2);
-        gw6.scope = 0;
+        (gw6.scope, gw6.gateway) = (0, true);
         assert_eq!(findif(&[gw6], ip("2001:db8:99::1"), None, None), Some(gw6), "IPv6 reads every scope");
         let host = r("192.0.2.5", 32, 1);
         assert_eq!(findif(&[host], ip("192.0.2.5"), None, None), None, "host routes have no prefix to give");
