@@ -4,5 +4,6 @@
 pub mod agent;
 pub mod cluster;
 pub mod fake;
+pub mod group;
 pub mod sniff;
 pub mod topo;

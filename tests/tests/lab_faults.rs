@@ -1,0 +1,129 @@
+//! Faults under Pacemaker (lab VM, real IPVS): the README group running,
+//! then an operator edits parameters with `crm_resource --set-parameter`.
+//! Whatever Pacemaker does with the edit (reload, restart, or a failed
+//! action and recovery), exactly one copy of each kernel object exists
+//! afterwards and the old one is gone, sampled all along the way.
+#![cfg(feature = "lab")]
+
+use std::time::{Duration, Instant};
+
+use lvs_tests::cluster::{must, wait_for, Cluster};
+use lvs_tests::group::{topology, CONFIG};
+use lvs_tests::topo::Host;
+use lvs_tests::topo::{daemon_pid, weights_in};
+
+/// Every copy of the VIP as (interface, prefix, label).
+fn vip_copies() -> Vec<(String, u64, String)> {
+    let v: serde_json::Value = serde_json::from_str(&must("ip", &["-j", "addr", "show"])).expect("ip -j");
+    let mut found = Vec::new();
+    for link in v.as_array().expect("array") {
+        for a in link["addr_info"].as_array().cloned().unwrap_or_default() {
+            if a["local"] == "10.0.0.100" {
+                found.push((
+                    link["ifname"].as_str().unwrap_or("").to_string(),
+                    a["prefixlen"].as_u64().unwrap_or(0),
+                    a["label"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// IPVS service lines for the VIP.
+fn vip_services() -> usize {
+    must("ipvsadm", &["-Ln"]).lines().filter(|l| l.starts_with("TCP  10.0.0.100:")).count()
+}
+
+/// Edits `param` of `rsc` and waits (up to `limit`) for `done`, checking
+/// at every sample that the VIP is never up twice nor the service doubled.
+fn edit(rsc: &str, param: &str, value: Option<&str>, limit: Duration, done: impl Fn() -> bool) {
+    match value {
+        Some(v) => must("crm_resource", &["-r", rsc, "-p", param, "-v", v]),
+        None => must("crm_resource", &["-r", rsc, "-d", param]),
+    };
+    let began = Instant::now();
+    loop {
+        let copies = vip_copies();
+        assert!(copies.len() <= 1, "{rsc} {param}={value:?}: the VIP is up twice: {copies:?}");
+        assert!(vip_services() <= 1, "{rsc} {param}={value:?}: two services:\n{}", must("ipvsadm", &["-Ln"]));
+        if done() {
+            return;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "{rsc} {param}={value:?}: not done in {limit:?}; VIP {copies:?}\n{}",
+            must("crm_mon", &["-1", "-r"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The group is up and clients get answers (the exact split is
+/// lab_pacemaker's business; under load a check may flap a real).
+fn serving(cluster: &Cluster, client: &Host) {
+    for r in ["vip", "web", "reals", "sorry"] {
+        cluster.wait_role(r, "Started", Duration::from_secs(120));
+    }
+    wait_for("both reals weighted", Duration::from_secs(30), || {
+        let w = weights_in(&must("ipvsadm", &["-Ln"]));
+        (w.get("192.168.7.10:80") == Some(&1) && w.get("192.168.7.20:80") == Some(&2)).then_some(())
+    });
+    let c = client.requests("10.0.0.100:80", 10);
+    assert_eq!(c.get("failed"), None, "{c:?}");
+}
+
+fn vip_is(cluster: &Cluster, want: (&str, u64, &str)) -> bool {
+    cluster.role("vip").as_deref() == Some("Started")
+        && vip_copies() == [(want.0.to_string(), want.1, want.2.to_string())]
+}
+
+#[test]
+fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
+    let t = topology();
+    let cluster = Cluster::start();
+    let cfg = std::env::temp_dir().join("lvs-faults.crm");
+    std::fs::write(&cfg, CONFIG).expect("config");
+    must("crm", &["configure", "load", "update", cfg.to_str().expect("path")]);
+    serving(&cluster, &t.client);
+    assert_eq!(vip_copies(), [("lvsd0".to_string(), 24, "lvsd0".to_string())]);
+    let limit = Duration::from_secs(60);
+
+    // Each identity parameter of the VIP: the address follows the edit.
+    // (mode=realserver would set arp_ignore for the whole VM; the host
+    // test vip_change covers it.)
+    edit("vip", "nic", Some("lvsd1"), limit, || vip_is(&cluster, ("lvsd1", 24, "lvsd1")));
+    edit("vip", "cidr_netmask", Some("25"), limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1")));
+    edit("vip", "iflabel", Some("web"), limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1:web")));
+    edit("vip", "iflabel", None, limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1")));
+    edit("vip", "cidr_netmask", Some("24"), limit, || vip_is(&cluster, ("lvsd1", 24, "lvsd1")));
+    edit("vip", "nic", Some("lvsd0"), limit, || vip_is(&cluster, ("lvsd0", 24, "lvsd0")));
+    serving(&cluster, &t.client);
+
+    // The service's scheduler changes in place; the reals stay.
+    edit("web", "scheduler", Some("rr"), limit, || must("ipvsadm", &["-Ln"]).contains("TCP  10.0.0.100:80 rr"));
+    // Both reals still there (a check may flap a weight under load).
+    let w = weights_in(&must("ipvsadm", &["-Ln"]));
+    assert!(w.contains_key("192.168.7.10:80") && w.contains_key("192.168.7.20:80"), "{w:?}");
+
+    // An edit no node can carry out: the failed action and Pacemaker's
+    // recovery stop must take the VIP down, not leave it up unmanaged.
+    edit("vip", "cidr_netmask", Some("33"), limit, || {
+        vip_copies().is_empty() && cluster.role("vip").as_deref() != Some("Started")
+    });
+    println!("after cidr_netmask=33:\n{}", cluster.status());
+    edit("vip", "cidr_netmask", Some("24"), limit, || true);
+    must("crm_resource", &["--cleanup", "-r", "vip"]);
+    serving(&cluster, &t.client);
+    assert_eq!(vip_copies(), [("lvsd0".to_string(), 24, "lvsd0".to_string())]);
+
+    // Everything stops and leaves nothing: no VIP, no service, no daemon.
+    must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);
+    for r in ["sorry", "reals", "web", "vip"] {
+        cluster.wait_role(r, "Stopped", Duration::from_secs(60));
+    }
+    wait_for("nothing left", Duration::from_secs(10), || {
+        (vip_copies().is_empty() && vip_services() == 0).then_some(())
+    });
+    assert!(daemon_pid("realservers-reals").is_none() && daemon_pid("sorry-sorry").is_none(), "no daemon left");
+}
