@@ -110,3 +110,25 @@ fn sorry_reload_moves_the_fallback_and_stop_removes_every_one() {
     assert!(!table.contains("192.168.7.9:80") && !table.contains("127.0.0.1:80"), "{table}");
     assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
 }
+
+#[test]
+fn sorry_leaves_as_soon_as_a_real_has_weight() {
+    let (d, _peer) = director();
+    let svc = [("service", "tcp:10.0.0.100:80")];
+    assert_eq!(agent(&d, "service", "start", &svc).code, 0);
+    // check_interval 60 s: the fallback must still leave at once (under
+    // emulation a process start alone costs up to a second here).
+    let p = [("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80"), ("check_interval", "60")];
+    assert_eq!(agent(&d, "sorry", "start", &p).code, 0);
+    assert!(d.ipvsadm(&[]).contains("127.0.0.1:80"), "no reals: fallback in");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.10:80", "-m", "-w", "1"]);
+    let began = std::time::Instant::now();
+    while d.ipvsadm(&[]).contains("127.0.0.1:80") {
+        assert!(began.elapsed() < std::time::Duration::from_secs(10), "fallback still in: {}", d.ipvsadm(&[]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    println!("fallback out {:?} after a real got weight (check_interval 60 s)", began.elapsed());
+    assert_eq!(agent(&d, "sorry", "stop", &p).code, 0);
+    assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
+}
