@@ -322,7 +322,18 @@ async fn external() {
     let marker = format!("/nonexistent/lvs-probe-marker-{}", std::process::id());
     let lock = std::env::temp_dir().join(format!("lvs-probe-flock-{}", std::process::id()));
     let spec = format!("external command='/usr/bin/flock {} /usr/bin/tail -f /dev/null {marker}'", lock.display());
-    let (o, took) = run_on(&spec, &t).await;
+    // While it runs, both flock and its child tail exist (they carry the
+    // marker); otherwise "all gone afterwards" would prove nothing.
+    let watch = async {
+        let mut most = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            most = most.max(fake::process_with_arg(&marker).len());
+        }
+        most
+    };
+    let ((o, took), most) = tokio::join!(run_on(&spec, &t), watch);
+    assert_eq!(most, 2, "flock and its child tail were running");
     down(o, "timeout after 1s");
     assert!(took >= T - Duration::from_millis(50));
     assert!(
@@ -349,7 +360,11 @@ async fn hung_backends_do_not_serialize_the_others() {
     let reports = sched.round(&jobs).await;
     let took = start.elapsed();
     assert!(took < 2 * T, "a round of 200 with 20 hung took {took:?}");
+    // One report per real, in order, each from a check that ran (round
+    // pads a lost one with "check task failed" and no elapsed time).
+    assert_eq!(reports.iter().map(|r| r.key).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
     for r in &reports {
+        assert!(r.elapsed > Duration::ZERO, "real {}: {:?}", r.key, r.outcome);
         if r.key % 10 == 3 {
             down(r.outcome.clone(), "timeout after 1s");
         } else {

@@ -31,6 +31,16 @@ fn vip(h: &Host, action: &str, params: &[(&str, &str)]) -> Call {
     ocf("lvs-vip", Some(&h.ns), action, params, &[])
 }
 
+/// An action with `HA_LOGFILE` set: the call and what it logged.
+fn vip_logged(h: &Host, action: &str, params: &[(&str, &str)]) -> (Call, String) {
+    let log = std::env::temp_dir().join(format!("lvs-vip-{}-{action}.log", h.ns));
+    let _ = std::fs::remove_file(&log);
+    let c = ocf("lvs-vip", Some(&h.ns), action, params, &[("HA_LOGFILE", log.to_str().expect("path"))]);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    (c, text)
+}
+
 /// (prefix, label) of `ip` on `dev`, from `ip -j addr`.
 fn addr_on(h: &Host, dev: &str, ip: &str) -> Option<(u64, Option<String>)> {
     let out = h.must(&["ip", "-j", "addr", "show", "dev", dev]);
@@ -72,13 +82,20 @@ fn start_announces_monitor_sees_stop_removes() {
         assert_eq!((a.eth_src, a.sender_mac), (mac, mac));
         assert_eq!(a.eth_dst, [0xff; 6]);
         assert_eq!(a.target_ip, Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(a.target_mac, [0xff; 6], "target MAC broadcast, as arping -U sends it");
     }
-    // The RFC 5227 probe went out first, from 0.0.0.0.
-    assert!(
-        got.arp.iter().any(|a| a.sender_ip.is_unspecified() && a.target_ip == Ipv4Addr::new(192, 0, 2, 100)),
-        "{:?}",
-        got.arp
-    );
+    // The RFC 5227 probes (three) went out before the first GARP: "who has
+    // the VIP?" from 0.0.0.0, target MAC unknown.
+    let vip_ip = Ipv4Addr::new(192, 0, 2, 100);
+    let probes: Vec<usize> = (0..got.arp.len()).filter(|&i| got.arp[i].sender_ip.is_unspecified()).collect();
+    assert_eq!(probes.len(), 3, "{:?}", got.arp);
+    for &i in &probes {
+        let a = &got.arp[i];
+        assert_eq!((a.op, a.target_ip, a.target_mac), (ArpOp::Request, vip_ip, [0; 6]), "{a:?}");
+        assert_eq!((a.eth_src, a.sender_mac, a.eth_dst), (mac, mac, [0xff; 6]), "{a:?}");
+    }
+    let first_garp = got.arp.iter().position(|a| a.sender_ip == vip_ip);
+    assert!(probes.iter().all(|&i| Some(i) < first_garp), "probes precede the first GARP: {:?}", got.arp);
 
     assert_eq!(vip(&d, "start", &params).code, 0, "second start");
     assert_eq!(vip(&d, "monitor", &params).code, 0);
@@ -168,6 +185,7 @@ fn ipv6_waits_for_dad_and_sends_neighbor_advertisements() {
         assert_eq!(n.flags, 0x20, "override, not solicited, not router");
         assert_eq!(n.option_mac, Some(mac));
         assert_eq!(n.src, target, "sent from the VIP itself");
+        assert_eq!(n.eth_src, mac, "from the director's interface");
     }
     assert_eq!(vip(&d, "monitor", &params).code, 0);
     assert_eq!(vip(&d, "stop", &params).code, 0);
@@ -188,8 +206,24 @@ fn duplicate_guard_refuses_or_warns() {
     let peer_mac = lvs_common::net::format_mac(&mac_of(&p, "eth0"));
     assert!(c.stderr.contains(&peer_mac), "names the other host's MAC: {c:?}");
     assert_eq!(addr_on(&d, "eth0", "192.0.2.110"), None, "nothing configured");
+    // ignore: no probe on the wire, no warning, the address taken.
+    let ignore = [("ip", "192.0.2.110"), ("nic", "eth0"), ("on_duplicate", "ignore"), ("arp_count", "0")];
+    let cap = capture(&p.ns, "eth0", Duration::from_millis(800));
+    let (c, log) = vip_logged(&d, "start", &ignore);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(!log.contains(&peer_mac), "ignore says nothing about the peer: {log}");
+    let got = cap.recv().expect("capture");
+    assert!(got.arp.iter().all(|a| !a.sender_ip.is_unspecified()), "ignore sends no probe: {:?}", got.arp);
+    assert_eq!(vip(&d, "stop", &ignore).code, 0);
+    assert_eq!(addr_on(&d, "eth0", "192.0.2.110"), None);
+    // warn (the default): the same address taken, with a warning that names the peer.
     let warn = [("ip", "192.0.2.110"), ("nic", "eth0"), ("arp_count", "0")];
-    assert_eq!(vip(&d, "start", &warn).code, 0, "default warn takes it anyway");
+    let (c, log) = vip_logged(&d, "start", &warn);
+    assert_eq!(c.code, 0, "default warn takes it anyway: {c:?}");
+    assert!(
+        log.lines().any(|l| l.contains("WARN") && l.contains(&peer_mac) && l.contains("on_duplicate=warn")),
+        "warns with the other host's MAC: {log}"
+    );
     assert!(addr_on(&d, "eth0", "192.0.2.110").is_some());
     // Nobody holds .111: refuse starts normally.
     assert_eq!(vip(&d, "start", &[("ip", "192.0.2.111"), ("nic", "eth0"), ("on_duplicate", "refuse")]).code, 0);
@@ -227,13 +261,47 @@ fn realserver_mode_holds_the_vip_on_lo_without_arp() {
         cap.recv().expect("capture").arp.iter().all(|a| a.sender_ip != Ipv4Addr::new(192, 0, 2, 130)),
         "never announced"
     );
-    // The peer asks who has the VIP: the real server keeps quiet.
-    let (ok, out) = p.run(&["ping", "-c", "1", "-W", "1", "192.0.2.130"]);
-    assert!(!ok, "no ARP answer for a DR VIP: {out}");
+    // The peer asks who has the VIP: the real server keeps quiet, while it
+    // answers for its own eth0 address. Judged from the frames and the
+    // peer's neighbour table, not from a tool's exit status.
+    assert!(arp_asked_and_answered(&d, &p, Ipv4Addr::new(192, 0, 2, 1)), "control: eth0's own address");
+    assert!(!arp_asked_and_answered(&d, &p, Ipv4Addr::new(192, 0, 2, 130)), "no ARP answer for a DR VIP");
     assert_eq!(vip(&d, "monitor", &params).code, 0);
     assert_eq!(vip(&d, "stop", &params).code, 0);
     assert_eq!(addr_on(&d, "lo", "192.0.2.130"), None);
     assert_eq!(d.must(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"]).trim(), "1", "sysctls are left set");
+}
+
+/// Makes `from` resolve `ip` (a datagram to it: the kernel asks by ARP
+/// first), checks that `to` received the question, and returns whether
+/// an answer came back, as the frames on `from`'s wire and its neighbour
+/// table both say.
+fn arp_asked_and_answered(to: &Host, from: &Host, ip: Ipv4Addr) -> bool {
+    let asked = capture(&to.ns, "eth0", Duration::from_millis(1500));
+    let heard = capture(&from.ns, "eth0", Duration::from_millis(1500));
+    from.within(|| {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        s.send_to(b"?", (ip, 9)).expect("send");
+    });
+    let (asked, heard) = (asked.recv().expect("capture"), heard.recv().expect("capture"));
+    assert!(
+        asked
+            .arp
+            .iter()
+            .any(|a| a.op == ArpOp::Request && a.target_ip == ip && a.sender_ip == Ipv4Addr::new(192, 0, 2, 2)),
+        "the question for {ip} reached {}: {:?}",
+        to.ns,
+        asked.arp
+    );
+    let replies = heard.arp.iter().filter(|a| a.op == ArpOp::Reply && a.sender_ip == ip).count();
+    let neigh = from.must(&["ip", "-j", "neigh", "show", "to", &ip.to_string(), "dev", "eth0"]);
+    let v: serde_json::Value = serde_json::from_str(&neigh).expect("ip -j neigh");
+    let lladdr = v.as_array().and_then(|a| a.first()).and_then(|e| e["lladdr"].as_str()).map(String::from);
+    assert_eq!(replies > 0, lladdr.is_some(), "frames and neighbour table disagree: {replies} replies, {neigh}");
+    if let Some(mac) = lladdr {
+        assert_eq!(mac, lvs_common::net::format_mac(&mac_of(to, "eth0")), "{neigh}");
+    }
+    replies > 0
 }
 
 #[test]

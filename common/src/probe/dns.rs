@@ -185,11 +185,14 @@ mod tests {
         for cut in 0..m.len() {
             assert_eq!(decode_reply(&m[..cut], 7, DnsType::A), None, "truncated at {cut}");
         }
-        // A compression loop must end, not spin.
+        // A compression loop must end, not spin: decoded on a thread so that
+        // a regression fails here instead of hanging the test run.
         let mut looped = reply(7, 0, &[(1, &[192, 0, 2, 1])]);
         looped[12] = 0xc0;
         looped[13] = 12;
-        let _ = decode_reply(&looped, 7, DnsType::A);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(decode_reply(&looped, 7, DnsType::A)));
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(), "a compression loop hangs the decoder");
         // Label lengths with the reserved 0x40/0x80 bits.
         let mut odd = m.clone();
         odd[12] = 0x41;

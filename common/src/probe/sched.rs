@@ -583,7 +583,9 @@ mod tests {
         let runner = s.run(jobs, Duration::from_millis(100), tx);
         let reader = async move {
             let (mut spans, mut passed, mut failed) = (Vec::new(), 0, 0);
-            while let Some(r) = rx.recv().await {
+            // Ends at `until` even when no report comes.
+            let end = TokioInstant::from_std(t0 + until);
+            while let Ok(Some(r)) = tokio::time::timeout_at(end, rx.recv()).await {
                 if r.started >= t0 + from {
                     spans.push((r.started, r.started + r.elapsed));
                     if r.outcome.is_up() {
@@ -616,8 +618,13 @@ mod tests {
         assert_eq!(passed, 0);
         // A runtime late by 80 ms a turn (target 50 ms): the bound falls
         // to the floor and checks wait to start instead of timing out.
-        let (late, _, _) = most_in_flight(Backend::Silent, Some(Duration::from_millis(80)), from, until).await;
+        let (late, passed, failed) =
+            most_in_flight(Backend::Silent, Some(Duration::from_millis(80)), from, until).await;
         assert!(late <= FLOOR * 2, "late, most in flight: {late}");
+        // ...and checks still run (none started would pass the line above):
+        // measured 17 timed out in the window; half the floor is the bound.
+        assert_eq!(passed, 0);
+        assert!(failed >= 8, "late, checks that started and timed out: {failed}");
     }
 
     #[tokio::test]
