@@ -110,9 +110,9 @@ fn main() -> std::process::ExitCode {
                 // The daemon goes first, whatever the parameters say now.
                 let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
                 sup.stop(ctx.timeout)?;
-                let cfg = Config::from_params(&ctx.params)?;
-                if cfg.cleanstop {
-                    cfg.remove_all()?;
+                let removal = Removal::from_params(&ctx.params)?;
+                if removal.cleanstop {
+                    removal.remove_all()?;
                 }
                 return Ok(Outcome::NotRunning);
             }
@@ -147,23 +147,23 @@ struct Config {
     fall: u32,
     initial: Initial,
     quiescent: bool,
-    cleanstop: bool,
     checkport: Option<u16>,
     source: Option<std::net::IpAddr>,
     node_attribute: Option<String>,
 }
 
-/// The check options the parameters set explicitly, in probe's words.
-fn check_options(p: &Params, request: Option<&str>, receive: Option<&str>) -> Result<Vec<(String, String)>> {
+/// The check options the parameters set explicitly, in probe's words,
+/// but request and receive, which a real may override: those go in at the
+/// returned position (keeping the order the check's name shows).
+fn check_options(p: &Params) -> Result<(Vec<(String, String)>, usize)> {
     let mut o: Vec<(String, String)> = Vec::new();
+    let texts_at = usize::from(p.str("check_service").is_some());
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
             o.push((k.to_string(), v.to_string()));
         }
     };
     put("service", p.str("check_service"));
-    put("request", request.or(p.str("request")));
-    put("receive", receive.or(p.str("receive")));
     put("virtualhost", p.str("virtualhost"));
     if p.is_explicit("http_method") {
         put("method", p.str("http_method"));
@@ -176,7 +176,41 @@ fn check_options(p: &Params, request: Option<&str>, receive: Option<&str>) -> Re
             .ok_or_else(|| Error::configured(format!("check_options: '{word}' is not key=value")))?;
         o.push((k.to_string(), v.to_string()));
     }
-    Ok(o)
+    Ok((o, texts_at))
+}
+
+/// What stop needs, and nothing else: a check parameter that no longer
+/// parses (a `ca=` file since removed) must not keep our reals in the table.
+struct Removal {
+    service: ServiceKey,
+    owned: BTreeSet<SocketAddr>,
+    cleanstop: bool,
+}
+
+impl Removal {
+    fn from_params(p: &Params) -> Result<Removal> {
+        let service = agent::service_key(p)?;
+        let owned = reals::parse(p.str("real").unwrap_or_default(), &service)?
+            .iter()
+            .map(|r| r.destination.endpoint())
+            .collect();
+        Ok(Removal { service, owned, cleanstop: p.flag("cleanstop") })
+    }
+
+    /// cleanstop: our destinations leave the table; others stay.
+    fn remove_all(&self) -> Result<()> {
+        if !agent::ipvs_loaded() {
+            return Ok(());
+        }
+        let ipvs = IpvsClient::connect()?;
+        match ipvs.reconcile_destinations(&self.service, &self.owned, &[]) {
+            Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -184,19 +218,36 @@ impl Config {
         let service = agent::service_key(p)?;
         let reals = reals::parse(p.str("real").unwrap_or_default(), &service)?;
         let kind = p.str("check").unwrap_or("connect");
-        let build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
-            let opts = check_options(p, req, rcv)?;
-            let pairs: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            Check::from_options(kind, &pairs).map(Arc::new)
+        let (base, texts_at) = check_options(p)?;
+        let (request, receive) = (p.str("request"), p.str("receive"));
+        // One check per distinct request/receive pair, built once and
+        // shared; `parsed` shares compiled regexes and CA files between them.
+        let mut parsed = probe::spec::Shared::default();
+        let mut build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
+            let mut pairs: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let texts = [("request", req.or(request)), ("receive", rcv.or(receive))];
+            let texts = texts.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+            pairs.splice(texts_at..texts_at, texts);
+            Check::from_options_shared(kind, &pairs, &mut parsed).map(Arc::new)
         };
         let shared = build(None, None)?;
-        let checks = reals
-            .iter()
-            .map(|r| match (&r.request, &r.receive) {
-                (None, None) => Ok(shared.clone()),
-                (req, rcv) => build(req.as_deref(), rcv.as_deref()),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        type Texts = (Option<Arc<str>>, Option<Arc<str>>);
+        let mut built: HashMap<Texts, Arc<Check>> = HashMap::new();
+        let mut checks = Vec::with_capacity(reals.len());
+        for r in &reals {
+            let check = match (&r.request, &r.receive) {
+                (None, None) => shared.clone(),
+                texts => match built.get(&(texts.0.clone(), texts.1.clone())) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = build(r.request.as_deref(), r.receive.as_deref())?;
+                        built.insert((r.request.clone(), r.receive.clone()), c.clone());
+                        c
+                    }
+                },
+            };
+            checks.push(check);
+        }
         // fwmark reals may have no port; a check then needs checkport.
         let needs_port =
             !matches!(shared.kind, CheckKind::On | CheckKind::Off | CheckKind::Ping | CheckKind::External(_));
@@ -223,7 +274,6 @@ impl Config {
             fall: p.int("fall").unwrap_or(1) as u32,
             initial: if p.str("initial_state") == Some("up") { Initial::Up } else { Initial::Down },
             quiescent: p.flag("quiescent"),
-            cleanstop: p.flag("cleanstop"),
             checkport: p.int("checkport").map(|n| n as u16),
             source,
             node_attribute: p.str("node_attribute").map(String::from),
@@ -268,21 +318,6 @@ impl Config {
                 Job { key: d.endpoint(), target, check: check.clone() }
             })
             .collect()
-    }
-
-    /// cleanstop: our destinations leave the table; others stay.
-    fn remove_all(&self) -> Result<()> {
-        if !agent::ipvs_loaded() {
-            return Ok(());
-        }
-        let ipvs = IpvsClient::connect()?;
-        match ipvs.reconcile_destinations(&self.service, &self.owned(), &[]) {
-            Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        Ok(())
     }
 }
 
@@ -622,7 +657,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.reals.len(), 2);
-        assert!(c.quiescent && c.cleanstop);
+        assert!(c.quiescent);
         assert_eq!((c.interval, c.timeout, c.rise, c.fall), (Duration::from_secs(5), Duration::from_secs(5), 1, 1));
         assert!(Arc::ptr_eq(&c.checks[0], &c.checks[1]), "reals without overrides share one check");
         assert!(c.checks[0].to_string().contains("/test.html"), "{}", c.checks[0]);
@@ -696,5 +731,60 @@ mod tests {
         assert_eq!(s.healthy, 1);
         assert_eq!(s.reals[0].weight, Some(3));
         assert_eq!(s.reals[1].weight, Some(0));
+    }
+
+    fn http_of(c: &Check) -> &probe::HttpCheck {
+        match &c.kind {
+            CheckKind::Http(h) => h,
+            other => panic!("not an http check: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_distinct_check_is_built_once_and_shared() {
+        // 256 reals of one range with their own request/receive: one check.
+        let c = cfg(&[
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", r#"10.0.0.0->10.0.0.255:80 gate 1 "/id" "^ok""#),
+            ("check", "http"),
+        ])
+        .unwrap();
+        assert_eq!(c.checks.len(), 256);
+        assert!(c.checks.iter().all(|k| Arc::ptr_eq(k, &c.checks[0])), "each real of the range has its own check");
+        // Entries with equal overrides share a check; different requests
+        // with one receive share its compiled regex, and one CA file is read once.
+        let ca = lvs_tests::fake::test_cert().pem_path.display().to_string();
+        let c = cfg(&[
+            ("service", "tcp:10.0.0.100:443"),
+            ("real", r#"10.0.0.1 gate 1 "/a" "^ok", 10.0.0.2 gate 1 "/b" "^ok", 10.0.0.3 gate 1 "/a" "^ok""#),
+            ("check", "https"),
+            ("check_options", &format!("verify=yes ca={ca}")),
+        ])
+        .unwrap();
+        assert!(Arc::ptr_eq(&c.checks[0], &c.checks[2]));
+        assert!(!Arc::ptr_eq(&c.checks[0], &c.checks[1]));
+        let (a, b) = (http_of(&c.checks[0]), http_of(&c.checks[1]));
+        assert_eq!((a.path.as_str(), b.path.as_str()), ("/a", "/b"));
+        let (ra, rb) = (a.receive.as_ref().unwrap(), b.receive.as_ref().unwrap());
+        assert!(std::ptr::eq(ra.as_str().as_ptr(), rb.as_str().as_ptr()), "the regex was compiled twice");
+        assert!(Arc::ptr_eq(a.ca.as_ref().unwrap(), b.ca.as_ref().unwrap()), "the CA file was read twice");
+    }
+
+    #[test]
+    fn stop_needs_only_the_service_and_the_reals() {
+        // The CA file is gone since start: the check no longer parses, yet
+        // stop must still know which reals to remove.
+        let stale = [
+            ("service", "tcp:10.0.0.100:443"),
+            ("real", "192.168.7.10, 192.168.7.20"),
+            ("check", "https"),
+            ("check_options", "verify=yes ca=/nonexistent/lvs-ca.pem"),
+            ("receive", "("),
+        ];
+        let p = Params::parse_lenient(&SPEC, &stale.map(|(k, v)| (k.to_string(), v.to_string()))).0;
+        assert!(matches!(Config::from_params(&p), Err(Error::Configured(_))));
+        let r = Removal::from_params(&p).unwrap();
+        assert!(r.cleanstop);
+        assert_eq!(r.owned.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["192.168.7.10:443", "192.168.7.20:443"]);
     }
 }
