@@ -13,14 +13,26 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use md5::{Digest, Md5};
 use reqwest::header::{CONNECTION, HOST};
+use tokio::sync::Semaphore;
 
 use super::spec::{CaFile, HttpCheck, HttpMethod};
 use super::{io_reason, Target};
 
 type R<T = ()> = std::result::Result<T, String>;
 
-/// Bodies are read (for `receive` or `digest`) up to this size.
-const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Bodies are read (for `receive` or `digest`) up to this size: plenty
+/// for a status page, and a real sending an endless body costs no more.
+pub const MAX_BODY: usize = 128 * 1024;
+
+/// Memory all bodies being read at once may take, however many reals send
+/// endless ones. A body reserves its declared length (MAX_BODY when it has
+/// none or more) before its first byte is read, all at once, so that
+/// checks never wait on each other's partial reservations; a check waits
+/// for its share on its timeout's clock.
+pub const BODY_BUDGET: usize = 8 << 20;
+
+/// BODY_BUDGET, counted in KiB.
+static BODIES: Semaphore = Semaphore::const_new(BODY_BUDGET >> 10);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -110,22 +122,55 @@ pub async fn check(target: &Target, h: &HttpCheck) -> R {
     if h.receive.is_none() && h.digest.is_none() {
         return Ok(());
     }
-    let mut body = Vec::new();
+    body(scheme, &mut resp, h).await
+}
+
+/// Reads the body as `receive` and `digest` need it: hashed as it comes,
+/// and only the first MAX_BODY bytes kept, for `receive`, which matches
+/// against them (a longer body is cut there; `digest` then fails, as it
+/// cannot see the whole body).
+async fn body(scheme: &str, resp: &mut reqwest::Response, h: &HttpCheck) -> R {
+    let declared = resp.content_length().and_then(|n| usize::try_from(n).ok());
+    let want = declared.unwrap_or(MAX_BODY).min(MAX_BODY);
+    let kib = u32::try_from(want.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    // Never closed, so acquiring cannot fail; no share means no read.
+    let _share = BODIES.acquire_many(kib).await.map_err(|_| format!("{scheme}: no body budget"))?;
+    let mut md5 = h.digest.map(|_| Md5::new());
+    let mut window: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut complete = true;
     while let Some(chunk) = resp.chunk().await.map_err(|e| reason(scheme, &e))? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("body larger than {} MiB", MAX_BODY >> 20));
+        let take = chunk.len().min(MAX_BODY - total);
+        total += take;
+        if let Some(md5) = &mut md5 {
+            md5.update(&chunk[..take]);
         }
-        body.extend_from_slice(&chunk);
+        if h.receive.is_some() && take > 0 {
+            // Exact growth: the window never holds more than MAX_BODY.
+            let grow = (window.len() + take).max(window.capacity().saturating_mul(2)).min(want.max(total));
+            window.reserve_exact(grow.saturating_sub(window.len()));
+            window.extend_from_slice(&chunk[..take]);
+        }
+        if take < chunk.len() {
+            complete = false;
+            break;
+        }
     }
-    if let Some(want) = &h.digest {
-        let got: [u8; 16] = Md5::digest(&body).into();
+    if let (Some(md5), Some(want)) = (md5, &h.digest) {
+        if !complete {
+            return Err(format!("body larger than {} KiB: no digest", MAX_BODY >> 10));
+        }
+        let got: [u8; 16] = md5.finalize().into();
         if &got != want {
             return Err(format!("body md5 {} is not {}", hex(&got), hex(want)));
         }
     }
     if let Some(re) = &h.receive {
-        if !re.is_match(&body) {
-            return Err(format!("body does not match /{}/", re.as_str()));
+        if !re.is_match(&window) {
+            return Err(match complete {
+                true => format!("body does not match /{}/", re.as_str()),
+                false => format!("the first {} KiB of the body do not match /{}/", MAX_BODY >> 10, re.as_str()),
+            });
         }
     }
     Ok(())
