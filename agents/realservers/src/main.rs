@@ -110,6 +110,7 @@ fn main() -> std::process::ExitCode {
                 // The daemon goes first, whatever the parameters say now.
                 let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
                 sup.stop(ctx.timeout)?;
+                let _ = std::fs::remove_file(faultfile(&instance));
                 let removal = Removal::from_params(&ctx.params)?;
                 if removal.cleanstop {
                     removal.remove_all()?;
@@ -327,7 +328,11 @@ fn unix(t: SystemTime) -> u64 {
 
 fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -> Result<Outcome> {
     let outcome = sup.monitor()?;
-    if outcome != Outcome::Running || ctx.check_level < 10 {
+    if outcome != Outcome::Running {
+        return Ok(outcome);
+    }
+    kernel_fault(instance)?;
+    if ctx.check_level < 10 {
         return Ok(outcome);
     }
     let (state, _): (State, _) =
@@ -380,12 +385,42 @@ fn publish_attribute(name: &str, healthy: usize) -> bool {
     }
 }
 
+/// Routine passes in a row whose kernel writes fail before monitor fails:
+/// one may lose a race with another agent; three mean a table we cannot keep.
+const KERNEL_FAILURES_FATAL: u32 = 3;
+
+/// Where the daemon leaves the reason monitor must fail with, while its
+/// kernel writes keep failing (a small file: monitor reads no state).
+fn faultfile(instance: &Instance) -> std::path::PathBuf {
+    instance.statefile().with_extension("fault")
+}
+
+/// Whether monitor should fail for kernel writes, and why.
+fn kernel_fault(instance: &Instance) -> Result<()> {
+    match instance.read_json::<String>(&faultfile(instance))? {
+        Some((reason, _)) => Err(Error::generic(reason)),
+        None => Ok(()),
+    }
+}
+
+/// What went wrong bringing the kernel in line with the health state.
+#[derive(Debug)]
+struct Problem {
+    text: String,
+    /// A write failed; otherwise the service is absent and we wait for it.
+    write_failed: bool,
+}
+
 /// Health per real, carried across reloads for reals that stay.
 struct Daemon {
     cfg: Config,
     health: HashMap<SocketAddr, Health>,
     since: HashMap<SocketAddr, SystemTime>,
     published: Option<usize>,
+    /// Routine passes in a row whose writes failed.
+    kernel_failures: u32,
+    /// Whether the fault file is there.
+    faulted: bool,
 }
 
 impl Daemon {
@@ -405,7 +440,7 @@ impl Daemon {
             since.entry(ep).or_insert_with(SystemTime::now);
         }
         since.retain(|ep, _| health.contains_key(ep));
-        Ok(Daemon { cfg, health, since, published: None })
+        Ok(Daemon { cfg, health, since, published: None, kernel_failures: 0, faulted: false })
     }
 
     fn is_up(&self, ep: SocketAddr) -> bool {
@@ -432,10 +467,29 @@ impl Daemon {
     /// The kernel table, the state file and the node attribute brought in
     /// line with the health state. Only a state file that cannot be
     /// written is fatal (monitor would call us hung anyway).
-    fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance) -> Result<()> {
-        let error = self.apply(ipvs);
-        let state = self.state(error);
+    /// `routine`: the pass of an interval, which counts towards failing
+    /// monitor (passes prompted by changes come in bursts; they do not).
+    fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
+        let problem = self.apply(ipvs);
+        let fault = self.count(problem.as_ref(), routine);
+        let state = self.state(problem.map(|p| p.text));
         instance.write_json(&instance.statefile(), &state)?;
+        match fault {
+            Some(reason) if !self.faulted => {
+                tracing::error!("{reason}: monitor fails until a write succeeds");
+                instance.write_json(&faultfile(instance), &reason)?;
+                self.faulted = true;
+            }
+            None if self.faulted => {
+                tracing::info!("kernel writes to {} succeed again", self.cfg.service);
+                match std::fs::remove_file(faultfile(instance)) {
+                    Ok(()) => self.faulted = false,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.faulted = false,
+                    Err(e) => tracing::warn!("removing {}: {e}", faultfile(instance).display()),
+                }
+            }
+            _ => {}
+        }
         if let Some(name) = &self.cfg.node_attribute {
             if self.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
                 self.published = Some(state.healthy);
@@ -478,8 +532,22 @@ impl Daemon {
         }
     }
 
+    /// Counts a pass; the reason monitor must fail with, once kernel writes
+    /// have failed KERNEL_FAILURES_FATAL routine passes in a row.
+    fn count(&mut self, problem: Option<&Problem>, routine: bool) -> Option<String> {
+        match problem {
+            Some(p) if p.write_failed => self.kernel_failures += u32::from(routine),
+            _ => self.kernel_failures = 0,
+        }
+        let p = problem.filter(|_| self.kernel_failures >= KERNEL_FAILURES_FATAL)?;
+        Some(format!(
+            "kernel writes to {} failed {} passes in a row: {}",
+            self.cfg.service, self.kernel_failures, p.text
+        ))
+    }
+
     /// Makes the kernel match the health state; returns a problem to report.
-    fn apply(&self, ipvs: &IpvsClient) -> Option<String> {
+    fn apply(&self, ipvs: &IpvsClient) -> Option<Problem> {
         let desired = self.cfg.desired(|ep| self.is_up(ep));
         match ipvs.reconcile_destinations(&self.cfg.service, &self.cfg.owned(), &desired) {
             Ok(ops) => {
@@ -489,13 +557,13 @@ impl Daemon {
                 None
             }
             Err(e) if e.is_not_found() => {
-                let msg = format!("{} is not in the kernel table; waiting for it", self.cfg.service);
-                tracing::warn!("{msg}");
-                Some(msg)
+                let text = format!("{} is not in the kernel table; waiting for it", self.cfg.service);
+                tracing::warn!("{text}");
+                Some(Problem { text, write_failed: false })
             }
             Err(e) => {
                 tracing::error!("updating {}: {e}", self.cfg.service);
-                Some(e.to_string())
+                Some(Problem { text: e.to_string(), write_failed: true })
             }
         }
     }
@@ -543,6 +611,8 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
+        // A fault left by an earlier daemon is not ours to report.
+        let _ = std::fs::remove_file(faultfile(instance));
         tracing::info!(
             "checking {} reals of {} every {}s, up to {in_flight} at once (adaptive)",
             d.cfg.reals.len(),
@@ -556,7 +626,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         for report in sched.round(&d.cfg.jobs()).await {
             d.record(report);
         }
-        d.sync(&ipvs, instance)?;
+        d.sync(&ipvs, instance, true)?;
         loop {
             // From here each real has its own timer, spread over the
             // interval: an even load, and when the machine cannot keep up
@@ -589,7 +659,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     }
                     _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {
                         due = None;
-                        d.sync(&ipvs, instance)?;
+                        d.sync(&ipvs, instance, false)?;
                         last_sync = tokio::time::Instant::now();
                     }
                     // Every interval even without changes: the state file
@@ -598,7 +668,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         ticks += 1;
                         if ticks % every == 0 || due.is_some() {
                             due = None;
-                            d.sync(&ipvs, instance)?;
+                            d.sync(&ipvs, instance, true)?;
                             last_sync = tokio::time::Instant::now();
                         } else {
                             instance.touch(&instance.statefile())?;
@@ -613,8 +683,9 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         // Reals no longer listed leave the table now.
                         let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
                         let old_service = d.cfg.service;
-                        let Daemon { health, since, .. } = d;
+                        let Daemon { health, since, kernel_failures, faulted, .. } = d;
                         d = Daemon::new(cfg, health, since)?;
+                        (d.kernel_failures, d.faulted) = (kernel_failures, faulted);
                         for ep in gone {
                             match ipvs.delete_destination(&old_service, ep) {
                                 Ok(()) => tracing::info!("real {ep} removed from the list"),
@@ -622,7 +693,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                                 Err(e) => tracing::warn!("removing {ep}: {e}"),
                             }
                         }
-                        d.sync(&ipvs, instance)?;
+                        d.sync(&ipvs, instance, false)?;
                         tracing::info!("reloaded: {} reals", d.cfg.reals.len());
                     }
                 }
@@ -786,5 +857,33 @@ mod tests {
         let r = Removal::from_params(&p).unwrap();
         assert!(r.cleanstop);
         assert_eq!(r.owned.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["192.168.7.10:443", "192.168.7.20:443"]);
+    }
+
+    #[test]
+    fn monitor_fails_once_kernel_writes_fail_three_routine_passes_in_a_row() {
+        let mut d = Daemon::new(cfg(&BASE).unwrap(), HashMap::new(), HashMap::new()).unwrap();
+        let failed = Problem { text: "Invalid argument (os error 22)".into(), write_failed: true };
+        let waiting = Problem { text: "not in the kernel table".into(), write_failed: false };
+        assert_eq!(d.count(Some(&failed), true), None);
+        // Passes prompted by changes come in bursts: they do not count.
+        for _ in 0..10 {
+            assert_eq!(d.count(Some(&failed), false), None);
+        }
+        assert_eq!(d.count(Some(&failed), true), None);
+        let reason = d.count(Some(&failed), true).expect("a fault after 3 failed routine passes");
+        assert!(reason.contains("failed 3 passes in a row: Invalid argument (os error 22)"), "{reason}");
+        // One write that succeeds clears it; waiting for the service is no fault.
+        assert_eq!(d.count(None, false), None);
+        assert_eq!(d.count(Some(&failed), true), None);
+        for _ in 0..10 {
+            assert_eq!(d.count(Some(&waiting), true), None);
+        }
+        // The reason reaches monitor through the fault file.
+        let dir = std::env::temp_dir().join(format!("lvs-rs-fault-{}", std::process::id()));
+        let inst = Instance::in_dir("realservers", "fault-test", dir.clone());
+        assert!(kernel_fault(&inst).is_ok());
+        inst.write_json(&faultfile(&inst), &reason).unwrap();
+        assert!(matches!(kernel_fault(&inst), Err(Error::Generic(m)) if m == reason));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
