@@ -683,6 +683,8 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         // Reals no longer listed leave the table now.
                         let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
                         let old_service = d.cfg.service;
+                        // Clients for old names and CA files would only take memory.
+                        probe::forget_clients();
                         let Daemon { health, since, kernel_failures, faulted, .. } = d;
                         d = Daemon::new(cfg, health, since)?;
                         (d.kernel_failures, d.faulted) = (kernel_failures, faulted);

@@ -3,7 +3,8 @@
 //! Clients are shared across checks (one per TLS/source/SNI setting, not
 //! one per check) but keep no idle connections: every check opens a fresh
 //! connection, as ldirectord and keepalived do, so it tests the real's
-//! accept path and not a kept-alive socket.
+//! accept path and not a kept-alive socket. At most [`MAX_CLIENTS`] are
+//! kept (least recently used go first), and a reload drops them all.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -43,14 +44,51 @@ struct ClientKey {
     sni: Option<(String, SocketAddr)>,
 }
 
-fn client(key: &ClientKey) -> R<reqwest::Client> {
-    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
-    let cache = CLIENTS.get_or_init(Default::default);
+/// HTTP clients kept for reuse. Each TLS real checked with a server name
+/// needs its own (the name resolves to that real), and each costs its TLS
+/// setup (with verify=yes, a parsed root store), so there is a bound.
+pub const MAX_CLIENTS: usize = 1024;
+
+#[derive(Default)]
+struct Clients {
+    map: HashMap<ClientKey, (reqwest::Client, u64)>,
+    /// Counts lookups: an entry's stamp is when it was last used.
+    clock: u64,
+}
+
+fn clients() -> std::sync::MutexGuard<'static, Clients> {
+    static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
     // A poisoned lock only means another check panicked mid-insert; the map is fine.
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = map.get(key) {
+    CLIENTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Drops every kept client: after a reload, reals, names and CA files
+/// may have changed, and clients for the old ones would only take memory.
+pub fn forget_clients() {
+    clients().map.clear();
+}
+
+fn client(key: &ClientKey) -> R<reqwest::Client> {
+    let mut cache = clients();
+    cache.clock += 1;
+    let now = cache.clock;
+    if let Some((c, used)) = cache.map.get_mut(key) {
+        *used = now;
         return Ok(c.clone());
     }
+    let c = build(key)?;
+    if cache.map.len() >= MAX_CLIENTS {
+        // O(MAX_CLIENTS), only on a miss with the cache full.
+        let oldest = cache.map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            cache.map.remove(&k);
+        }
+    }
+    cache.map.insert(key.clone(), (c.clone(), now));
+    Ok(c)
+}
+
+fn build(key: &ClientKey) -> R<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .no_proxy()
@@ -84,9 +122,7 @@ fn client(key: &ClientKey) -> R<reqwest::Client> {
     if let Some((name, addr)) = &key.sni {
         b = b.resolve(name, *addr);
     }
-    let c = b.build().map_err(|e| format!("http client: {e}"))?;
-    map.insert(key.clone(), c.clone());
-    Ok(c)
+    b.build().map_err(|e| format!("http client: {e}"))
 }
 
 pub async fn check(target: &Target, h: &HttpCheck) -> R {
@@ -199,5 +235,34 @@ fn reason(scheme: &str, e: &reqwest::Error) -> String {
     match root {
         Some(c) => format!("{scheme}: {c}"),
         None => format!("{scheme}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_cache_is_bounded_and_keeps_what_is_used() {
+        forget_clients();
+        let key = |i: usize| ClientKey {
+            verify: false,
+            ca: None,
+            source: None,
+            sni: Some((format!("r{i}.test.example"), SocketAddr::from(([127, 0, 0, 1], 443)))),
+        };
+        client(&key(0)).unwrap();
+        for i in 1..MAX_CLIENTS + 50 {
+            client(&key(i)).unwrap();
+            // Real 0 is checked all along: it stays.
+            client(&key(0)).unwrap();
+        }
+        let cache = clients();
+        assert_eq!(cache.map.len(), MAX_CLIENTS);
+        assert!(cache.map.contains_key(&key(0)), "the most used client was evicted");
+        assert!(!cache.map.contains_key(&key(1)), "the least recently used client was kept");
+        drop(cache);
+        forget_clients();
+        assert!(clients().map.is_empty());
     }
 }
