@@ -28,9 +28,12 @@ static SPEC: AgentSpec = AgentSpec {
         check_timeout, and restored when it recovers. A daemon per resource checks all reals \
         concurrently, so a hung server never delays the others; it re-adds its reals if the table \
         is flushed, logs every change, and keeps its view in /run/lvs-agents. It touches no \
-        destination it does not own. Monitor fails when the daemon is dead or hung; \
-        OCF_CHECK_LEVEL=10 also compares the kernel table with the daemon's view. Reload applies \
-        changed parameters (e.g. the real list) without stopping. \
+        destination it does not own. Monitor fails when the daemon is dead or hung, or when its \
+        kernel writes have failed 3 routine passes in a row (a pass each check_interval; past \
+        1,000 reals, every ceil(reals/1000) intervals); OCF_CHECK_LEVEL=10 also compares the \
+        kernel table with the daemon's view. Stop reads only service, real and cleanstop, so a \
+        check parameter that no longer parses (a ca= file since removed) cannot keep the reals \
+        in the table. Reload applies changed parameters (e.g. the real list) without stopping. \
         heartbeat v1 form: lvs-realservers::service::real[::check[::request[::receive]]].",
     params: &[
         agent::SERVICE_SHARED,
@@ -41,13 +44,20 @@ static SPEC: AgentSpec = AgentSpec {
                 192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
                 to 1; quoted strings override request/receive for that real. Fields may also be \
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
-                haresources needs since it splits on spaces.",
+                haresources needs since it splits on spaces. At most 65,536 reals in all, ranges \
+                expanded. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
+                ::) and ports above 0, except port 0 for a service without a port (fwmark, or \
+                port 0). Each distinct request/receive pair is parsed once and shared by the reals \
+                that use it.",
         ),
         ParamSpec::string("check", "Check type").default("connect").long(
             "connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
                 smtp, pop, imap, ftp, dns, mysql, pgsql, sip, ldap, udp, ping, external (with \
                 check_command), on (always up) or off (always down). HTTP checks use a fresh \
-                connection each time and send Connection: close.",
+                connection each time and send Connection: close. With receive or digest, an HTTP \
+                check reads at most the first 128 KiB of the body, and all bodies read at once \
+                share 8 MiB (a check waits for its share within check_timeout); at most 1,024 \
+                HTTP clients are kept for reuse.",
         ),
         ParamSpec::string("check_service", "Service spoken by a negotiate check").long(
             "For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
@@ -58,7 +68,10 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("request", "Check request")
             .long("HTTP path (/test.html), simpletcp payload, DNS name or UDP payload."),
         ParamSpec::string("receive", "Expected answer")
-            .long("Regular expression the response must match (HTTP body, simpletcp reply, ...)."),
+            .long(
+                "Regular expression the response must match (HTTP body, simpletcp reply, ...); at \
+                most 1 MiB compiled. An HTTP body is matched as far as its first 128 KiB.",
+            ),
         ParamSpec::string("virtualhost", "HTTP Host and TLS server name"),
         ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
         ParamSpec::string("status_codes", "Accepted HTTP status codes")
@@ -70,8 +83,8 @@ static SPEC: AgentSpec = AgentSpec {
                 killed at check_timeout.",
         ),
         ParamSpec::string("check_options", "More check options").long(
-            "Further key=value options of the check, space-separated: verify=yes ca=FILE \
-                digest=MD5 (https), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
+            "Further key=value options of the check, space-separated: verify=yes ca=FILE (https), \
+                digest=MD5 (http, https: of a body of at most 128 KiB), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
                 reply=yes (udp).",
         ),
         ParamSpec::integer("checkport", 1, 65535, "Port to check instead of the real's port"),
@@ -887,5 +900,25 @@ mod tests {
         inst.write_json(&faultfile(&inst), &reason).unwrap();
         assert!(matches!(kernel_fault(&inst), Err(Error::Generic(m)) if m == reason));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn meta_data_states_the_bounds_the_code_keeps() {
+        let text = |name: &str| SPEC.params.iter().find(|p| p.name == name).map(|p| p.longdesc).unwrap();
+        let n = |v: usize| {
+            let s = v.to_string();
+            if s.len() > 3 {
+                format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..])
+            } else {
+                s
+            }
+        };
+        assert!(text("real").contains(&format!("At most {} reals", n(reals::MAX_REALS))));
+        let check = text("check");
+        assert!(check.contains(&format!("first {} KiB", probe::MAX_BODY >> 10)), "{check}");
+        assert!(check.contains(&format!("share {} MiB", probe::BODY_BUDGET >> 20)), "{check}");
+        assert!(check.contains(&format!("at most {} HTTP clients", n(probe::MAX_CLIENTS))), "{check}");
+        assert!(text("receive").contains(&format!("{} MiB compiled", probe::spec::MAX_REGEX_SIZE >> 20)));
+        assert!(SPEC.longdesc.contains(&format!("failed {KERNEL_FAILURES_FATAL} routine passes")));
     }
 }
