@@ -67,11 +67,10 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::integer("check_timeout", 1, 3600, "Seconds a check may take").default("5"),
         ParamSpec::string("request", "Check request")
             .long("HTTP path (/test.html), simpletcp payload, DNS name or UDP payload."),
-        ParamSpec::string("receive", "Expected answer")
-            .long(
-                "Regular expression the response must match (HTTP body, simpletcp reply, ...); at \
+        ParamSpec::string("receive", "Expected answer").long(
+            "Regular expression the response must match (HTTP body, simpletcp reply, ...); at \
                 most 1 MiB compiled. An HTTP body is matched as far as its first 128 KiB.",
-            ),
+        ),
         ParamSpec::string("virtualhost", "HTTP Host and TLS server name"),
         ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
         ParamSpec::string("status_codes", "Accepted HTTP status codes")
@@ -83,9 +82,9 @@ static SPEC: AgentSpec = AgentSpec {
                 killed at check_timeout.",
         ),
         ParamSpec::string("check_options", "More check options").long(
-            "Further key=value options of the check, space-separated: verify=yes ca=FILE (https), \
-                digest=MD5 (http, https: of a body of at most 128 KiB), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
-                reply=yes (udp).",
+            "Further key=value options of the check, space-separated: verify=yes ca=FILE \
+                (https), digest=MD5 (http, https: of a body of at most 128 KiB), helo=NAME (smtp), \
+                user=NAME (ldap, sip), type=AAAA (dns), reply=yes (udp).",
         ),
         ParamSpec::integer("checkport", 1, 65535, "Port to check instead of the real's port"),
         ParamSpec::string("source", "Source address of checks"),
