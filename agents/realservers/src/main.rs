@@ -31,9 +31,10 @@ static SPEC: AgentSpec = AgentSpec {
         destination it does not own. Monitor fails when the daemon is dead or hung, or when its \
         kernel writes have failed 3 routine passes in a row (a pass each check_interval; past \
         1,000 reals, every ceil(reals/1000) intervals); OCF_CHECK_LEVEL=10 also compares the \
-        kernel table with the daemon's view. Stop reads only service, real and cleanstop, so a \
-        check parameter that no longer parses (a ca= file since removed) cannot keep the reals \
-        in the table. Reload applies changed parameters (e.g. the real list) without stopping. \
+        kernel table with the daemon's view. Stop removes the reals the daemon ran with (its \
+        last start or reload) and those real names now; it reads only service, real and \
+        cleanstop, so a check parameter that no longer parses (a ca= file since removed) cannot \
+        keep the reals in the table. Reload applies changed parameters (e.g. the real list) without stopping. \
         heartbeat v1 form: lvs-realservers::service::real[::check[::request[::receive]]].",
     params: &[
         agent::SERVICE_SHARED,
@@ -119,12 +120,14 @@ fn main() -> std::process::ExitCode {
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
             if ctx.action == Action::Stop {
+                // What the daemon ran with (its last start or reload), read
+                // before stopping it removes the file.
+                let recorded = instance.read_params(&SPEC).ok();
                 // The daemon goes first, whatever the parameters say now.
                 let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
                 sup.stop(ctx.timeout)?;
                 let _ = std::fs::remove_file(faultfile(&instance));
-                let removal = Removal::from_params(&ctx.params)?;
-                if removal.cleanstop {
+                for removal in Removal::for_stop(&ctx.params, recorded.as_ref())? {
                     removal.remove_all()?;
                 }
                 return Ok(Outcome::NotRunning);
@@ -208,6 +211,24 @@ impl Removal {
             .map(|r| r.destination.endpoint())
             .collect();
         Ok(Removal { service, owned, cleanstop: p.flag("cleanstop") })
+    }
+
+    /// The reals stop removes: those the daemon ran with (`recorded`) and
+    /// those the parameters name now, when cleanstop says so. Parameters
+    /// that no longer parse fail stop only when nothing was recorded.
+    fn for_stop(now: &Params, recorded: Option<&Params>) -> Result<Vec<Removal>> {
+        if now.is_explicit("cleanstop") && !now.flag("cleanstop") {
+            return Ok(Vec::new());
+        }
+        let current = Removal::from_params(now);
+        let mut all: Vec<Removal> = recorded.and_then(|p| Removal::from_params(p).ok()).into_iter().collect();
+        match current {
+            Ok(c) => all.push(c),
+            Err(e) if all.is_empty() => return Err(e),
+            Err(e) => tracing::warn!("stop: {e}; removing the reals the daemon ran with"),
+        }
+        all.retain(|r| r.cleanstop);
+        Ok(all)
     }
 
     /// cleanstop: our destinations leave the table; others stay.
@@ -919,5 +940,28 @@ mod tests {
         assert!(check.contains(&format!("at most {} HTTP clients", n(probe::MAX_CLIENTS))), "{check}");
         assert!(text("receive").contains(&format!("{} MiB compiled", probe::spec::MAX_REGEX_SIZE >> 20)));
         assert!(SPEC.longdesc.contains(&format!("failed {KERNEL_FAILURES_FATAL} routine passes")));
+    }
+
+    #[test]
+    fn stop_removes_what_the_daemon_ran_with_when_real_no_longer_parses() {
+        let params = |pairs: &[(&str, &str)]| {
+            Params::parse_lenient(&SPEC, &pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+                .0
+        };
+        let ran = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10, 192.168.7.20")]);
+        let broken = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10, nonsense")]);
+        let eps = |r: &[Removal]| r.iter().flat_map(|r| r.owned.iter().map(|e| e.to_string())).collect::<Vec<_>>();
+        let r = Removal::for_stop(&broken, Some(&ran)).unwrap();
+        assert_eq!(eps(&r), ["192.168.7.10:80", "192.168.7.20:80"]);
+        // Without a record (after a reboot) the parameters are all there is.
+        assert!(matches!(Removal::for_stop(&broken, None), Err(Error::Configured(_))));
+        // Both, when both parse: edited parameters do not hide the old reals.
+        let edited = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.30")]);
+        let r = Removal::for_stop(&edited, Some(&ran)).unwrap();
+        assert_eq!(eps(&r), ["192.168.7.10:80", "192.168.7.20:80", "192.168.7.30:80"]);
+        // cleanstop=false keeps them all, said now or when the daemon started.
+        let keep = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10"), ("cleanstop", "false")]);
+        assert!(Removal::for_stop(&keep, Some(&ran)).unwrap().is_empty());
+        assert!(Removal::for_stop(&broken, Some(&keep)).unwrap().is_empty());
     }
 }
