@@ -70,7 +70,9 @@ static SPEC: AgentSpec = AgentSpec {
             .long("HTTP path (/test.html), simpletcp payload, DNS name or UDP payload."),
         ParamSpec::string("receive", "Expected answer").long(
             "Regular expression the response must match (HTTP body, simpletcp reply, ...); at \
-                most 1 MiB compiled. An HTTP body is matched as far as its first 128 KiB.",
+                most 1 MiB compiled, and the distinct regexes of per-real overrides at most 16 MiB \
+                together (each counted as 4 KiB, 64 KiB or 1 MiB, the smallest it fits: 4,096 short \
+                patterns or 16 large ones). An HTTP body is matched as far as its first 128 KiB.",
         ),
         ParamSpec::string("virtualhost", "HTTP Host and TLS server name"),
         ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
@@ -939,6 +941,7 @@ mod tests {
         assert!(check.contains(&format!("share {} MiB", probe::BODY_BUDGET >> 20)), "{check}");
         assert!(check.contains(&format!("at most {} HTTP clients", n(probe::MAX_CLIENTS))), "{check}");
         assert!(text("receive").contains(&format!("{} MiB compiled", probe::spec::MAX_REGEX_SIZE >> 20)));
+        assert!(text("receive").contains(&format!("at most {} MiB together", probe::spec::REGEX_BUDGET >> 20)));
         assert!(SPEC.longdesc.contains(&format!("failed {KERNEL_FAILURES_FATAL} routine passes")));
     }
 

@@ -23,7 +23,8 @@
 //!
 //! `request` and UDP payloads understand `\n \r \t \0 \\ \xHH` escapes, as
 //! ldirectord's simpletcp expands `\n`; `receive` is a regex (Rust syntax,
-//! close to Perl's for the usual cases), at most [`MAX_REGEX_SIZE`] compiled.
+//! close to Perl's for the usual cases), at most [`MAX_REGEX_SIZE`] compiled
+//! (and [`REGEX_BUDGET`] for all distinct ones built through one [`Shared`]).
 //!
 //! Checks built through one [`Shared`] share what they parse: each distinct
 //! regex is compiled once and each CA file read once, however many reals
@@ -333,11 +334,20 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 /// crate's own default is 10 MiB; `\w{200}` alone takes more).
 pub const MAX_REGEX_SIZE: usize = 1 << 20;
 
+/// What all distinct regexes of one configuration may take together,
+/// each counted by the smallest of REGEX_CLASSES it compiles within: a
+/// 4,096 short patterns (a host name per real) or 16 large ones.
+pub const REGEX_BUDGET: usize = 16 << 20;
+
+const REGEX_CLASSES: [usize; 3] = [4 << 10, 64 << 10, MAX_REGEX_SIZE];
+
 /// What checks built from one configuration share, so that thousands of
 /// reals with one override cost one compiled regex and one CA read.
 #[derive(Debug, Default)]
 pub struct Shared {
     regexes: HashMap<String, Arc<Regex>>,
+    /// REGEX_BUDGET spent so far.
+    regex_bytes: usize,
     cas: HashMap<String, Arc<CaFile>>,
 }
 
@@ -346,11 +356,31 @@ impl Shared {
         if let Some(re) = self.regexes.get(v) {
             return Ok(re.clone());
         }
-        let re = RegexBuilder::new(v)
-            .size_limit(MAX_REGEX_SIZE)
-            .dfa_size_limit(MAX_REGEX_SIZE)
-            .build()
-            .map_err(|e| Error::configured(format!("{key}: bad regex /{v}/: {e}")))?;
+        let bad = |e: regex::Error| Error::configured(format!("{key}: bad regex /{v}/: {e}"));
+        let mut compiled = None;
+        // Smallest class first: a pattern too big for one aborts early.
+        for class in REGEX_CLASSES {
+            match RegexBuilder::new(v).size_limit(class).dfa_size_limit(class).build() {
+                Ok(re) => {
+                    compiled = Some((re, class));
+                    break;
+                }
+                Err(e @ regex::Error::CompiledTooBig(_)) if class == MAX_REGEX_SIZE => return Err(bad(e)),
+                Err(regex::Error::CompiledTooBig(_)) => continue,
+                Err(e) => return Err(bad(e)),
+            }
+        }
+        let Some((re, size)) = compiled else {
+            return Err(Error::configured(format!("{key}: bad regex /{v}/")));
+        };
+        if self.regex_bytes + size > REGEX_BUDGET {
+            return Err(Error::configured(format!(
+                "{key}: the distinct regexes together compile to more than {} MiB at /{v}/: \
+                 let reals share patterns",
+                REGEX_BUDGET >> 20
+            )));
+        }
+        self.regex_bytes += size;
         let re = Arc::new(re);
         self.regexes.insert(v.to_string(), re.clone());
         Ok(re)
@@ -823,6 +853,25 @@ mod tests {
         let msg = configured(r"http receive='\w{200}'");
         assert!(msg.contains("bad regex"), "{msg}");
         assert!(Check::parse(r"http receive='\w{8}'").is_ok());
+    }
+
+    #[test]
+    fn distinct_regexes_share_one_budget() {
+        // Thousands of small patterns (one per real, say its host name) fit.
+        let mut shared = Shared::default();
+        for i in 0..4096 {
+            let receive = format!("^web{i}$");
+            Check::from_options_shared("http", &[("receive", &receive)], &mut shared).unwrap();
+        }
+        // Large ones exhaust it (256 distinct \w{20}: 24 s and 311 MB before).
+        let mut shared = Shared::default();
+        let start = std::time::Instant::now();
+        let refused = (0..256).find_map(|i| {
+            let receive = format!(r"\w{{20}}{i}");
+            Check::from_options_shared("http", &[("receive", &receive)], &mut shared).err()
+        });
+        assert!(matches!(&refused, Some(Error::Configured(m)) if m.contains("together")), "{refused:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     proptest::proptest! {
