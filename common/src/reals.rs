@@ -10,11 +10,18 @@
 //! - WEIGHT: 0..=2147483647, default 1;
 //! - REQUEST/RECEIVE: per-real overrides of the check's request/receive.
 //!
+//! Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast,
+//! `::`) and ports non-zero unless the service's own port is 0 (fwmark or
+//! all-ports services): the kernel refuses the others on every attempt.
+//! At most [`MAX_REALS`] reals in all.
+//!
 //! Fields may also be separated by `/` (`192.168.7.10:80/masq/1`), so a
 //! list can be written without spaces where a caller splits on them, as
 //! heartbeat's haresources does.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ipvs::{Destination, ForwardMethod, ServiceKey, TunnelFlags, TunnelType};
@@ -23,13 +30,18 @@ use crate::ipvs::{Destination, ForwardMethod, ServiceKey, TunnelFlags, TunnelTyp
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Real {
     pub destination: Destination,
-    pub request: Option<String>,
-    pub receive: Option<String>,
+    /// Shared by every real of one entry (a range expands to many).
+    pub request: Option<Arc<str>>,
+    pub receive: Option<Arc<str>>,
 }
 
 /// The most addresses one range may expand to: a typo such as
 /// `10.0.0.1->10.9.0.1` must not create a million destinations.
 pub const MAX_RANGE: u32 = 65_536;
+
+/// The most reals one list may hold, ranges expanded: every real costs a
+/// table entry, a check per interval and a line in the state file.
+pub const MAX_REALS: usize = 65_536;
 
 fn bad(msg: String) -> Error {
     Error::Configured(msg)
@@ -89,8 +101,31 @@ fn tokenize(text: &str) -> Result<Vec<Vec<(String, bool)>>> {
     Ok(entries.into_iter().filter(|e| !e.is_empty()).collect())
 }
 
+/// The addresses of one entry: one, or an IPv4 range (inclusive).
+enum Addrs {
+    One(IpAddr),
+    Range(u32, u32),
+}
+
+impl Addrs {
+    fn len(&self) -> usize {
+        match self {
+            Addrs::One(_) => 1,
+            Addrs::Range(f, t) => (t - f) as usize + 1,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (one, range) = match *self {
+            Addrs::One(a) => (Some(a), None),
+            Addrs::Range(f, t) => (None, Some(f..=t)),
+        };
+        one.into_iter().chain(range.into_iter().flatten().map(|a| IpAddr::V4(Ipv4Addr::from(a))))
+    }
+}
+
 /// Parses the address part: one address or a range, and the port.
-fn endpoint(word: &str, default_port: u16) -> Result<(Vec<IpAddr>, u16)> {
+fn endpoint(word: &str, default_port: u16) -> Result<(Addrs, u16)> {
     let (addrs, port) = if let Some(rest) = word.strip_prefix('[') {
         let (a, after) = rest.split_once(']').ok_or_else(|| bad(format!("'{word}': missing ]")))?;
         let ip: IpAddr = a.parse().map_err(|_| bad(format!("'{a}' is not an IPv6 address")))?;
@@ -98,7 +133,7 @@ fn endpoint(word: &str, default_port: u16) -> Result<(Vec<IpAddr>, u16)> {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or_else(|| bad(format!("'{word}': expected :port after ]")))?),
         };
-        (vec![ip], port)
+        (Addrs::One(ip), port)
     } else {
         let (a, port) = match word.rsplit_once(':') {
             // A bare IPv6 address has colons but no port.
@@ -108,7 +143,7 @@ fn endpoint(word: &str, default_port: u16) -> Result<(Vec<IpAddr>, u16)> {
         };
         let addrs = match a.split_once("->") {
             Some((from, to)) => range(from, to)?,
-            None => vec![IpAddr::V4(a.parse().map_err(|_| bad(format!("'{a}' is not an IPv4 address")))?)],
+            None => Addrs::One(IpAddr::V4(a.parse().map_err(|_| bad(format!("'{a}' is not an IPv4 address")))?)),
         };
         (addrs, port)
     };
@@ -119,7 +154,7 @@ fn endpoint(word: &str, default_port: u16) -> Result<(Vec<IpAddr>, u16)> {
     Ok((addrs, port))
 }
 
-fn range(from: &str, to: &str) -> Result<Vec<IpAddr>> {
+fn range(from: &str, to: &str) -> Result<Addrs> {
     let f: Ipv4Addr = from.parse().map_err(|_| bad(format!("'{from}' is not an IPv4 address")))?;
     let t: Ipv4Addr = to.parse().map_err(|_| bad(format!("'{to}' is not an IPv4 address")))?;
     let (f, t) = (u32::from(f), u32::from(t));
@@ -129,7 +164,20 @@ fn range(from: &str, to: &str) -> Result<Vec<IpAddr>> {
     if t - f >= MAX_RANGE {
         return Err(bad(format!("range {from}->{to} has more than {MAX_RANGE} addresses")));
     }
-    Ok((f..=t).map(|a| IpAddr::V4(Ipv4Addr::from(a))).collect())
+    Ok(Addrs::Range(f, t))
+}
+
+/// Why the kernel would refuse `addr` as a destination, if it would:
+/// it takes only unicast (or local) addresses.
+fn not_unicast(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8 (this network)"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        _ => None,
+    }
 }
 
 /// A forwarding-method word, with tunnel details for ipip.
@@ -157,6 +205,7 @@ pub fn parse(text: &str, service: &ServiceKey) -> Result<Vec<Real>> {
         ServiceKey::FwMark { .. } => 0,
     };
     let mut reals: Vec<Real> = Vec::new();
+    let mut seen: HashSet<SocketAddr> = HashSet::new();
     for entry in tokenize(text)? {
         let mut words = entry.into_iter().peekable();
         let Some((first, _)) = words.next() else { continue };
@@ -191,15 +240,28 @@ pub fn parse(text: &str, service: &ServiceKey) -> Result<Vec<Real>> {
         if texts.len() > 2 {
             return Err(bad(format!("real '{first}': at most a request and a receive string")));
         }
-        let mut texts = texts.into_iter();
+        let mut texts = texts.into_iter().map(Arc::<str>::from);
         let (request, receive) = (texts.next(), texts.next());
-        for addr in addrs {
+        // Port 0 means "the client's port", only for services without one.
+        if port == 0 && default_port != 0 {
+            return Err(bad(format!("real '{first}': port 0 (the service {service} has port {default_port})")));
+        }
+        // Before expanding: a list of large ranges must fail at once.
+        if reals.len() + addrs.len() > MAX_REALS {
+            return Err(bad(format!("the real list has more than {MAX_REALS} reals (ranges expanded)")));
+        }
+        reals.reserve(addrs.len());
+        seen.reserve(addrs.len());
+        for addr in addrs.iter() {
+            if let Some(why) = not_unicast(addr) {
+                return Err(bad(format!("real {addr} is {why}, not a unicast address")));
+            }
             let mut d = Destination::new(addr, port, forward.0).with_weight(weight);
             if forward.0 == ForwardMethod::Tunnel {
                 d = d.with_tunnel(forward.1, forward.2, TunnelFlags::empty());
             }
             d.validate(service)?;
-            if reals.iter().any(|r| r.destination.endpoint() == d.endpoint()) {
+            if !seen.insert(d.endpoint()) {
                 return Err(bad(format!("real {} is listed twice", d.endpoint())));
             }
             reals.push(Real { destination: d, request: request.clone(), receive: receive.clone() });
@@ -285,5 +347,55 @@ mod tests {
         ] {
             assert!(matches!(parse(text, &svc()), Err(Error::Configured(_))), "{text:?} should be refused");
         }
+    }
+
+    #[test]
+    fn the_cap_on_reals_holds_and_a_full_list_parses_in_linear_time() {
+        // 65,536 reals (the cap): the duplicate check must not be quadratic.
+        let start = std::time::Instant::now();
+        let r = parse("10.0.0.0->10.0.255.255:80 gate 1", &svc()).unwrap();
+        let took = start.elapsed();
+        assert_eq!(r.len(), 65_536);
+        assert_eq!(r[65_535].destination.endpoint().to_string(), "10.0.255.255:80");
+        // A generous guard (a debug build takes well under a second).
+        assert!(took < std::time::Duration::from_secs(10), "parsing 65,536 reals took {took:?}");
+        // One more, in any shape, is refused before anything is expanded.
+        for text in [
+            "10.0.0.0->10.0.255.255:80 gate 1, 10.1.0.0:80",
+            "10.0.0.0->10.0.255.255:80, 10.1.0.0->10.1.255.255:80, 10.2.0.0->10.2.255.255:80",
+        ] {
+            match parse(text, &svc()) {
+                Err(Error::Configured(m)) => assert!(m.contains("65536"), "{m}"),
+                other => panic!("{text}: {:?}", other.map(|r| r.len())),
+            }
+        }
+    }
+
+    #[test]
+    fn non_unicast_addresses_and_port_0_are_refused() {
+        for text in [
+            "0.0.0.0",
+            "0.1.2.3:80",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250:80",
+            "223.255.255.254->224.0.0.1:80",
+            "[::]:80",
+            "[ff02::1]:80",
+            "192.168.7.10:0",
+        ] {
+            let r = parse(text, &svc());
+            assert!(matches!(r, Err(Error::Configured(_))), "{text:?} should be refused: {r:?}");
+        }
+        let v6: ServiceKey = "tcp:[2001:db8::100]:443".parse().unwrap();
+        assert!(matches!(parse("[ff05::2]", &v6), Err(Error::Configured(_))));
+        assert!(matches!(parse("[::]", &v6), Err(Error::Configured(_))));
+        // Port 0 is the client's port where the service has none.
+        let fw: ServiceKey = "fwmark:100".parse().unwrap();
+        assert_eq!(parse("192.168.7.10:0", &fw).unwrap()[0].destination.port, 0);
+        let all_ports: ServiceKey = "tcp:10.0.0.100:0".parse().unwrap();
+        assert_eq!(parse("192.168.7.10", &all_ports).unwrap()[0].destination.port, 0);
+        // Unicast edges stay accepted (loopback serves local forwarding).
+        assert_eq!(parse("1.0.0.0, 223.255.255.255, 127.0.0.1, 10.0.0.255", &svc()).unwrap().len(), 4);
     }
 }

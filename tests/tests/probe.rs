@@ -124,6 +124,12 @@ async fn http() {
 
     let (a6, _) = fake::http("::1", 200, "ok");
     up(run("http receive=^ok$", a6).await);
+
+    // An endless body: receive looks at its first 128 KiB, digest gives up.
+    let endless = endless_body("127.0.0.1");
+    up(run("http receive=^x{1000}", endless).await);
+    down(run("http receive=y", endless).await, "the first 128 KiB of the body do not match /y/");
+    down(run("http digest=ada1c70754a34ef3982197b592abcd73", endless).await, "body larger than 128 KiB");
 }
 
 #[tokio::test]
@@ -401,4 +407,107 @@ async fn periodic_checks_go_on_past_a_hung_real() {
     let (ran, took) = tokio::join!(runner, reader);
     ran.unwrap();
     assert!(took < Duration::from_secs(2), "5 checks of the good real took {took:?}");
+}
+
+/// A hostile real: answers 200 with a chunked body that never ends.
+fn endless_body(addr: &str) -> SocketAddr {
+    // One chunk for all connections: the fakes share this process.
+    static CHUNK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let chunk = CHUNK.get_or_init(|| [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat());
+    fake::tcp(addr, move |mut s| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        if s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.is_err() {
+            return;
+        }
+        while s.write_all(chunk).await.is_ok() {}
+    })
+}
+
+/// Peak and current resident memory of a process, in KiB.
+fn rss_kib(pid: &str) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field =
+        |name: &str| status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok();
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Memory a checker may use while 1,000 reals send endless bodies.
+const HOSTILE_BOUND_KIB: u64 = 64 * 1024;
+
+/// 1,000 reals answer `receive`/`digest` checks with endless chunked
+/// bodies, all checked at once: bodies are read only up to the per-check
+/// cap and only a bounded number at a time, so the checker stays under
+/// 64 MiB. Runs the checks in a child process (this test binary again)
+/// so that the peak memory is theirs alone; the parent kills the child
+/// past twice the bound rather than let it take the machine's memory.
+#[test]
+fn endless_bodies_from_1000_reals_keep_memory_bounded() {
+    const CHILD: &str = "LVS_PROBE_HOSTILE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let reports = rt.block_on(async {
+            let receive = Arc::new(Check::parse("http receive=never-there").unwrap());
+            let digest = Arc::new(Check::parse("http digest=00000000000000000000000000000000").unwrap());
+            let servers: Vec<SocketAddr> = (1..=10).map(|i| endless_body(&format!("127.0.9.{i}"))).collect();
+            let jobs: Vec<_> = (0..1000u32)
+                .map(|i| Job {
+                    key: i,
+                    target: target(servers[i as usize % servers.len()]),
+                    check: if i % 2 == 0 { receive.clone() } else { digest.clone() },
+                })
+                .collect();
+            Scheduler::new(1000, Duration::from_secs(20)).unwrap().round(&jobs).await
+        });
+        for r in &reports {
+            down(r.outcome.clone(), "KiB");
+        }
+        let (peak, _) = rss_kib("self").unwrap();
+        println!("peak-rss-kib={peak}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "endless_bodies_from_1000_reals_keep_memory_bounded", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let start = Instant::now();
+    let mut worst = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Some((_, rss)) = rss_kib(&pid) {
+            worst = worst.max(rss);
+            if rss > 2 * HOSTILE_BOUND_KIB || start.elapsed() > Duration::from_secs(120) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("the checker grew to {rss} KiB after {:?}: killed", start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "the child failed: {status}\n{out}");
+    let peak: u64 = out
+        .lines()
+        .find_map(|l| l.split_once("peak-rss-kib="))
+        .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in the child's output:\n{out}"));
+    println!("1,000 endless bodies: peak RSS {peak} KiB (sampled {worst} KiB), {:?}", start.elapsed());
+    assert!(peak < HOSTILE_BOUND_KIB, "peak RSS {peak} KiB is over {HOSTILE_BOUND_KIB} KiB");
 }

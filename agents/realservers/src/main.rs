@@ -28,9 +28,13 @@ static SPEC: AgentSpec = AgentSpec {
         check_timeout, and restored when it recovers. A daemon per resource checks all reals \
         concurrently, so a hung server never delays the others; it re-adds its reals if the table \
         is flushed, logs every change, and keeps its view in /run/lvs-agents. It touches no \
-        destination it does not own. Monitor fails when the daemon is dead or hung; \
-        OCF_CHECK_LEVEL=10 also compares the kernel table with the daemon's view. Reload applies \
-        changed parameters (e.g. the real list) without stopping. \
+        destination it does not own. Monitor fails when the daemon is dead or hung, or when its \
+        kernel writes have failed 3 routine passes in a row (a pass each check_interval; past \
+        1,000 reals, every ceil(reals/1000) intervals); OCF_CHECK_LEVEL=10 also compares the \
+        kernel table with the daemon's view. Stop removes the reals the daemon ran with (its \
+        last start or reload) and those real names now; it reads only service, real and \
+        cleanstop, so a check parameter that no longer parses (a ca= file since removed) cannot \
+        keep the reals in the table. Reload applies changed parameters (e.g. the real list) without stopping. \
         heartbeat v1 form: lvs-realservers::service::real[::check[::request[::receive]]].",
     params: &[
         agent::SERVICE_SHARED,
@@ -41,13 +45,20 @@ static SPEC: AgentSpec = AgentSpec {
                 192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
                 to 1; quoted strings override request/receive for that real. Fields may also be \
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
-                haresources needs since it splits on spaces.",
+                haresources needs since it splits on spaces. At most 65,536 reals in all, ranges \
+                expanded. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
+                ::) and ports above 0, except port 0 for a service without a port (fwmark, or \
+                port 0). Each distinct request/receive pair is parsed once and shared by the reals \
+                that use it.",
         ),
         ParamSpec::string("check", "Check type").default("connect").long(
             "connect (TCP connect), http, https, negotiate (with check_service), simpletcp, \
                 smtp, pop, imap, ftp, dns, mysql, pgsql, sip, ldap, udp, ping, external (with \
                 check_command), on (always up) or off (always down). HTTP checks use a fresh \
-                connection each time and send Connection: close.",
+                connection each time and send Connection: close. With receive or digest, an HTTP \
+                check reads at most the first 128 KiB of the body, and all bodies read at once \
+                share 8 MiB (a check waits for its share within check_timeout); at most 1,024 \
+                HTTP clients are kept for reuse.",
         ),
         ParamSpec::string("check_service", "Service spoken by a negotiate check").long(
             "For check=negotiate: http, https, simpletcp, smtp, pop, imap, ftp, dns, mysql, \
@@ -57,8 +68,12 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::integer("check_timeout", 1, 3600, "Seconds a check may take").default("5"),
         ParamSpec::string("request", "Check request")
             .long("HTTP path (/test.html), simpletcp payload, DNS name or UDP payload."),
-        ParamSpec::string("receive", "Expected answer")
-            .long("Regular expression the response must match (HTTP body, simpletcp reply, ...)."),
+        ParamSpec::string("receive", "Expected answer").long(
+            "Regular expression the response must match (HTTP body, simpletcp reply, ...); at \
+                most 1 MiB compiled, and the distinct regexes of per-real overrides at most 16 MiB \
+                together (each counted as 4 KiB, 64 KiB or 1 MiB, the smallest it fits: 4,096 short \
+                patterns or 16 large ones). An HTTP body is matched as far as its first 128 KiB.",
+        ),
         ParamSpec::string("virtualhost", "HTTP Host and TLS server name"),
         ParamSpec::select("http_method", &["GET", "HEAD"], "HTTP method").default("GET"),
         ParamSpec::string("status_codes", "Accepted HTTP status codes")
@@ -71,8 +86,8 @@ static SPEC: AgentSpec = AgentSpec {
         ),
         ParamSpec::string("check_options", "More check options").long(
             "Further key=value options of the check, space-separated: verify=yes ca=FILE \
-                digest=MD5 (https), helo=NAME (smtp), user=NAME (ldap, sip), type=AAAA (dns), \
-                reply=yes (udp).",
+                (https), digest=MD5 (http, https: of a body of at most 128 KiB), helo=NAME (smtp), \
+                user=NAME (ldap, sip), type=AAAA (dns), reply=yes (udp).",
         ),
         ParamSpec::integer("checkport", 1, 65535, "Port to check instead of the real's port"),
         ParamSpec::string("source", "Source address of checks"),
@@ -107,12 +122,15 @@ fn main() -> std::process::ExitCode {
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
             if ctx.action == Action::Stop {
+                // What the daemon ran with (its last start or reload), read
+                // before stopping it removes the file.
+                let recorded = instance.read_params(&SPEC).ok();
                 // The daemon goes first, whatever the parameters say now.
                 let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
                 sup.stop(ctx.timeout)?;
-                let cfg = Config::from_params(&ctx.params)?;
-                if cfg.cleanstop {
-                    cfg.remove_all()?;
+                let _ = std::fs::remove_file(faultfile(&instance));
+                for removal in Removal::for_stop(&ctx.params, recorded.as_ref())? {
+                    removal.remove_all()?;
                 }
                 return Ok(Outcome::NotRunning);
             }
@@ -147,23 +165,23 @@ struct Config {
     fall: u32,
     initial: Initial,
     quiescent: bool,
-    cleanstop: bool,
     checkport: Option<u16>,
     source: Option<std::net::IpAddr>,
     node_attribute: Option<String>,
 }
 
-/// The check options the parameters set explicitly, in probe's words.
-fn check_options(p: &Params, request: Option<&str>, receive: Option<&str>) -> Result<Vec<(String, String)>> {
+/// The check options the parameters set explicitly, in probe's words,
+/// but request and receive, which a real may override: those go in at the
+/// returned position (keeping the order the check's name shows).
+fn check_options(p: &Params) -> Result<(Vec<(String, String)>, usize)> {
     let mut o: Vec<(String, String)> = Vec::new();
+    let texts_at = usize::from(p.str("check_service").is_some());
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
             o.push((k.to_string(), v.to_string()));
         }
     };
     put("service", p.str("check_service"));
-    put("request", request.or(p.str("request")));
-    put("receive", receive.or(p.str("receive")));
     put("virtualhost", p.str("virtualhost"));
     if p.is_explicit("http_method") {
         put("method", p.str("http_method"));
@@ -176,7 +194,59 @@ fn check_options(p: &Params, request: Option<&str>, receive: Option<&str>) -> Re
             .ok_or_else(|| Error::configured(format!("check_options: '{word}' is not key=value")))?;
         o.push((k.to_string(), v.to_string()));
     }
-    Ok(o)
+    Ok((o, texts_at))
+}
+
+/// What stop needs, and nothing else: a check parameter that no longer
+/// parses (a `ca=` file since removed) must not keep our reals in the table.
+struct Removal {
+    service: ServiceKey,
+    owned: BTreeSet<SocketAddr>,
+    cleanstop: bool,
+}
+
+impl Removal {
+    fn from_params(p: &Params) -> Result<Removal> {
+        let service = agent::service_key(p)?;
+        let owned = reals::parse(p.str("real").unwrap_or_default(), &service)?
+            .iter()
+            .map(|r| r.destination.endpoint())
+            .collect();
+        Ok(Removal { service, owned, cleanstop: p.flag("cleanstop") })
+    }
+
+    /// The reals stop removes: those the daemon ran with (`recorded`) and
+    /// those the parameters name now, when cleanstop says so. Parameters
+    /// that no longer parse fail stop only when nothing was recorded.
+    fn for_stop(now: &Params, recorded: Option<&Params>) -> Result<Vec<Removal>> {
+        if now.is_explicit("cleanstop") && !now.flag("cleanstop") {
+            return Ok(Vec::new());
+        }
+        let current = Removal::from_params(now);
+        let mut all: Vec<Removal> = recorded.and_then(|p| Removal::from_params(p).ok()).into_iter().collect();
+        match current {
+            Ok(c) => all.push(c),
+            Err(e) if all.is_empty() => return Err(e),
+            Err(e) => tracing::warn!("stop: {e}; removing the reals the daemon ran with"),
+        }
+        all.retain(|r| r.cleanstop);
+        Ok(all)
+    }
+
+    /// cleanstop: our destinations leave the table; others stay.
+    fn remove_all(&self) -> Result<()> {
+        if !agent::ipvs_loaded() {
+            return Ok(());
+        }
+        let ipvs = IpvsClient::connect()?;
+        match ipvs.reconcile_destinations(&self.service, &self.owned, &[]) {
+            Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -184,19 +254,36 @@ impl Config {
         let service = agent::service_key(p)?;
         let reals = reals::parse(p.str("real").unwrap_or_default(), &service)?;
         let kind = p.str("check").unwrap_or("connect");
-        let build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
-            let opts = check_options(p, req, rcv)?;
-            let pairs: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            Check::from_options(kind, &pairs).map(Arc::new)
+        let (base, texts_at) = check_options(p)?;
+        let (request, receive) = (p.str("request"), p.str("receive"));
+        // One check per distinct request/receive pair, built once and
+        // shared; `parsed` shares compiled regexes and CA files between them.
+        let mut parsed = probe::spec::Shared::default();
+        let mut build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
+            let mut pairs: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let texts = [("request", req.or(request)), ("receive", rcv.or(receive))];
+            let texts = texts.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+            pairs.splice(texts_at..texts_at, texts);
+            Check::from_options_shared(kind, &pairs, &mut parsed).map(Arc::new)
         };
         let shared = build(None, None)?;
-        let checks = reals
-            .iter()
-            .map(|r| match (&r.request, &r.receive) {
-                (None, None) => Ok(shared.clone()),
-                (req, rcv) => build(req.as_deref(), rcv.as_deref()),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        type Texts = (Option<Arc<str>>, Option<Arc<str>>);
+        let mut built: HashMap<Texts, Arc<Check>> = HashMap::new();
+        let mut checks = Vec::with_capacity(reals.len());
+        for r in &reals {
+            let check = match (&r.request, &r.receive) {
+                (None, None) => shared.clone(),
+                texts => match built.get(&(texts.0.clone(), texts.1.clone())) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = build(r.request.as_deref(), r.receive.as_deref())?;
+                        built.insert((r.request.clone(), r.receive.clone()), c.clone());
+                        c
+                    }
+                },
+            };
+            checks.push(check);
+        }
         // fwmark reals may have no port; a check then needs checkport.
         let needs_port =
             !matches!(shared.kind, CheckKind::On | CheckKind::Off | CheckKind::Ping | CheckKind::External(_));
@@ -223,7 +310,6 @@ impl Config {
             fall: p.int("fall").unwrap_or(1) as u32,
             initial: if p.str("initial_state") == Some("up") { Initial::Up } else { Initial::Down },
             quiescent: p.flag("quiescent"),
-            cleanstop: p.flag("cleanstop"),
             checkport: p.int("checkport").map(|n| n as u16),
             source,
             node_attribute: p.str("node_attribute").map(String::from),
@@ -269,21 +355,6 @@ impl Config {
             })
             .collect()
     }
-
-    /// cleanstop: our destinations leave the table; others stay.
-    fn remove_all(&self) -> Result<()> {
-        if !agent::ipvs_loaded() {
-            return Ok(());
-        }
-        let ipvs = IpvsClient::connect()?;
-        match ipvs.reconcile_destinations(&self.service, &self.owned(), &[]) {
-            Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        Ok(())
-    }
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -292,7 +363,11 @@ fn unix(t: SystemTime) -> u64 {
 
 fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -> Result<Outcome> {
     let outcome = sup.monitor()?;
-    if outcome != Outcome::Running || ctx.check_level < 10 {
+    if outcome != Outcome::Running {
+        return Ok(outcome);
+    }
+    kernel_fault(instance)?;
+    if ctx.check_level < 10 {
         return Ok(outcome);
     }
     let (state, _): (State, _) =
@@ -345,12 +420,42 @@ fn publish_attribute(name: &str, healthy: usize) -> bool {
     }
 }
 
+/// Routine passes in a row whose kernel writes fail before monitor fails:
+/// one may lose a race with another agent; three mean a table we cannot keep.
+const KERNEL_FAILURES_FATAL: u32 = 3;
+
+/// Where the daemon leaves the reason monitor must fail with, while its
+/// kernel writes keep failing (a small file: monitor reads no state).
+fn faultfile(instance: &Instance) -> std::path::PathBuf {
+    instance.statefile().with_extension("fault")
+}
+
+/// Whether monitor should fail for kernel writes, and why.
+fn kernel_fault(instance: &Instance) -> Result<()> {
+    match instance.read_json::<String>(&faultfile(instance))? {
+        Some((reason, _)) => Err(Error::generic(reason)),
+        None => Ok(()),
+    }
+}
+
+/// What went wrong bringing the kernel in line with the health state.
+#[derive(Debug)]
+struct Problem {
+    text: String,
+    /// A write failed; otherwise the service is absent and we wait for it.
+    write_failed: bool,
+}
+
 /// Health per real, carried across reloads for reals that stay.
 struct Daemon {
     cfg: Config,
     health: HashMap<SocketAddr, Health>,
     since: HashMap<SocketAddr, SystemTime>,
     published: Option<usize>,
+    /// Routine passes in a row whose writes failed.
+    kernel_failures: u32,
+    /// Whether the fault file is there.
+    faulted: bool,
 }
 
 impl Daemon {
@@ -370,7 +475,7 @@ impl Daemon {
             since.entry(ep).or_insert_with(SystemTime::now);
         }
         since.retain(|ep, _| health.contains_key(ep));
-        Ok(Daemon { cfg, health, since, published: None })
+        Ok(Daemon { cfg, health, since, published: None, kernel_failures: 0, faulted: false })
     }
 
     fn is_up(&self, ep: SocketAddr) -> bool {
@@ -397,10 +502,29 @@ impl Daemon {
     /// The kernel table, the state file and the node attribute brought in
     /// line with the health state. Only a state file that cannot be
     /// written is fatal (monitor would call us hung anyway).
-    fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance) -> Result<()> {
-        let error = self.apply(ipvs);
-        let state = self.state(error);
+    /// `routine`: the pass of an interval, which counts towards failing
+    /// monitor (passes prompted by changes come in bursts; they do not).
+    fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
+        let problem = self.apply(ipvs);
+        let fault = self.count(problem.as_ref(), routine);
+        let state = self.state(problem.map(|p| p.text));
         instance.write_json(&instance.statefile(), &state)?;
+        match fault {
+            Some(reason) if !self.faulted => {
+                tracing::error!("{reason}: monitor fails until a write succeeds");
+                instance.write_json(&faultfile(instance), &reason)?;
+                self.faulted = true;
+            }
+            None if self.faulted => {
+                tracing::info!("kernel writes to {} succeed again", self.cfg.service);
+                match std::fs::remove_file(faultfile(instance)) {
+                    Ok(()) => self.faulted = false,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.faulted = false,
+                    Err(e) => tracing::warn!("removing {}: {e}", faultfile(instance).display()),
+                }
+            }
+            _ => {}
+        }
         if let Some(name) = &self.cfg.node_attribute {
             if self.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
                 self.published = Some(state.healthy);
@@ -443,8 +567,22 @@ impl Daemon {
         }
     }
 
+    /// Counts a pass; the reason monitor must fail with, once kernel writes
+    /// have failed KERNEL_FAILURES_FATAL routine passes in a row.
+    fn count(&mut self, problem: Option<&Problem>, routine: bool) -> Option<String> {
+        match problem {
+            Some(p) if p.write_failed => self.kernel_failures += u32::from(routine),
+            _ => self.kernel_failures = 0,
+        }
+        let p = problem.filter(|_| self.kernel_failures >= KERNEL_FAILURES_FATAL)?;
+        Some(format!(
+            "kernel writes to {} failed {} passes in a row: {}",
+            self.cfg.service, self.kernel_failures, p.text
+        ))
+    }
+
     /// Makes the kernel match the health state; returns a problem to report.
-    fn apply(&self, ipvs: &IpvsClient) -> Option<String> {
+    fn apply(&self, ipvs: &IpvsClient) -> Option<Problem> {
         let desired = self.cfg.desired(|ep| self.is_up(ep));
         match ipvs.reconcile_destinations(&self.cfg.service, &self.cfg.owned(), &desired) {
             Ok(ops) => {
@@ -454,13 +592,13 @@ impl Daemon {
                 None
             }
             Err(e) if e.is_not_found() => {
-                let msg = format!("{} is not in the kernel table; waiting for it", self.cfg.service);
-                tracing::warn!("{msg}");
-                Some(msg)
+                let text = format!("{} is not in the kernel table; waiting for it", self.cfg.service);
+                tracing::warn!("{text}");
+                Some(Problem { text, write_failed: false })
             }
             Err(e) => {
                 tracing::error!("updating {}: {e}", self.cfg.service);
-                Some(e.to_string())
+                Some(Problem { text: e.to_string(), write_failed: true })
             }
         }
     }
@@ -508,6 +646,8 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
+        // A fault left by an earlier daemon is not ours to report.
+        let _ = std::fs::remove_file(faultfile(instance));
         tracing::info!(
             "checking {} reals of {} every {}s, up to {in_flight} at once (adaptive)",
             d.cfg.reals.len(),
@@ -521,7 +661,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         for report in sched.round(&d.cfg.jobs()).await {
             d.record(report);
         }
-        d.sync(&ipvs, instance)?;
+        d.sync(&ipvs, instance, true)?;
         loop {
             // From here each real has its own timer, spread over the
             // interval: an even load, and when the machine cannot keep up
@@ -554,7 +694,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     }
                     _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {
                         due = None;
-                        d.sync(&ipvs, instance)?;
+                        d.sync(&ipvs, instance, false)?;
                         last_sync = tokio::time::Instant::now();
                     }
                     // Every interval even without changes: the state file
@@ -563,7 +703,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         ticks += 1;
                         if ticks % every == 0 || due.is_some() {
                             due = None;
-                            d.sync(&ipvs, instance)?;
+                            d.sync(&ipvs, instance, true)?;
                             last_sync = tokio::time::Instant::now();
                         } else {
                             instance.touch(&instance.statefile())?;
@@ -578,8 +718,11 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         // Reals no longer listed leave the table now.
                         let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
                         let old_service = d.cfg.service;
-                        let Daemon { health, since, .. } = d;
+                        // Clients for old names and CA files would only take memory.
+                        probe::forget_clients();
+                        let Daemon { health, since, kernel_failures, faulted, .. } = d;
                         d = Daemon::new(cfg, health, since)?;
+                        (d.kernel_failures, d.faulted) = (kernel_failures, faulted);
                         for ep in gone {
                             match ipvs.delete_destination(&old_service, ep) {
                                 Ok(()) => tracing::info!("real {ep} removed from the list"),
@@ -587,7 +730,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                                 Err(e) => tracing::warn!("removing {ep}: {e}"),
                             }
                         }
-                        d.sync(&ipvs, instance)?;
+                        d.sync(&ipvs, instance, false)?;
                         tracing::info!("reloaded: {} reals", d.cfg.reals.len());
                     }
                 }
@@ -622,7 +765,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.reals.len(), 2);
-        assert!(c.quiescent && c.cleanstop);
+        assert!(c.quiescent);
         assert_eq!((c.interval, c.timeout, c.rise, c.fall), (Duration::from_secs(5), Duration::from_secs(5), 1, 1));
         assert!(Arc::ptr_eq(&c.checks[0], &c.checks[1]), "reals without overrides share one check");
         assert!(c.checks[0].to_string().contains("/test.html"), "{}", c.checks[0]);
@@ -696,5 +839,132 @@ mod tests {
         assert_eq!(s.healthy, 1);
         assert_eq!(s.reals[0].weight, Some(3));
         assert_eq!(s.reals[1].weight, Some(0));
+    }
+
+    fn http_of(c: &Check) -> &probe::HttpCheck {
+        match &c.kind {
+            CheckKind::Http(h) => h,
+            other => panic!("not an http check: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_distinct_check_is_built_once_and_shared() {
+        // 256 reals of one range with their own request/receive: one check.
+        let c = cfg(&[
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", r#"10.0.0.0->10.0.0.255:80 gate 1 "/id" "^ok""#),
+            ("check", "http"),
+        ])
+        .unwrap();
+        assert_eq!(c.checks.len(), 256);
+        assert!(c.checks.iter().all(|k| Arc::ptr_eq(k, &c.checks[0])), "each real of the range has its own check");
+        // Entries with equal overrides share a check; different requests
+        // with one receive share its compiled regex, and one CA file is read once.
+        let ca = lvs_tests::fake::test_cert().pem_path.display().to_string();
+        let c = cfg(&[
+            ("service", "tcp:10.0.0.100:443"),
+            ("real", r#"10.0.0.1 gate 1 "/a" "^ok", 10.0.0.2 gate 1 "/b" "^ok", 10.0.0.3 gate 1 "/a" "^ok""#),
+            ("check", "https"),
+            ("check_options", &format!("verify=yes ca={ca}")),
+        ])
+        .unwrap();
+        assert!(Arc::ptr_eq(&c.checks[0], &c.checks[2]));
+        assert!(!Arc::ptr_eq(&c.checks[0], &c.checks[1]));
+        let (a, b) = (http_of(&c.checks[0]), http_of(&c.checks[1]));
+        assert_eq!((a.path.as_str(), b.path.as_str()), ("/a", "/b"));
+        let (ra, rb) = (a.receive.as_ref().unwrap(), b.receive.as_ref().unwrap());
+        assert!(std::ptr::eq(ra.as_str().as_ptr(), rb.as_str().as_ptr()), "the regex was compiled twice");
+        assert!(Arc::ptr_eq(a.ca.as_ref().unwrap(), b.ca.as_ref().unwrap()), "the CA file was read twice");
+    }
+
+    #[test]
+    fn stop_needs_only_the_service_and_the_reals() {
+        // The CA file is gone since start: the check no longer parses, yet
+        // stop must still know which reals to remove.
+        let stale = [
+            ("service", "tcp:10.0.0.100:443"),
+            ("real", "192.168.7.10, 192.168.7.20"),
+            ("check", "https"),
+            ("check_options", "verify=yes ca=/nonexistent/lvs-ca.pem"),
+            ("receive", "("),
+        ];
+        let p = Params::parse_lenient(&SPEC, &stale.map(|(k, v)| (k.to_string(), v.to_string()))).0;
+        assert!(matches!(Config::from_params(&p), Err(Error::Configured(_))));
+        let r = Removal::from_params(&p).unwrap();
+        assert!(r.cleanstop);
+        assert_eq!(r.owned.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["192.168.7.10:443", "192.168.7.20:443"]);
+    }
+
+    #[test]
+    fn monitor_fails_once_kernel_writes_fail_three_routine_passes_in_a_row() {
+        let mut d = Daemon::new(cfg(&BASE).unwrap(), HashMap::new(), HashMap::new()).unwrap();
+        let failed = Problem { text: "Invalid argument (os error 22)".into(), write_failed: true };
+        let waiting = Problem { text: "not in the kernel table".into(), write_failed: false };
+        assert_eq!(d.count(Some(&failed), true), None);
+        // Passes prompted by changes come in bursts: they do not count.
+        for _ in 0..10 {
+            assert_eq!(d.count(Some(&failed), false), None);
+        }
+        assert_eq!(d.count(Some(&failed), true), None);
+        let reason = d.count(Some(&failed), true).expect("a fault after 3 failed routine passes");
+        assert!(reason.contains("failed 3 passes in a row: Invalid argument (os error 22)"), "{reason}");
+        // One write that succeeds clears it; waiting for the service is no fault.
+        assert_eq!(d.count(None, false), None);
+        assert_eq!(d.count(Some(&failed), true), None);
+        for _ in 0..10 {
+            assert_eq!(d.count(Some(&waiting), true), None);
+        }
+        // The reason reaches monitor through the fault file.
+        let dir = std::env::temp_dir().join(format!("lvs-rs-fault-{}", std::process::id()));
+        let inst = Instance::in_dir("realservers", "fault-test", dir.clone());
+        assert!(kernel_fault(&inst).is_ok());
+        inst.write_json(&faultfile(&inst), &reason).unwrap();
+        assert!(matches!(kernel_fault(&inst), Err(Error::Generic(m)) if m == reason));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn meta_data_states_the_bounds_the_code_keeps() {
+        let text = |name: &str| SPEC.params.iter().find(|p| p.name == name).map(|p| p.longdesc).unwrap();
+        let n = |v: usize| {
+            let s = v.to_string();
+            if s.len() > 3 {
+                format!("{},{}", &s[..s.len() - 3], &s[s.len() - 3..])
+            } else {
+                s
+            }
+        };
+        assert!(text("real").contains(&format!("At most {} reals", n(reals::MAX_REALS))));
+        let check = text("check");
+        assert!(check.contains(&format!("first {} KiB", probe::MAX_BODY >> 10)), "{check}");
+        assert!(check.contains(&format!("share {} MiB", probe::BODY_BUDGET >> 20)), "{check}");
+        assert!(check.contains(&format!("at most {} HTTP clients", n(probe::MAX_CLIENTS))), "{check}");
+        assert!(text("receive").contains(&format!("{} MiB compiled", probe::spec::MAX_REGEX_SIZE >> 20)));
+        assert!(text("receive").contains(&format!("at most {} MiB together", probe::spec::REGEX_BUDGET >> 20)));
+        assert!(SPEC.longdesc.contains(&format!("failed {KERNEL_FAILURES_FATAL} routine passes")));
+    }
+
+    #[test]
+    fn stop_removes_what_the_daemon_ran_with_when_real_no_longer_parses() {
+        let params = |pairs: &[(&str, &str)]| {
+            Params::parse_lenient(&SPEC, &pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+                .0
+        };
+        let ran = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10, 192.168.7.20")]);
+        let broken = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10, nonsense")]);
+        let eps = |r: &[Removal]| r.iter().flat_map(|r| r.owned.iter().map(|e| e.to_string())).collect::<Vec<_>>();
+        let r = Removal::for_stop(&broken, Some(&ran)).unwrap();
+        assert_eq!(eps(&r), ["192.168.7.10:80", "192.168.7.20:80"]);
+        // Without a record (after a reboot) the parameters are all there is.
+        assert!(matches!(Removal::for_stop(&broken, None), Err(Error::Configured(_))));
+        // Both, when both parse: edited parameters do not hide the old reals.
+        let edited = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.30")]);
+        let r = Removal::for_stop(&edited, Some(&ran)).unwrap();
+        assert_eq!(eps(&r), ["192.168.7.10:80", "192.168.7.20:80", "192.168.7.30:80"]);
+        // cleanstop=false keeps them all, said now or when the daemon started.
+        let keep = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10"), ("cleanstop", "false")]);
+        assert!(Removal::for_stop(&keep, Some(&ran)).unwrap().is_empty());
+        assert!(Removal::for_stop(&broken, Some(&keep)).unwrap().is_empty());
     }
 }

@@ -23,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub use health::{Health, Initial, Transition};
+pub use http::{forget_clients, BODY_BUDGET, MAX_BODY, MAX_CLIENTS};
 pub use sched::{Job, Report, Scheduler};
 pub use spec::{Check, CheckKind, DnsType, ExternalCheck, HttpCheck, HttpMethod, Service, StatusRanges, UdpCheck};
 

@@ -23,14 +23,20 @@
 //!
 //! `request` and UDP payloads understand `\n \r \t \0 \\ \xHH` escapes, as
 //! ldirectord's simpletcp expands `\n`; `receive` is a regex (Rust syntax,
-//! close to Perl's for the usual cases).
+//! close to Perl's for the usual cases), at most [`MAX_REGEX_SIZE`] compiled
+//! (and [`REGEX_BUDGET`] for all distinct ones built through one [`Shared`]).
+//!
+//! Checks built through one [`Shared`] share what they parse: each distinct
+//! regex is compiled once and each CA file read once, however many reals
+//! use them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 use crate::error::{Error, Result};
 
@@ -73,7 +79,7 @@ pub struct HttpCheck {
     /// Host header, and TLS SNI when it is a name.
     pub virtualhost: Option<String>,
     pub status: StatusRanges,
-    pub receive: Option<Regex>,
+    pub receive: Option<Arc<Regex>>,
     /// MD5 of the whole body (keepalived's HTTP_GET `digest`).
     pub digest: Option<[u8; 16]>,
     /// Verify the certificate chain and name; off by default like SSL_GET.
@@ -108,7 +114,7 @@ pub struct CaFile {
 #[derive(Debug, Clone)]
 pub enum Service {
     /// Send `request` (may be empty), half-close, read until `receive` matches.
-    SimpleTcp { request: Vec<u8>, receive: Regex },
+    SimpleTcp { request: Vec<u8>, receive: Arc<Regex> },
     /// 220 banner, EHLO answered 250, QUIT.
     Smtp { helo: String },
     /// `+OK` greeting, QUIT.
@@ -149,7 +155,7 @@ pub struct UdpCheck {
     pub payload: Vec<u8>,
     /// Without a required reply the check only fails on an ICMP error.
     pub require_reply: bool,
-    pub receive: Option<Regex>,
+    pub receive: Option<Arc<Regex>>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,8 +330,74 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     }
 }
 
-fn parse_regex(key: &str, v: &str) -> Result<Regex> {
-    Regex::new(v).map_err(|e| Error::configured(format!("{key}: bad regex /{v}/: {e}")))
+/// The most memory one compiled `receive` regex may take (the regex
+/// crate's own default is 10 MiB; `\w{200}` alone takes more).
+pub const MAX_REGEX_SIZE: usize = 1 << 20;
+
+/// What all distinct regexes of one configuration may take together,
+/// each counted by the smallest of REGEX_CLASSES it compiles within: a
+/// 4,096 short patterns (a host name per real) or 16 large ones.
+pub const REGEX_BUDGET: usize = 16 << 20;
+
+const REGEX_CLASSES: [usize; 3] = [4 << 10, 64 << 10, MAX_REGEX_SIZE];
+
+/// What checks built from one configuration share, so that thousands of
+/// reals with one override cost one compiled regex and one CA read.
+#[derive(Debug, Default)]
+pub struct Shared {
+    regexes: HashMap<String, Arc<Regex>>,
+    /// REGEX_BUDGET spent so far.
+    regex_bytes: usize,
+    cas: HashMap<String, Arc<CaFile>>,
+}
+
+impl Shared {
+    fn regex(&mut self, key: &str, v: &str) -> Result<Arc<Regex>> {
+        if let Some(re) = self.regexes.get(v) {
+            return Ok(re.clone());
+        }
+        let bad = |e: regex::Error| Error::configured(format!("{key}: bad regex /{v}/: {e}"));
+        let mut compiled = None;
+        // Smallest class first: a pattern too big for one aborts early.
+        for class in REGEX_CLASSES {
+            match RegexBuilder::new(v).size_limit(class).dfa_size_limit(class).build() {
+                Ok(re) => {
+                    compiled = Some((re, class));
+                    break;
+                }
+                Err(e @ regex::Error::CompiledTooBig(_)) if class == MAX_REGEX_SIZE => return Err(bad(e)),
+                Err(regex::Error::CompiledTooBig(_)) => continue,
+                Err(e) => return Err(bad(e)),
+            }
+        }
+        let Some((re, size)) = compiled else {
+            return Err(Error::configured(format!("{key}: bad regex /{v}/")));
+        };
+        if self.regex_bytes + size > REGEX_BUDGET {
+            return Err(Error::configured(format!(
+                "{key}: the distinct regexes together compile to more than {} MiB at /{v}/: \
+                 let reals share patterns",
+                REGEX_BUDGET >> 20
+            )));
+        }
+        self.regex_bytes += size;
+        let re = Arc::new(re);
+        self.regexes.insert(v.to_string(), re.clone());
+        Ok(re)
+    }
+
+    fn ca(&mut self, path: &str) -> Result<Arc<CaFile>> {
+        if let Some(ca) = self.cas.get(path) {
+            return Ok(ca.clone());
+        }
+        let pem = std::fs::read(path).map_err(|e| Error::configured(format!("ca={path}: {e}")))?;
+        if reqwest::Certificate::from_pem_bundle(&pem).map(|c| c.is_empty()).unwrap_or(true) {
+            return Err(Error::configured(format!("ca={path}: no PEM certificate in it")));
+        }
+        let ca = Arc::new(CaFile { path: PathBuf::from(path), pem });
+        self.cas.insert(path.to_string(), ca.clone());
+        Ok(ca)
+    }
 }
 
 fn parse_digest(v: &str) -> Result<[u8; 16]> {
@@ -413,6 +485,12 @@ impl Check {
     /// Builds a check from a kind and key/value options, as an agent's
     /// parameters give them (`check_type=negotiate`, `service=http`, ...).
     pub fn from_options(kind: &str, options: &[(&str, &str)]) -> Result<Check> {
+        Check::from_options_shared(kind, options, &mut Shared::default())
+    }
+
+    /// [`Check::from_options`], reusing (and adding to) what `shared` has
+    /// already parsed.
+    pub fn from_options_shared(kind: &str, options: &[(&str, &str)], shared: &mut Shared) -> Result<Check> {
         let mut opts = Options::new(options)?;
         let mut kind = kind.trim().to_ascii_lowercase();
         if kind == "negotiate" {
@@ -429,10 +507,10 @@ impl Check {
             "off" => CheckKind::Off,
             "connect" => CheckKind::Connect,
             "ping" => CheckKind::Ping,
-            "http" | "https" => CheckKind::Http(http(kind == "https", &mut opts)?),
-            "udp" => CheckKind::Udp(udp(&mut opts)?),
+            "http" | "https" => CheckKind::Http(http(kind == "https", &mut opts, shared)?),
+            "udp" => CheckKind::Udp(udp(&mut opts, shared)?),
             "external" => CheckKind::External(external(&mut opts)?),
-            s if SERVICES.contains(&s) => CheckKind::Negotiate(service(s, &mut opts)?),
+            s if SERVICES.contains(&s) => CheckKind::Negotiate(service(s, &mut opts, shared)?),
             "" => return Err(Error::configured("empty check type")),
             other => return Err(Error::configured(format!("unknown check type '{other}'"))),
         };
@@ -458,7 +536,7 @@ impl fmt::Display for Check {
     }
 }
 
-fn http(tls: bool, o: &mut Options) -> Result<HttpCheck> {
+fn http(tls: bool, o: &mut Options, shared: &mut Shared) -> Result<HttpCheck> {
     let path = o.take("request").unwrap_or_else(|| "/".to_string());
     if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::configured(format!("request={path}: expected a path starting with /")));
@@ -480,7 +558,7 @@ fn http(tls: bool, o: &mut Options) -> Result<HttpCheck> {
         Some(s) => StatusRanges::parse(&s)?,
         None => StatusRanges::default(),
     };
-    let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| parse_regex("receive", &r)).transpose()?;
+    let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| shared.regex("receive", &r)).transpose()?;
     let digest = o.take("digest").map(|d| parse_digest(&d)).transpose()?;
     if method == HttpMethod::Head && (receive.is_some() || digest.is_some()) {
         return Err(Error::configured("method=HEAD has no body: drop receive/digest"));
@@ -492,11 +570,7 @@ fn http(tls: bool, o: &mut Options) -> Result<HttpCheck> {
             if verify == Some(false) {
                 return Err(Error::configured("ca= needs verify=yes"));
             }
-            let pem = std::fs::read(&path).map_err(|e| Error::configured(format!("ca={path}: {e}")))?;
-            if reqwest::Certificate::from_pem_bundle(&pem).map(|c| c.is_empty()).unwrap_or(true) {
-                return Err(Error::configured(format!("ca={path}: no PEM certificate in it")));
-            }
-            Some(Arc::new(CaFile { path: PathBuf::from(path), pem }))
+            Some(shared.ca(&path)?)
         }
     };
     if !tls && (verify.is_some() || ca.is_some()) {
@@ -512,9 +586,9 @@ fn http(tls: bool, o: &mut Options) -> Result<HttpCheck> {
     Ok(HttpCheck { tls, method, path, virtualhost, status, receive, digest, verify, ca, url })
 }
 
-fn udp(o: &mut Options) -> Result<UdpCheck> {
+fn udp(o: &mut Options, shared: &mut Shared) -> Result<UdpCheck> {
     let payload = o.take("request").map(|r| unescape(&r)).transpose()?.unwrap_or_default();
-    let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| parse_regex("receive", &r)).transpose()?;
+    let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| shared.regex("receive", &r)).transpose()?;
     let reply = o.take("reply").map(|v| parse_bool("reply", &v)).transpose()?;
     if reply == Some(false) && receive.is_some() {
         return Err(Error::configured("receive= needs reply=yes"));
@@ -535,14 +609,14 @@ fn external(o: &mut Options) -> Result<ExternalCheck> {
     }
 }
 
-fn service(name: &str, o: &mut Options) -> Result<Service> {
+fn service(name: &str, o: &mut Options, shared: &mut Shared) -> Result<Service> {
     Ok(match name {
         "simpletcp" => {
             let request = o.take("request").map(|r| unescape(&r)).transpose()?.unwrap_or_default();
             let Some(receive) = o.take("receive").filter(|r| !r.is_empty()) else {
                 return Err(Error::configured("simpletcp needs receive=REGEX"));
             };
-            Service::SimpleTcp { request, receive: parse_regex("receive", &receive)? }
+            Service::SimpleTcp { request, receive: shared.regex("receive", &receive)? }
         }
         "smtp" => {
             let helo = o.take("helo").unwrap_or_else(|| "localhost".to_string());
@@ -764,6 +838,40 @@ mod tests {
             let msg = configured(spec);
             assert!(msg.contains(want), "{spec:?}: {msg:?} does not mention {want:?}");
         }
+    }
+
+    #[test]
+    fn one_shared_parse_compiles_each_regex_once_and_bounds_its_size() {
+        let mut shared = Shared::default();
+        let a = Check::from_options_shared("http", &[("request", "/a"), ("receive", "^ok")], &mut shared).unwrap();
+        let b = Check::from_options_shared("simpletcp", &[("receive", "^ok")], &mut shared).unwrap();
+        let (CheckKind::Http(h), CheckKind::Negotiate(Service::SimpleTcp { receive, .. })) = (&a.kind, &b.kind) else {
+            panic!("{a:?} {b:?}")
+        };
+        assert!(Arc::ptr_eq(h.receive.as_ref().unwrap(), receive));
+        // A pattern that compiles to more than MAX_REGEX_SIZE is refused.
+        let msg = configured(r"http receive='\w{200}'");
+        assert!(msg.contains("bad regex"), "{msg}");
+        assert!(Check::parse(r"http receive='\w{8}'").is_ok());
+    }
+
+    #[test]
+    fn distinct_regexes_share_one_budget() {
+        // Thousands of small patterns (one per real, say its host name) fit.
+        let mut shared = Shared::default();
+        for i in 0..4096 {
+            let receive = format!("^web{i}$");
+            Check::from_options_shared("http", &[("receive", &receive)], &mut shared).unwrap();
+        }
+        // Large ones exhaust it (256 distinct \w{20}: 24 s and 311 MB before).
+        let mut shared = Shared::default();
+        let start = std::time::Instant::now();
+        let refused = (0..256).find_map(|i| {
+            let receive = format!(r"\w{{20}}{i}");
+            Check::from_options_shared("http", &[("receive", &receive)], &mut shared).err()
+        });
+        assert!(matches!(&refused, Some(Error::Configured(m)) if m.contains("together")), "{refused:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     proptest::proptest! {
