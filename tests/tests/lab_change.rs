@@ -132,3 +132,31 @@ fn sorry_leaves_as_soon_as_a_real_has_weight() {
     assert_eq!(agent(&d, "sorry", "stop", &p).code, 0);
     assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
 }
+
+#[test]
+fn realservers_reload_to_another_service_takes_its_reals_along() {
+    let (d, _peer) = director();
+    for svc in ["tcp:10.0.0.100:80", "tcp:10.0.0.100:8080"] {
+        assert_eq!(agent(&d, "service", "start", &[("service", svc)]).code, 0);
+    }
+    let reals = "192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2";
+    let first = [("service", "tcp:10.0.0.100:80"), ("real", reals), ("check", "on"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "realservers", "start", &first).code, 0);
+    let second = [("service", "tcp:10.0.0.100:8080"), ("real", reals), ("check", "on"), ("check_interval", "1")];
+    assert_eq!(agent(&d, "realservers", "reload", &second).code, 0);
+    let on = |svc: &str| -> usize {
+        let table = d.must(&["ipvsadm", "-Ln", "-t", svc]);
+        table.lines().filter(|l| l.trim_start().starts_with("-> 192.168.7.")).count()
+    };
+    let mut moved = false;
+    for _ in 0..50 {
+        if on("10.0.0.100:80") == 0 && on("10.0.0.100:8080") == 2 {
+            moved = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(moved, "reals must leave the old service and join the new one:\n{}", d.ipvsadm(&[]));
+    assert_eq!(agent(&d, "realservers", "stop", &second).code, 0);
+    assert_eq!(on("10.0.0.100:8080"), 0, "{}", d.ipvsadm(&[]));
+}

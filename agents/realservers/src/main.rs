@@ -715,9 +715,14 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             match wake {
                 Wake::Reload => {
                     if let Some(cfg) = lvs_common::daemon::reloaded(instance, spec, Config::from_params) {
-                        // Reals no longer listed leave the table now.
-                        let gone: Vec<SocketAddr> = d.cfg.owned().difference(&cfg.owned()).copied().collect();
+                        // Reals no longer listed leave the table now; all of
+                        // them when the service itself changed.
                         let old_service = d.cfg.service;
+                        let gone: Vec<SocketAddr> = if cfg.service == old_service {
+                            d.cfg.owned().difference(&cfg.owned()).copied().collect()
+                        } else {
+                            d.cfg.owned().into_iter().collect()
+                        };
                         // Clients for old names and CA files would only take memory.
                         probe::forget_clients();
                         let Daemon { health, since, kernel_failures, faulted, .. } = d;
