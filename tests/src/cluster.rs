@@ -196,3 +196,25 @@ pub fn install_ocf_agent(agent: &str) {
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(crate::agent::bin(&format!("lvs-{agent}")), &link).expect("symlink agent");
 }
+
+/// A point in a log file that earlier runs (or steps) also wrote: only
+/// what comes after it counts.
+pub struct LogMark {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl LogMark {
+    pub fn now(path: &str) -> LogMark {
+        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        LogMark { path: PathBuf::from(path), offset }
+    }
+
+    /// The text written since the mark (all of it if the file was
+    /// truncated or replaced meanwhile).
+    pub fn since(&self) -> String {
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        let from = if (bytes.len() as u64) < self.offset { 0 } else { self.offset as usize };
+        String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned()
+    }
+}

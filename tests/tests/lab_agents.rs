@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use lvs_tests::agent::{bin, ocf, Call};
-use lvs_tests::topo::{wire, Host};
+use lvs_tests::topo::{weights_in, wire, Host};
 
 fn service(d: &Host, action: &str, params: &[(&str, &str)]) -> Call {
     ocf("lvs-service", Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &format!("svc-{}", d.ns))])
@@ -176,7 +176,7 @@ fn realservers_reload_changes_the_list_in_place_and_touches_only_its_own() {
     assert!(t.contains("192.168.7.30:80") && !t.contains("192.168.7.10:80"), "reload applied: {t}");
     assert!(t.lines().any(|l| l.contains("192.168.7.20:80") && l.contains(" 5 ")), "weight changed in place: {t}");
     assert_eq!(pid_of(&d, "realservers"), pid, "same daemon after reload");
-    assert!(t.contains("192.168.7.99:80"), "foreign destination untouched: {t}");
+    assert_eq!(weights_in(&t).get("192.168.7.99:80"), Some(&7), "foreign destination untouched: {t}");
 
     // The sorry agent never touches others either, and cleans up after itself.
     let sorry = [("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")];
@@ -187,7 +187,7 @@ fn realservers_reload_changes_the_list_in_place_and_touches_only_its_own() {
     assert_eq!(agent(&d, "realservers", "stop", &after).code, 0);
     let t = d.ipvsadm(&[]);
     assert!(!t.contains("192.168.7.20:80") && !t.contains("192.168.7.30:80"), "cleanstop: {t}");
-    assert!(t.contains("192.168.7.99:80"), "foreign destination survives stop: {t}");
+    assert_eq!(weights_in(&t).get("192.168.7.99:80"), Some(&7), "foreign destination survives stop: {t}");
     assert_eq!(agent(&d, "realservers", "monitor", &after).code, 7);
 }
 

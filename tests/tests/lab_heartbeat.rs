@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lvs_tests::agent::bin;
-use lvs_tests::cluster::{must, wait_for};
+use lvs_tests::cluster::{must, wait_for, LogMark};
 use lvs_tests::topo::{ip, web_root, Host, Switch};
 
 const HARESOURCES: &str = "lab lvs-vip::10.0.0.100/24/lvsh0 lvs-service::tcp:10.0.0.100:80::wrr \
@@ -19,10 +19,13 @@ fn heartbeat_running() -> bool {
     Command::new("pgrep").args(["-f", "heartbeat: master"]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// Line numbers in heartbeat's log where ResourceManager ran each of
-/// `resources` with `action`; panics if one is missing.
-fn ran(resources: &[&str], action: &str) -> Vec<usize> {
-    let log = std::fs::read_to_string("/var/log/ha-log").unwrap_or_default();
+const HA_LOG: &str = "/var/log/ha-log";
+
+/// Line numbers in heartbeat's log, from `mark` on (earlier runs wrote the
+/// same file), where ResourceManager ran each of `resources` with
+/// `action`; panics if one is missing.
+fn ran(mark: &LogMark, resources: &[&str], action: &str) -> Vec<usize> {
+    let log = mark.since();
     resources
         .iter()
         .map(|r| {
@@ -74,7 +77,7 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     std::fs::write(
         "/etc/ha.d/ha.cf",
         format!(
-            "logfile /var/log/ha-log\nkeepalive 1\ndeadtime 5\ninitdead 5\nudpport 694\nucast lo 127.0.0.1\n\
+            "logfile {HA_LOG}\nkeepalive 1\ndeadtime 5\ninitdead 5\nudpport 694\nucast lo 127.0.0.1\n\
              node {node}\ncrm off\nauto_failback legacy\n"
         ),
     )
@@ -94,6 +97,7 @@ fn heartbeat_v1_takes_and_releases_the_director() {
         std::fs::create_dir_all(d).expect("heartbeat run dir");
     }
     let _ = Command::new("chown").args(["hacluster:haclient", "/run/heartbeat/ccm"]).status();
+    let started = LogMark::now(HA_LOG);
     must(hb, &[]);
     wait_for("heartbeat to take the resources", Duration::from_secs(90), || {
         let sorry = Command::new("/etc/ha.d/resource.d/lvs-sorry")
@@ -114,10 +118,11 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     let vip =
         Command::new("/etc/ha.d/resource.d/lvs-vip").args(["10.0.0.100/24/lvsh0", "status"]).output().expect("status");
     assert_eq!(String::from_utf8_lossy(&vip.stdout).trim(), "running");
-    let order = ran(&["lvs-vip", "lvs-service", "lvs-realservers", "lvs-sorry"], "start");
+    let order = ran(&started, &["lvs-vip", "lvs-service", "lvs-realservers", "lvs-sorry"], "start");
     assert!(order.windows(2).all(|w| w[0] < w[1]), "started in haresources order: {order:?}");
 
     // heartbeat -k releases everything in reverse.
+    let stopping = LogMark::now(HA_LOG);
     must(hb, &["-k"]);
     wait_for("heartbeat to stop", Duration::from_secs(60), || (!heartbeat_running()).then_some(()));
     let table = must("ipvsadm", &["-Ln"]);
@@ -133,7 +138,7 @@ fn heartbeat_v1_takes_and_releases_the_director() {
             .any(|f| f.starts_with("realservers-tcp:10.0.0.100:80") || f.starts_with("sorry-tcp:10.0.0.100:80")),
         "daemon files left: {left:?}"
     );
-    let stops = ran(&["lvs-sorry", "lvs-realservers", "lvs-service", "lvs-vip"], "stop");
+    let stops = ran(&stopping, &["lvs-sorry", "lvs-realservers", "lvs-service", "lvs-vip"], "stop");
     assert!(stops.windows(2).all(|w| w[0] < w[1]), "stopped in reverse order: {stops:?}");
     let _ = Command::new("ip").args(["link", "del", "lvsh0"]).status();
     let _ = Command::new("ip").args(["link", "del", "lvsh1"]).status();

@@ -141,11 +141,26 @@ fn tunnel_mode_reaches_reals_over_ipip() {
     ];
     let c = ocf("lvs-realservers", Some(&director.ns), "start", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]);
     assert_eq!(c.code, 0, "{c:?}");
-    let table = director.ipvsadm(&[]);
-    assert_eq!(table.matches("Tunnel  1").count(), 2, "{table}");
+    // Both are added at weight 0 and weighted once their first check passes.
+    let table = lvs_tests::cluster::wait_for("both tunnel reals weighted", Duration::from_secs(10), || {
+        let t = director.ipvsadm(&[]);
+        (t.matches("Tunnel  1").count() == 2).then_some(t)
+    });
+    // Direct routing would answer the same on this wire: that the packets
+    // came encapsulated shows on each real's tunl0 (health checks go to the
+    // real's own address, not through it).
+    let tunl0_rx = |r: &Host| -> u64 {
+        r.must(&["cat", "/sys/class/net/tunl0/statistics/rx_packets"]).trim().parse().expect("rx_packets")
+    };
+    let before: Vec<u64> = reals.iter().map(tunl0_rx).collect();
     let c = client.requests("10.0.0.100:80", 20);
-    println!("tunnel: {c:?}\n{table}");
+    let after: Vec<u64> = reals.iter().map(tunl0_rx).collect();
+    println!("tunnel: {c:?}, tunl0 rx packets {before:?} -> {after:?}\n{table}");
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&10)), "{c:?}");
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        // Each request is a connection of several packets, all via tunl0.
+        assert!(a - b >= 10 * 3, "r{}: tunl0 received {} packets for 10 requests", i + 1, a - b);
+    }
     assert_eq!(
         ocf("lvs-realservers", Some(&director.ns), "stop", &reals_p, &[("OCF_RESOURCE_INSTANCE", "tun-reals")]).code,
         0
