@@ -409,26 +409,60 @@ async fn periodic_checks_go_on_past_a_hung_real() {
     assert!(took < Duration::from_secs(2), "5 checks of the good real took {took:?}");
 }
 
-/// A hostile real: answers 200 with a chunked body that never ends.
-fn endless_body(addr: &str) -> SocketAddr {
-    // One chunk for all connections: the fakes share this process.
+/// A hostile real's answer: 200 with a chunked body that never ends.
+async fn send_endless_body(mut s: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // One chunk for all connections.
     static CHUNK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let chunk = CHUNK.get_or_init(|| [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat());
-    fake::tcp(addr, move |mut s| async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut req = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => req.extend_from_slice(&buf[..n]),
+    // A small send buffer: the writer only keeps up with the reader
+    // instead of copying megabytes into each socket (CPU the other tests need).
+    let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBuf, &(16 << 10));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    if s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.is_err() {
+        return;
+    }
+    while s.write_all(chunk).await.is_ok() {}
+}
+
+fn endless_body(addr: &str) -> SocketAddr {
+    fake::tcp(addr, send_endless_body)
+}
+
+/// Hostile reals on 127.0.9.1-`n`, served by a thread of their own: a
+/// thousand endless writers would starve the other tests' fakes.
+fn hostile_reals(n: u8) -> Vec<SocketAddr> {
+    let listeners: Vec<std::net::TcpListener> = (1..=n)
+        .map(|i| {
+            let l = std::net::TcpListener::bind(("127.0.9.".to_string() + &i.to_string(), 0)).unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .collect();
+    let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut accepting = tokio::task::JoinSet::new();
+            for l in listeners {
+                accepting.spawn(async move {
+                    let l = tokio::net::TcpListener::from_std(l).unwrap();
+                    while let Ok((s, _)) = l.accept().await {
+                        tokio::spawn(send_endless_body(s));
+                    }
+                });
             }
-        }
-        if s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.is_err() {
-            return;
-        }
-        while s.write_all(chunk).await.is_ok() {}
-    })
+            while accepting.join_next().await.is_some() {}
+        });
+    });
+    addrs
 }
 
 /// Peak and current resident memory of a process, in KiB.
@@ -446,12 +480,14 @@ const HOSTILE_BOUND_KIB: u64 = 64 * 1024;
 /// bodies, all checked at once: bodies are read only up to the per-check
 /// cap and only a bounded number at a time, so the checker stays under
 /// 64 MiB. Runs the checks in a child process (this test binary again)
-/// so that the peak memory is theirs alone; the parent kills the child
-/// past twice the bound rather than let it take the machine's memory.
+/// so that the peak memory is theirs alone (the fake servers stay in the
+/// parent); the parent kills the child past twice the bound rather than
+/// let it take the machine's memory.
 #[test]
 fn endless_bodies_from_1000_reals_keep_memory_bounded() {
     const CHILD: &str = "LVS_PROBE_HOSTILE_CHILD";
-    if std::env::var_os(CHILD).is_some() {
+    if let Ok(servers) = std::env::var(CHILD) {
+        let servers: Vec<SocketAddr> = servers.split(',').map(|a| a.parse().unwrap()).collect();
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
@@ -459,7 +495,6 @@ fn endless_bodies_from_1000_reals_keep_memory_bounded() {
         let reports = rt.block_on(async {
             let receive = Arc::new(Check::parse("http receive=never-there").unwrap());
             let digest = Arc::new(Check::parse("http digest=00000000000000000000000000000000").unwrap());
-            let servers: Vec<SocketAddr> = (1..=10).map(|i| endless_body(&format!("127.0.9.{i}"))).collect();
             let jobs: Vec<_> = (0..1000u32)
                 .map(|i| Job {
                     key: i,
@@ -467,7 +502,7 @@ fn endless_bodies_from_1000_reals_keep_memory_bounded() {
                     check: if i % 2 == 0 { receive.clone() } else { digest.clone() },
                 })
                 .collect();
-            Scheduler::new(1000, Duration::from_secs(20)).unwrap().round(&jobs).await
+            Scheduler::new(1000, Duration::from_secs(60)).unwrap().round(&jobs).await
         });
         for r in &reports {
             down(r.outcome.clone(), "KiB");
@@ -476,10 +511,11 @@ fn endless_bodies_from_1000_reals_keep_memory_bounded() {
         println!("peak-rss-kib={peak}");
         return;
     }
+    let servers: Vec<String> = hostile_reals(10).iter().map(SocketAddr::to_string).collect();
     let exe = std::env::current_exe().unwrap();
     let mut child = std::process::Command::new(exe)
         .args(["--exact", "endless_bodies_from_1000_reals_keep_memory_bounded", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
+        .env(CHILD, servers.join(","))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -492,7 +528,7 @@ fn endless_bodies_from_1000_reals_keep_memory_bounded() {
         }
         if let Some((_, rss)) = rss_kib(&pid) {
             worst = worst.max(rss);
-            if rss > 2 * HOSTILE_BOUND_KIB || start.elapsed() > Duration::from_secs(120) {
+            if rss > 2 * HOSTILE_BOUND_KIB || start.elapsed() > Duration::from_secs(180) {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 panic!("the checker grew to {rss} KiB after {:?}: killed", start.elapsed());

@@ -57,7 +57,7 @@ static SPEC: AgentSpec = AgentSpec {
                 check_command), on (always up) or off (always down). HTTP checks use a fresh \
                 connection each time and send Connection: close. With receive or digest, an HTTP \
                 check reads at most the first 128 KiB of the body, and all bodies read at once \
-                share 8 MiB (a check waits for its share within check_timeout); at most 1,024 \
+                share 4 MiB (a check waits for its share within check_timeout); at most 1,024 \
                 HTTP clients are kept for reuse.",
         ),
         ParamSpec::string("check_service", "Service spoken by a negotiate check").long(
