@@ -500,20 +500,23 @@ impl Daemon {
     }
 
     /// The kernel table, the state file and the node attribute brought in
-    /// line with the health state. Only a state file that cannot be
-    /// written is fatal (monitor would call us hung anyway).
+    /// line with the health state. A state file that cannot be written
+    /// is not fatal: the table still follows the checks (monitor says so).
     /// `routine`: the pass of an interval, which counts towards failing
     /// monitor (passes prompted by changes come in bursts; they do not).
     fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
         let problem = self.apply(ipvs);
         let fault = self.count(problem.as_ref(), routine);
         let state = self.state(problem.map(|p| p.text));
-        instance.write_json(&instance.statefile(), &state)?;
+        instance.write_state(&state);
         match fault {
             Some(reason) if !self.faulted => {
                 tracing::error!("{reason}: monitor fails until a write succeeds");
-                instance.write_json(&faultfile(instance), &reason)?;
-                self.faulted = true;
+                // Not fatal either (a full /run): tried again next pass.
+                match instance.write_json(&faultfile(instance), &reason) {
+                    Ok(()) => self.faulted = true,
+                    Err(e) => tracing::warn!("{e}"),
+                }
             }
             None if self.faulted => {
                 tracing::info!("kernel writes to {} succeed again", self.cfg.service);
@@ -706,7 +709,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                             d.sync(&ipvs, instance, true)?;
                             last_sync = tokio::time::Instant::now();
                         } else {
-                            instance.touch(&instance.statefile())?;
+                            instance.touch_state();
                         }
                     }
                     w = signals.recv() => break w,

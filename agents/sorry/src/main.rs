@@ -286,7 +286,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     last_error: Some(e.to_string()),
                 }
             });
-            instance.write_json(&instance.statefile(), &state)?;
+            instance.write_state(&state);
             // While the fallback serves, look often: clients should reach
             // a returning real at once, not up to check_interval later.
             let pause = if state.active { sorry.interval.min(ACTIVE_INTERVAL) } else { sorry.interval };

@@ -8,14 +8,18 @@
 //! runtime, with stdio on /dev/null so the cluster manager, which reads the
 //! agent's output until EOF, is not kept waiting.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
@@ -40,18 +44,151 @@ pub enum Liveness {
 #[derive(Debug, Clone)]
 pub struct Instance {
     agent: String,
+    /// The instance name exactly as given; the daemon's argv carries it.
     name: String,
+    /// Its file-name form (see [`encode`]).
+    stem: String,
     dir: PathBuf,
+    /// Set in the daemon: the pidfile, locked for the daemon's life.
+    held: Arc<OnceLock<PidLock>>,
+}
+
+#[derive(Debug)]
+struct PidLock {
+    file: Flock<File>,
+    dev: u64,
+    ino: u64,
+    /// The last state-write errno, so each new problem is logged once.
+    errno: AtomicI32,
 }
 
 fn run_dir() -> PathBuf {
     std::env::var_os("LVS_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/lvs-agents"))
 }
 
-/// File-name-safe form of a resource instance name (clones carry `:N`,
-/// heartbeat instances carry addresses and slashes).
-fn file_safe(name: &str) -> String {
+/// Longest file-name stem; with the agent name and extension the name stays
+/// well below the 255 bytes a file name may have.
+const MAX_STEM: usize = 200;
+
+/// The file-name form of an instance name, injective: `[A-Za-z0-9-_.]`
+/// stay, every other byte (`%` included) becomes `%XX`, and the empty
+/// name is `%`. A longer result keeps its first part and appends `~` and
+/// the MD5 of the whole name (`~` appears in no other form).
+pub fn encode(name: &str) -> String {
+    use std::fmt::Write as _;
+    if name.is_empty() {
+        return "%".into();
+    }
+    let mut s = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+            s.push(b as char);
+        } else {
+            let _ = write!(s, "%{b:02X}");
+        }
+    }
+    if s.len() > MAX_STEM {
+        use md5::{Digest, Md5};
+        s.truncate(MAX_STEM - 33);
+        s.push('~');
+        for b in Md5::digest(name.as_bytes()) {
+            let _ = write!(s, "{b:02x}");
+        }
+    }
+    s
+}
+
+/// The instance name back from [`encode`] (lvsctl shows it); a shortened
+/// form is shown as it is.
+pub fn decode(stem: &str) -> String {
+    if stem == "%" {
+        return String::new();
+    }
+    if stem.contains('~') {
+        return stem.to_string();
+    }
+    let b = stem.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The file-name form before it was made injective (`réal` and `rèal`
+/// were both `r_al`): daemons started by an older version are found under it.
+fn legacy_stem(name: &str) -> String {
+    if name.is_empty() {
+        return "default".into();
+    }
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
+}
+
+/// The current time on CLOCK_BOOTTIME: steady (no wall-clock steps) and
+/// counting suspend, the same in every process of this boot.
+pub fn boottime() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().clamp(0, 999_999_999) as u32))
+        .unwrap_or_default()
+}
+
+/// What a pidfile holds: `PID HEARTBEAT_MS ERRNO READY`, fixed width,
+/// rewritten in place (so a full /run cannot stop it). An older version
+/// wrote the pid alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidInfo {
+    pub pid: u32,
+    /// CLOCK_BOOTTIME of the daemon's last sign of life; None in an old pidfile.
+    pub heartbeat: Option<Duration>,
+    /// The errno of the last failed state write, 0 when it worked.
+    pub errno: i32,
+    /// The first round is over.
+    pub ready: bool,
+}
+
+impl PidInfo {
+    fn parse(text: &str) -> Option<PidInfo> {
+        let mut w = text.split_whitespace();
+        let pid = w.next()?.parse().ok()?;
+        let heartbeat = w.next().and_then(|h| h.parse().ok()).map(Duration::from_millis);
+        let errno = w.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+        let ready = w.next() == Some("1");
+        Some(PidInfo { pid, heartbeat, errno, ready: ready || heartbeat.is_none() })
+    }
+
+    fn line(&self) -> String {
+        let hb = self.heartbeat.unwrap_or_default().as_millis();
+        format!("{:<10} {hb:>20} {:>6} {}\n", self.pid, self.errno, u8::from(self.ready))
+    }
+}
+
+/// How fresh a heartbeat is, judged on one steady clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Stale(Duration),
+}
+
+/// `heartbeat` and `now` are CLOCK_BOOTTIME readings of two processes;
+/// the wall clock plays no part, so stepping it changes nothing.
+pub fn judge(heartbeat: Duration, now: Duration, limit: Duration) -> Freshness {
+    let age = now.saturating_sub(heartbeat);
+    if age <= limit {
+        Freshness::Fresh
+    } else {
+        Freshness::Stale(age)
+    }
 }
 
 impl Instance {
@@ -60,12 +197,27 @@ impl Instance {
     }
 
     pub fn in_dir(agent: &str, instance: &str, dir: PathBuf) -> Instance {
-        let name = if instance.is_empty() { "default".to_string() } else { file_safe(instance) };
-        Instance { agent: agent.to_string(), name, dir }
+        let mut inst = Instance {
+            agent: agent.to_string(),
+            name: instance.to_string(),
+            stem: encode(instance),
+            dir,
+            held: Arc::default(),
+        };
+        // A daemon an older version started keeps its files: found under
+        // the old name, and only when it runs this very instance.
+        let legacy = legacy_stem(instance);
+        if legacy != inst.stem && !inst.pidfile().exists() {
+            let old = Instance { stem: legacy, ..inst.clone() };
+            if old.read_pid().is_some_and(|i| is_our_daemon(i.pid, instance)) {
+                inst = old;
+            }
+        }
+        inst
     }
 
     fn file(&self, ext: &str) -> PathBuf {
-        self.dir.join(format!("{}-{}.{ext}", self.agent, self.name))
+        self.dir.join(format!("{}-{}.{ext}", self.agent, self.stem))
     }
     pub fn pidfile(&self) -> PathBuf {
         self.file("pid")
@@ -83,6 +235,11 @@ impl Instance {
     pub fn paramsfile(&self) -> PathBuf {
         self.file("params")
     }
+    /// Serialises the actions on this instance; never removed (removing a
+    /// lock file under a waiter would let two in).
+    pub fn lockfile(&self) -> PathBuf {
+        self.file("lock")
+    }
 
     fn ensure_dir(&self) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
@@ -90,15 +247,72 @@ impl Instance {
         Ok(())
     }
 
-    fn read_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.pidfile()).ok()?.trim().parse().ok()
+    pub fn read_pid(&self) -> Option<PidInfo> {
+        PidInfo::parse(&fs::read_to_string(self.pidfile()).ok()?)
     }
 
+    /// True while some process holds the pidfile's lock (a daemon's life).
+    fn pidfile_locked(&self) -> bool {
+        let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.pidfile()) else {
+            return false;
+        };
+        matches!(Flock::lock(f, FlockArg::LockSharedNonblock), Err((_, Errno::EWOULDBLOCK)))
+    }
+
+    /// Running: the pidfile is locked (or written by an older version,
+    /// which did not lock) and names a live daemon of exactly this instance.
     pub fn liveness(&self) -> Liveness {
         match self.read_pid() {
+            None if self.pidfile().exists() => Liveness::Dead(0),
             None => Liveness::Stopped,
-            Some(pid) if is_our_daemon(pid, &self.name) => Liveness::Running(pid),
-            Some(pid) => Liveness::Dead(pid),
+            Some(i) if (i.heartbeat.is_none() || self.pidfile_locked()) && is_our_daemon(i.pid, &self.name) => {
+                Liveness::Running(i.pid)
+            }
+            Some(i) => Liveness::Dead(i.pid),
+        }
+    }
+
+    /// Takes the lock that serialises actions on this instance, waiting up
+    /// to `wait`. None when the lock file cannot even be made (a read-only
+    /// /run): the action goes on unserialised rather than not at all.
+    pub fn lock_actions(&self, wait: Duration) -> Result<Option<Flock<File>>> {
+        let open = || {
+            self.ensure_dir()?;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.lockfile())
+                .map_err(|e| Error::io(format!("opening {}", self.lockfile().display()), e))
+        };
+        let mut f = match open() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("{e}; going on without the instance lock");
+                return Ok(None);
+            }
+        };
+        let began = Instant::now();
+        loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(Some(l)),
+                Err((back, Errno::EWOULDBLOCK)) if began.elapsed() < wait => {
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(Error::generic(format!(
+                        "another action on this instance is still running after {}s",
+                        wait.as_secs()
+                    )))
+                }
+                Err((_, e)) => {
+                    tracing::warn!("locking {}: {e}; going on without the instance lock", self.lockfile().display());
+                    return Ok(None);
+                }
+            }
         }
     }
 
@@ -116,7 +330,10 @@ impl Instance {
             out.flush()?;
             fs::rename(&tmp, path)
         };
-        write().map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(format!("writing {}", path.display()), e)
+        })
     }
 
     /// Marks a file as fresh without rewriting it.
@@ -126,6 +343,40 @@ impl Instance {
             .open(path)
             .and_then(|f| f.set_modified(SystemTime::now()))
             .map_err(|e| Error::io(format!("touching {}", path.display()), e))
+    }
+
+    /// The daemon's state: written, and the heartbeat with it. A failed
+    /// write (full or read-only /run) is logged and shown in the pidfile
+    /// for monitor; the daemon keeps running, since exiting would leave
+    /// the kernel table to the next recovery's stop.
+    pub fn write_state<T: Serialize>(&self, value: &T) {
+        let r = self.write_json(&self.statefile(), value);
+        self.beat(r, true);
+    }
+
+    /// The state is unchanged: only the heartbeat (and the file's time).
+    pub fn touch_state(&self) {
+        let r = self.touch(&self.statefile());
+        self.beat(r, false);
+    }
+
+    fn beat(&self, r: Result<()>, ready: bool) {
+        let Some(held) = self.held.get() else { return };
+        let errno = match &r {
+            Ok(()) => 0,
+            Err(e) => e.errno().unwrap_or(libc::EIO),
+        };
+        if held.errno.swap(errno, Ordering::Relaxed) != errno {
+            match r {
+                Ok(()) => tracing::info!("the state is written again"),
+                Err(e) => tracing::error!("{e}; running on, monitor reports it"),
+            }
+        }
+        let ready = ready || read_ready(&held.file);
+        let info = PidInfo { pid: std::process::id(), heartbeat: Some(boottime()), errno, ready };
+        if let Err(e) = held.file.write_all_at(info.line().as_bytes(), 0) {
+            tracing::warn!("writing the heartbeat to {}: {e}", self.pidfile().display());
+        }
     }
 
     /// Reads a JSON file and its age; None when it does not exist.
@@ -168,16 +419,49 @@ impl Instance {
         Ok(child.id())
     }
 
-    /// Called by the daemon itself: records its pid. Fails if another live
-    /// daemon of this instance holds the pidfile.
+    /// Called by the daemon itself: locks the pidfile for the rest of its
+    /// life and records its pid. Fails if another daemon holds it.
     pub fn claim_pidfile(&self) -> Result<()> {
         self.ensure_dir()?;
-        if let Liveness::Running(pid) = self.liveness() {
-            if pid != std::process::id() {
-                return Err(Error::generic(format!("another daemon (pid {pid}) runs this instance")));
+        let path = self.pidfile();
+        let io = |e: std::io::Error| Error::io(format!("opening {}", path.display()), e);
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io)?;
+        // Readers take the lock shared for an instant: retry briefly.
+        let began = Instant::now();
+        let file = loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break l,
+                Err((back, Errno::EWOULDBLOCK)) if began.elapsed() < Duration::from_secs(1) => {
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    let other = self.read_pid().map(|i| i.pid).unwrap_or(0);
+                    return Err(Error::generic(format!("another daemon (pid {other}) runs this instance")));
+                }
+                Err((_, e)) => return Err(Error::io(format!("locking {}", path.display()), e.into())),
             }
-        }
-        self.write_json(&self.pidfile(), &std::process::id())
+        };
+        let meta = file.metadata().map_err(io)?;
+        file.set_len(0).map_err(io)?;
+        let info = PidInfo { pid: std::process::id(), heartbeat: Some(boottime()), errno: 0, ready: false };
+        file.write_all_at(info.line().as_bytes(), 0).map_err(io)?;
+        let lock = PidLock { file, dev: meta.dev(), ino: meta.ino(), errno: AtomicI32::new(0) };
+        self.held.set(lock).map_err(|_| Error::generic("the pidfile is claimed twice"))
+    }
+
+    /// The daemon still owns its pidfile: the path leads to the file it
+    /// locked (not removed, not replaced by another daemon's).
+    pub fn owns_pidfile(&self) -> bool {
+        let Some(held) = self.held.get() else { return false };
+        fs::symlink_metadata(self.pidfile()).is_ok_and(|m| m.dev() == held.dev && m.ino() == held.ino)
     }
 
     /// Removes the daemon's files; called by the daemon on a clean exit and
@@ -191,10 +475,15 @@ impl Instance {
     /// Asks the daemon to re-read its parameters.
     pub fn reload(&self) -> Result<()> {
         match self.liveness() {
-            Liveness::Running(pid) => kill(Pid::from_raw(pid as i32), Signal::SIGHUP)
-                .map_err(|e| Error::generic(format!("signalling daemon {pid}: {e}"))),
+            Liveness::Running(pid) => signal(pid, &self.name, Signal::SIGHUP),
             _ => Err(Error::generic("the daemon is not running")),
         }
+    }
+
+    /// Whether the daemon `pid` still runs: it is ours, or the pidfile is
+    /// still locked (by it, on its way out).
+    fn alive(&self, pid: u32) -> bool {
+        is_our_daemon(pid, &self.name) || self.pidfile_locked()
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL. Success when nothing runs.
@@ -206,28 +495,61 @@ impl Instance {
                 return Ok(());
             }
         };
-        let target = Pid::from_raw(pid as i32);
-        let _ = kill(target, Signal::SIGTERM);
+        let _ = signal(pid, &self.name, Signal::SIGTERM);
         let began = Instant::now();
         while began.elapsed() < grace {
-            if !is_our_daemon(pid, &self.name) {
+            if !self.alive(pid) {
                 self.remove_files();
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::warn!("daemon {pid} ignored SIGTERM for {grace:?}; killing it");
-        let _ = kill(target, Signal::SIGKILL);
+        let _ = signal(pid, &self.name, Signal::SIGKILL);
         let began = Instant::now();
-        while is_our_daemon(pid, &self.name) && began.elapsed() < Duration::from_secs(2) {
+        while self.alive(pid) && began.elapsed() < Duration::from_secs(2) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if is_our_daemon(pid, &self.name) {
+        if self.alive(pid) {
             return Err(Error::generic(format!("daemon {pid} survived SIGKILL")));
         }
+        // Its check processes had no chance to be cleaned up.
+        kill_session(pid);
         self.remove_files();
         Ok(())
     }
+}
+
+/// Sends `sig` to `pid` only after checking it is our daemon of `name`.
+fn signal(pid: u32, name: &str, sig: Signal) -> Result<()> {
+    if !is_our_daemon(pid, name) {
+        return Err(Error::generic(format!("process {pid} is not the daemon of '{name}'; not signalled")));
+    }
+    let target = i32::try_from(pid).map_err(|_| Error::generic(format!("pid {pid} out of range")))?;
+    kill(Pid::from_raw(target), sig).map_err(|e| Error::generic(format!("signalling daemon {pid}: {e}")))
+}
+
+/// SIGKILL to every process left in the session of a daemon just killed
+/// (daemons lead their own session; check commands run in it). The
+/// session id stays reserved while any member lives, so nothing else can
+/// be in it.
+fn kill_session(sid: u32) {
+    let Ok(entries) = fs::read_dir("/proc") else { return };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid pgrp session ...
+        let session = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(3));
+        if session.and_then(|s| s.parse::<u32>().ok()) == Some(sid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+fn read_ready(f: &File) -> bool {
+    let mut buf = [0u8; 64];
+    let n = f.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n]).ok().and_then(PidInfo::parse).is_some_and(|i| i.ready)
 }
 
 /// The agent side of a daemon-backed resource: start, monitor, stop and
@@ -242,8 +564,8 @@ pub struct Supervisor<'a> {
 
 impl Supervisor<'_> {
     /// Idempotent: a running daemon is success. Otherwise writes the
-    /// parameters, spawns the daemon and waits (within `budget`) for its
-    /// first state file, so start returns once the first round has run.
+    /// parameters, spawns the daemon and waits (within `budget`) until it
+    /// has locked its pidfile and finished its first round.
     pub fn start(&self, params: &crate::ocf::Params, budget: Duration) -> Result<()> {
         if let Liveness::Running(pid) = self.instance.liveness() {
             tracing::info!("daemon already running (pid {pid})");
@@ -256,7 +578,8 @@ impl Supervisor<'_> {
         loop {
             std::thread::sleep(Duration::from_millis(20));
             let alive = is_our_daemon(pid, &self.instance.name);
-            if alive && self.instance.statefile().exists() {
+            let info = self.instance.read_pid().filter(|i| i.pid == pid);
+            if alive && info.is_some_and(|i| i.ready) {
                 tracing::info!("daemon started (pid {pid})");
                 return Ok(());
             }
@@ -275,30 +598,56 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Running when the daemon lives and its state is fresh (at most three
-    /// rounds old); a leftover pidfile or a stale state is a failure.
+    /// Running when the daemon lives and its heartbeat is fresh (at most
+    /// three rounds old, on CLOCK_BOOTTIME); a leftover pidfile or a stale
+    /// heartbeat is a failure. A daemon that cannot write its state is
+    /// running (it still keeps the table right); monitor logs why.
     pub fn monitor(&self) -> Result<crate::ocf::Outcome> {
+        let limit = self.updated_every * 3 + Duration::from_secs(1);
         match self.instance.liveness() {
             Liveness::Stopped => Ok(crate::ocf::Outcome::NotRunning),
             Liveness::Dead(pid) => {
                 Err(Error::generic(format!("the daemon (pid {pid}) is gone but its pidfile is left: it died")))
             }
             Liveness::Running(pid) => {
-                let age = fs::metadata(self.instance.statefile())
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| SystemTime::now().duration_since(t).ok());
-                let limit = self.updated_every * 3 + Duration::from_secs(1);
-                match age {
-                    Some(a) if a <= limit => Ok(crate::ocf::Outcome::Running),
-                    Some(a) => Err(Error::generic(format!(
-                        "the daemon (pid {pid}) looks hung: its state is {}s old (limit {}s)",
-                        a.as_secs(),
+                let info = self.instance.read_pid().filter(|i| i.pid == pid);
+                let Some(heartbeat) = info.and_then(|i| i.heartbeat) else {
+                    return self.monitor_legacy(pid, limit);
+                };
+                if let Freshness::Stale(age) = judge(heartbeat, boottime(), limit) {
+                    return Err(Error::generic(format!(
+                        "the daemon (pid {pid}) looks hung: no sign of life for {}s (limit {}s)",
+                        age.as_secs(),
                         limit.as_secs()
-                    ))),
-                    None => Err(Error::generic(format!("the daemon (pid {pid}) has written no state"))),
+                    )));
                 }
+                if let Some(errno) = info.map(|i| i.errno).filter(|e| *e != 0) {
+                    tracing::warn!(
+                        "the daemon (pid {pid}) cannot write its state in {}: {}; it keeps running",
+                        self.instance.dir.display(),
+                        std::io::Error::from_raw_os_error(errno)
+                    );
+                }
+                Ok(crate::ocf::Outcome::Running)
             }
+        }
+    }
+
+    /// A daemon of an older version has no heartbeat: the state file's
+    /// wall-clock age is all there is until it is restarted.
+    fn monitor_legacy(&self, pid: u32, limit: Duration) -> Result<crate::ocf::Outcome> {
+        let age = fs::metadata(self.instance.statefile())
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        match age {
+            Some(a) if a <= limit => Ok(crate::ocf::Outcome::Running),
+            Some(a) => Err(Error::generic(format!(
+                "the daemon (pid {pid}) looks hung: its state is {}s old (limit {}s)",
+                a.as_secs(),
+                limit.as_secs()
+            ))),
+            None => Err(Error::generic(format!("the daemon (pid {pid}) has written no state"))),
         }
     }
 
@@ -370,13 +719,42 @@ impl Signals {
 }
 
 /// Runs a daemon's body: claims the pidfile, runs `body` on a
-/// single-threaded runtime until it returns, then removes the files — the
-/// pidfile last of all, so stop sees the daemon until it is done.
+/// single-threaded runtime until it returns, SIGTERM/SIGINT arrive (even
+/// while the body is busy, e.g. in its first round: the body is dropped,
+/// and with it its checks) or the pidfile is no longer ours; then removes
+/// the files if they are still ours — the pidfile last of all, so stop
+/// sees the daemon until it is done.
 pub fn run<F: std::future::Future<Output = Result<()>>>(instance: &Instance, body: F) -> Result<()> {
     instance.claim_pidfile()?;
-    let result = crate::block_on(body)?;
-    instance.remove_files();
+    let result = crate::block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let s = |k: SignalKind| signal(k).map_err(|e| Error::io("installing signal handlers", e));
+        let (mut term, mut int) = (s(SignalKind::terminate())?, s(SignalKind::interrupt())?);
+        tokio::select! {
+            r = body => r,
+            _ = term.recv() => Ok(()),
+            _ = int.recv() => Ok(()),
+            e = watch_pidfile(instance) => Err(e),
+        }
+    })?;
+    if instance.owns_pidfile() {
+        let _ = fs::remove_file(instance.statefile());
+        let _ = fs::remove_file(instance.paramsfile());
+        let _ = fs::remove_file(instance.pidfile());
+    }
     result
+}
+
+/// Resolves when the pidfile stops being ours (removed, or replaced by
+/// another daemon's): this daemon must then go, or it would keep
+/// re-adding reals a stop removed.
+async fn watch_pidfile(instance: &Instance) -> Error {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !instance.owns_pidfile() {
+            return Error::generic(format!("{} is gone or not ours: exiting", instance.pidfile().display()));
+        }
+    }
 }
 
 /// On SIGHUP: the new parameters made into the daemon's configuration by
@@ -407,18 +785,28 @@ impl Instance {
     }
 }
 
-/// True when `pid` is alive and is a daemon of this instance, so a reused
-/// pid is never mistaken for (or killed as) ours.
+/// True when `pid` is alive and is a daemon of exactly this instance:
+/// our own binary (`/proc/PID/exe`, also after an upgrade replaced it)
+/// run as `BINARY __daemon NAME`. A reused pid is never mistaken for (or
+/// signalled as) ours.
 fn is_our_daemon(pid: u32, name: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     // A zombie has an empty cmdline: it is gone for our purposes.
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let pos = args.iter().position(|a| *a == DAEMON_ACTION.as_bytes());
-    match pos.and_then(|i| args.get(i + 1)) {
-        Some(arg) => file_safe(&String::from_utf8_lossy(arg)) == name,
-        None => false,
+    if args.get(1) != Some(&DAEMON_ACTION.as_bytes()) || args.get(2) != Some(&name.as_bytes()) {
+        return false;
+    }
+    let exe = |p: &Path| {
+        fs::read_link(p).ok().map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_suffix(" (deleted)").map(String::from).unwrap_or(l)
+        })
+    };
+    match (exe(Path::new(&format!("/proc/{pid}/exe"))), exe(Path::new("/proc/self/exe"))) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => false,
     }
 }
 
@@ -432,10 +820,54 @@ mod tests {
     }
 
     #[test]
-    fn names_are_file_safe() {
-        assert_eq!(file_safe("vip/10.0.0.1::x"), "vip_10.0.0.1::x");
+    fn names_encode_injectively_and_decode() {
+        assert_eq!(encode("web:0"), "web%3A0");
+        assert_eq!(encode("r\u{e9}al"), "r%C3%A9al");
+        assert_eq!(encode("50%"), "50%25");
+        assert_eq!(encode(""), "%");
+        for n in ["web:0", "r\u{e9}al", "50%", "", "vip/10.0.0.1::x", "a%3Ab"] {
+            assert_eq!(decode(&encode(n)), n);
+        }
         let i = Instance::in_dir("realservers", "web:0", PathBuf::from("/run/x"));
-        assert_eq!(i.pidfile(), PathBuf::from("/run/x/realservers-web:0.pid"));
+        assert_eq!(i.pidfile(), PathBuf::from("/run/x/realservers-web%3A0.pid"));
+        let long = "x/".repeat(200);
+        assert!(encode(&long).len() <= MAX_STEM && encode(&long).contains('~'));
+        assert_ne!(encode(&long), encode(&format!("{long}y")));
+    }
+
+    #[test]
+    fn freshness_is_judged_on_the_boot_clock_only() {
+        let s = Duration::from_secs;
+        let limit = s(16);
+        assert_eq!(judge(s(1000), s(1010), limit), Freshness::Fresh);
+        assert_eq!(judge(s(1000), s(1016), limit), Freshness::Fresh);
+        assert_eq!(judge(s(1000), s(1017), limit), Freshness::Stale(s(17)));
+        // a heartbeat "ahead" of the reader (readings a moment apart) is fresh
+        assert_eq!(judge(s(1001), s(1000), limit), Freshness::Fresh);
+    }
+
+    #[test]
+    fn pidfile_lines_round_trip_and_old_ones_read() {
+        let i = PidInfo { pid: 42, heartbeat: Some(Duration::from_millis(123_456)), errno: 28, ready: true };
+        let line = i.line();
+        assert_eq!(PidInfo::parse(&line), Some(i));
+        let fresh = PidInfo { errno: 0, ready: false, ..i };
+        assert_eq!(line.len(), fresh.line().len(), "rewritten in place: fixed width");
+        assert_eq!(PidInfo::parse("1234"), Some(PidInfo { pid: 1234, heartbeat: None, errno: 0, ready: true }));
+        assert_eq!(PidInfo::parse(""), None);
+    }
+
+    #[test]
+    fn action_lock_excludes_a_second_holder_until_released() {
+        let i = tmp_instance("lock");
+        let first = i.lock_actions(Duration::ZERO).unwrap();
+        assert!(first.is_some());
+        let began = Instant::now();
+        let second = i.lock_actions(Duration::from_millis(200));
+        assert!(second.is_err(), "two holders");
+        assert!(began.elapsed() >= Duration::from_millis(200));
+        drop(first);
+        assert!(i.lock_actions(Duration::ZERO).unwrap().is_some());
     }
 
     #[test]

@@ -117,7 +117,8 @@ where
             }
         };
     }
-    let input = Input::from_os(&args, std::env::vars_os());
+    let mut input = Input::from_os(&args, std::env::vars_os());
+    input.serialise = daemon.is_some();
     let code = execute_input(spec, &input, handler, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
     std::process::ExitCode::from(code)
 }
@@ -133,6 +134,8 @@ struct Input {
     bad_args: Vec<usize>,
     /// `OCF_RESKEY_<name>` variables whose value was not UTF-8.
     bad_params: Vec<String>,
+    /// Take the instance's action lock (agents with a daemon).
+    serialise: bool,
 }
 
 impl Input {
@@ -277,7 +280,16 @@ where
                 heartbeat,
             };
             tracing::debug!("{word} with {:?}", ctx.params);
-            match handler(&ctx) {
+            // One action at a time per instance: two starts must not run
+            // two daemons, nor a start race a stop. Waiting counts against
+            // the action's timeout.
+            let lock = match input.serialise && action != Action::ValidateAll {
+                true => crate::daemon::Instance::new(spec.name, &ctx.instance)
+                    .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1))),
+                false => Ok(None),
+            };
+            let result = lock.and_then(|_held| handler(&ctx));
+            match result {
                 // Parameters an agent cannot make sense of name nothing it
                 // could have started. Failing here would get the node fenced
                 // for a configuration mistake.
