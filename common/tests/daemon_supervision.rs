@@ -201,7 +201,24 @@ fn sigterm_during_the_first_round_is_acted_on() {
     assert!(daemons_named("slowfirst").is_empty());
 }
 
-const NAMES: [&str; 6] = ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst"];
+fn a_state_that_cannot_be_written_does_not_end_the_daemon() {
+    let r = Res::new("full");
+    r.start(&[]);
+    let pid = r.pid();
+    // The next state write fails as on a full /run: its path is a directory.
+    let _ = std::fs::remove_file(r.inst.statefile());
+    std::fs::create_dir(r.inst.statefile()).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(daemons_named("full"), vec![pid], "the daemon exited");
+    assert_eq!(r.sup().monitor().unwrap(), Outcome::Running);
+    assert_ne!(r.inst.read_pid().unwrap().errno, 0, "the problem is recorded for monitor");
+    std::fs::remove_dir(r.inst.statefile()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(r.inst.read_pid().unwrap().errno, 0, "and cleared when writes work again");
+    r.sup().stop(Duration::from_secs(5)).unwrap();
+}
+
+const NAMES: [&str; 7] = ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full"];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -220,6 +237,10 @@ fn main() -> std::process::ExitCode {
         ("a_daemon_without_its_pidfile_exits", a_daemon_without_its_pidfile_exits),
         ("monitor_ignores_wall_clock_steps", monitor_ignores_wall_clock_steps),
         ("sigterm_during_the_first_round_is_acted_on", sigterm_during_the_first_round_is_acted_on),
+        (
+            "a_state_that_cannot_be_written_does_not_end_the_daemon",
+            a_state_that_cannot_be_written_does_not_end_the_daemon,
+        ),
     ];
     let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();
