@@ -81,7 +81,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("check_command", "External check command").long(
             "For check=external: the command and its arguments, run without a shell; exit 0 \
                 means healthy. It gets the virtual and real address and port as arguments and in \
-                LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does, and is \
+                LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does (its \
+                environment is these, LVS_CHECKPORT and PATH only), and its process group is \
                 killed at check_timeout.",
         ),
         ParamSpec::string("check_options", "More check options").long(

@@ -8,6 +8,8 @@
 //! runtime, with stdio on /dev/null so the cluster manager, which reads the
 //! agent's output until EOF, is not kept waiting.
 
+pub mod child;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
