@@ -58,3 +58,41 @@ fn a_non_utf8_argument_is_a_configuration_error_except_for_stop() {
     let (code, err) = run(sorry().arg(bad()));
     assert_eq!(code, 3, "{err}");
 }
+
+fn tmpdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("lvs-sorry-runtime-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_newline_in_a_parameter_cannot_forge_a_log_line_or_exit_reason() {
+    let dir = tmpdir("forge");
+    let log = dir.join("log");
+    let (code, err) = run(sorry()
+        .env("HA_LOGFILE", &log)
+        .env("OCF_RESKEY_service", "tcp:10.0.0.100:80")
+        .env("OCF_RESKEY_fallback", "1.2.3.4\nFORGED: ERROR: forged\r\nocf-exit-reason:forged")
+        .arg("validate-all"));
+    assert_eq!(code, 6, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("FORGED"), "the value is logged: {text}");
+    assert!(!text.lines().any(|l| l.starts_with("FORGED")), "forged log line:\n{text}");
+    assert!(!err.lines().any(|l| l.starts_with("FORGED")), "forged stderr line:\n{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("ocf-exit-reason:")).count(), 1, "{err}");
+}
+
+#[test]
+fn ha_logfile_is_not_followed_through_a_symlink() {
+    let dir = tmpdir("symlink");
+    let target = dir.join("target");
+    std::fs::write(&target, "").unwrap();
+    let link = dir.join("log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, err) = run(sorry().env("HA_LOGFILE", &link).env("OCF_RESKEY_service", "nonsense").arg("validate-all"));
+    assert_eq!(code, 6, "{err}");
+    let written = std::fs::read_to_string(&target).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(written.is_empty(), "logged through the symlink: {written}");
+}

@@ -332,7 +332,8 @@ fn finish(
         Err(e) => {
             tracing::error!("{e}");
             let prefix = getenv("OCF_EXIT_REASON_PREFIX").unwrap_or_else(|| "ocf-exit-reason:".to_string());
-            let _ = writeln!(err, "{prefix}{e}");
+            // One line: Pacemaker takes the reason from it.
+            let _ = writeln!(err, "{prefix}{}", log::one_line(&e.to_string()));
             ExitCode::from(&e) as u8
         }
     }
