@@ -19,6 +19,7 @@ static SPEC: AgentSpec = AgentSpec {
     params: &[
         ParamSpec::integer("interval", 1, 60, "seconds between states").default("1"),
         ParamSpec::integer("first_round", 0, 60, "seconds the first round takes").default("0"),
+        ParamSpec::boolean("child", "run a command that forks and hangs, as a check may"),
     ],
     actions: ocf::STANDARD_ACTIONS,
     heartbeat: Heartbeat { usage: "", map: no_positional },
@@ -33,6 +34,11 @@ fn stub_daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()>
         let mut signals = Signals::new()?;
         let p = instance.read_params(spec)?;
         let interval = Duration::from_secs(p.int("interval").unwrap_or(1) as u64);
+        if p.flag("child") {
+            let mut cmd = daemon::child::command("/bin/sh");
+            cmd.args(["-c", "sleep 60 & wait"]);
+            tokio::spawn(async move { daemon::child::run(&mut cmd, None).await });
+        }
         // Like realservers' first round: signals are installed but the
         // body does not look at them until the round is over.
         tokio::time::sleep(Duration::from_secs(p.int("first_round").unwrap_or(0) as u64)).await;
@@ -218,7 +224,38 @@ fn a_state_that_cannot_be_written_does_not_end_the_daemon() {
     r.sup().stop(Duration::from_secs(5)).unwrap();
 }
 
-const NAMES: [&str; 7] = ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full"];
+/// Processes in session `sid` (daemons lead their own).
+fn session_members(sid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let rest: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        if rest.first() != Some(&"Z") && rest.get(3).and_then(|s| s.parse().ok()) == Some(sid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn a_killed_daemon_leaves_no_command_behind_after_stop() {
+    let r = Res::new("killed");
+    r.start(&[("child", "true")]);
+    let pid = r.pid();
+    assert!(wait_until(Duration::from_secs(3), || session_members(pid).len() >= 3), "{:?}", session_members(pid));
+    // the OOM killer's way: no chance to clean up
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || daemons_named("killed").is_empty()));
+    // PR_SET_PDEATHSIG took the command itself (the sh), not its child
+    let pdeathsig = wait_until(Duration::from_secs(2), || session_members(pid).len() == 1);
+    assert!(pdeathsig, "the command outlived its daemon: {:?}", session_members(pid));
+    assert!(matches!(r.sup().monitor(), Err(_)), "a dead daemon fails monitor");
+    r.sup().stop(Duration::from_secs(5)).unwrap();
+    let left = session_members(pid);
+    assert!(left.is_empty(), "left running in the daemon's session: {left:?}");
+}
+
+const NAMES: [&str; 8] = ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed"];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -241,6 +278,7 @@ fn main() -> std::process::ExitCode {
             "a_state_that_cannot_be_written_does_not_end_the_daemon",
             a_state_that_cannot_be_written_does_not_end_the_daemon,
         ),
+        ("a_killed_daemon_leaves_no_command_behind_after_stop", a_killed_daemon_leaves_no_command_behind_after_stop),
     ];
     let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();

@@ -492,7 +492,15 @@ impl Instance {
     pub fn stop(&self, grace: Duration) -> Result<()> {
         let pid = match self.liveness() {
             Liveness::Running(pid) => pid,
-            Liveness::Dead(_) | Liveness::Stopped => {
+            Liveness::Dead(pid) => {
+                // Killed (OOM killer, kill -9): what its commands left.
+                if pid != 0 && is_gone(pid) {
+                    kill_session(pid);
+                }
+                self.remove_files();
+                return Ok(());
+            }
+            Liveness::Stopped => {
                 self.remove_files();
                 return Ok(());
             }
@@ -531,10 +539,10 @@ fn signal(pid: u32, name: &str, sig: Signal) -> Result<()> {
     kill(Pid::from_raw(target), sig).map_err(|e| Error::generic(format!("signalling daemon {pid}: {e}")))
 }
 
-/// SIGKILL to every process left in the session of a daemon just killed
-/// (daemons lead their own session; check commands run in it). The
-/// session id stays reserved while any member lives, so nothing else can
-/// be in it.
+/// SIGKILL to every process left in the session of a dead daemon
+/// (daemons lead their own session; their commands run in it, in groups of
+/// their own). A session id stays reserved while any member lives, so
+/// with the leader gone the members can only be the daemon's leftovers.
 fn kill_session(sid: u32) {
     let Ok(entries) = fs::read_dir("/proc") else { return };
     for e in entries.flatten() {
@@ -545,6 +553,14 @@ fn kill_session(sid: u32) {
         if session.and_then(|s| s.parse::<u32>().ok()) == Some(sid) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
+    }
+}
+
+/// No process `pid`, or only its zombie.
+fn is_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
     }
 }
 
