@@ -399,24 +399,61 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
     Ok(Outcome::Running)
 }
 
-/// Publishes the healthy count; false when attrd_updater failed (the next
-/// round tries again), e.g. before Pacemaker's attribute daemon is up.
-fn publish_attribute(name: &str, healthy: usize) -> bool {
-    let r = std::process::Command::new("attrd_updater")
-        .args(["-n", name, "-U", &healthy.to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output();
-    match r {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            tracing::warn!("attrd_updater -n {name}: {}", String::from_utf8_lossy(&o.stderr).trim());
-            false
+/// The healthy count as a node attribute, published with attrd_updater
+/// in the background: the daemon's thread never waits for it (a hung
+/// attribute daemon must not stop the checks). One run at a time, killed
+/// after [`ATTRD_TIMEOUT`]; a failed or killed run is retried at the next
+/// sync.
+struct Attribute {
+    /// The command before `-n NAME -U VALUE` (attrd_updater; tests swap it).
+    argv: Vec<String>,
+    running: Option<(std::process::Child, usize, Instant)>,
+    published: Option<usize>,
+}
+
+const ATTRD_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Attribute {
+    fn new(argv: &[&str]) -> Attribute {
+        Attribute { argv: argv.iter().map(|a| a.to_string()).collect(), running: None, published: None }
+    }
+
+    fn update(&mut self, name: &str, healthy: usize) {
+        if let Some((child, value, began)) = &mut self.running {
+            match child.try_wait() {
+                Ok(Some(st)) if st.success() => self.published = Some(*value),
+                Ok(Some(st)) => {
+                    let mut text = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut text);
+                    }
+                    tracing::warn!("attrd_updater -n {name}: {st}: {}", text.trim());
+                }
+                Ok(None) if began.elapsed() < ATTRD_TIMEOUT => return,
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    tracing::warn!("attrd_updater -n {name}: killed after {}s", ATTRD_TIMEOUT.as_secs());
+                }
+                Err(e) => tracing::warn!("attrd_updater -n {name}: {e}"),
+            }
+            self.running = None;
         }
-        Err(e) => {
-            tracing::warn!("attrd_updater: {e}");
-            false
+        if self.published == Some(healthy) {
+            return;
+        }
+        let Some((program, args)) = self.argv.split_first() else { return };
+        let child = std::process::Command::new(program)
+            .args(args)
+            .args(["-n", name, "-U", &healthy.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        match child {
+            Ok(c) => self.running = Some((c, healthy, Instant::now())),
+            Err(e) => tracing::warn!("attrd_updater: {e}"),
         }
     }
 }
@@ -452,7 +489,7 @@ struct Daemon {
     cfg: Config,
     health: HashMap<SocketAddr, Health>,
     since: HashMap<SocketAddr, SystemTime>,
-    published: Option<usize>,
+    attribute: Attribute,
     /// Routine passes in a row whose writes failed.
     kernel_failures: u32,
     /// Whether the fault file is there.
@@ -476,7 +513,14 @@ impl Daemon {
             since.entry(ep).or_insert_with(SystemTime::now);
         }
         since.retain(|ep, _| health.contains_key(ep));
-        Ok(Daemon { cfg, health, since, published: None, kernel_failures: 0, faulted: false })
+        Ok(Daemon {
+            cfg,
+            health,
+            since,
+            attribute: Attribute::new(&["attrd_updater"]),
+            kernel_failures: 0,
+            faulted: false,
+        })
     }
 
     fn is_up(&self, ep: SocketAddr) -> bool {
@@ -530,9 +574,7 @@ impl Daemon {
             _ => {}
         }
         if let Some(name) = &self.cfg.node_attribute {
-            if self.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
-                self.published = Some(state.healthy);
-            }
+            self.attribute.update(name, state.healthy);
         }
         Ok(())
     }
@@ -970,5 +1012,37 @@ mod tests {
         let keep = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10"), ("cleanstop", "false")]);
         assert!(Removal::for_stop(&keep, Some(&ran)).unwrap().is_empty());
         assert!(Removal::for_stop(&broken, Some(&keep)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_node_attribute_is_published_without_waiting_and_a_hung_run_is_killed() {
+        let dir = std::env::temp_dir().join(format!("lvs-attrd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        // records its arguments, then hangs the first time
+        let script = format!(
+            "printf '%s\\n' \"$*\" >> {0}; [ -e {0}.once ] || {{ touch {0}.once; exec sleep 30; }}",
+            log.display()
+        );
+        let mut a = Attribute::new(&["/bin/sh", "-c", &script, "attrd"]);
+        let began = Instant::now();
+        a.update("lvs-healthy", 2);
+        assert!(began.elapsed() < Duration::from_millis(500), "the daemon waited {:?}", began.elapsed());
+        assert_eq!(a.published, None);
+        let pid = a.running.as_ref().map(|(c, ..)| c.id()).unwrap();
+        let hung = dir.join("calls.once");
+        while !hung.exists() && began.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a.running.as_mut().unwrap().2 -= ATTRD_TIMEOUT; // its time is up
+        a.update("lvs-healthy", 2);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the hung run was not killed");
+        // retried at once, and this run succeeds
+        std::thread::sleep(Duration::from_millis(500));
+        a.update("lvs-healthy", 2);
+        assert_eq!(a.published, Some(2));
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(calls.lines().collect::<Vec<_>>(), ["-n lvs-healthy -U 2", "-n lvs-healthy -U 2"]);
     }
 }
