@@ -28,7 +28,9 @@ static SPEC: AgentSpec = AgentSpec {
         check_timeout, and restored when it recovers. A daemon per resource checks all reals \
         concurrently, so a hung server never delays the others; it re-adds its reals if the table \
         is flushed, logs every change, and keeps its view in /run/lvs-agents. It touches no \
-        destination it does not own. Monitor fails when the daemon is dead or hung, or when its \
+        destination it does not own. Monitor fails when the daemon is dead or hung (no \
+        heartbeat, on CLOCK_BOOTTIME, for 3 x check_interval + 1 s; wall-clock steps do not \
+        count), or when its \
         kernel writes have failed 3 routine passes in a row (a pass each check_interval; past \
         1,000 reals, every ceil(reals/1000) intervals); OCF_CHECK_LEVEL=10 also compares the \
         kernel table with the daemon's view. Stop removes the reals the daemon ran with (its \
@@ -106,7 +108,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::boolean("cleanstop", "Remove the reals on stop").default("true"),
         ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count").long(
             "When set, the number of healthy reals is published with attrd_updater under this \
-                name, so location rules can prefer the director that sees more of them.",
+                name, so location rules can prefer the director that sees more of them. \
+                attrd_updater runs in the background and is killed after 5 seconds.",
         ),
     ],
     actions: ocf::STANDARD_ACTIONS,
