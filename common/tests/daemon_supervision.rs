@@ -115,6 +115,8 @@ fn names_that_differ_only_in_accents_do_not_share_a_daemon() {
     a.start(&[]);
     b.start(&[]);
     let pb = b.pid();
+    let text = std::fs::read_to_string(b.inst.pidfile()).unwrap();
+    assert_eq!(text, format!("{pb}\n"), "a pidfile holds the pid alone");
     a.sup().stop(Duration::from_secs(5)).unwrap();
     assert_eq!(b.sup().monitor().unwrap(), Outcome::Running, "stopping réal stopped rèal");
     assert_eq!(daemons_named("r\u{e8}al"), vec![pb]);
@@ -217,10 +219,10 @@ fn a_state_that_cannot_be_written_does_not_end_the_daemon() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(daemons_named("full"), vec![pid], "the daemon exited");
     assert_eq!(r.sup().monitor().unwrap(), Outcome::Running);
-    assert_ne!(r.inst.read_pid().unwrap().errno, 0, "the problem is recorded for monitor");
+    assert_ne!(r.inst.read_heartbeat().unwrap().errno, 0, "the problem is recorded for monitor");
     std::fs::remove_dir(r.inst.statefile()).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(r.inst.read_pid().unwrap().errno, 0, "and cleared when writes work again");
+    assert_eq!(r.inst.read_heartbeat().unwrap().errno, 0, "and cleared when writes work again");
     r.sup().stop(Duration::from_secs(5)).unwrap();
 }
 

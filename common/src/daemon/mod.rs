@@ -57,7 +57,10 @@ pub struct Instance {
 
 #[derive(Debug)]
 struct PidLock {
+    /// Held for the lock, never read.
+    #[allow(dead_code)]
     file: Flock<File>,
+    beat: File,
     dev: u64,
     ino: u64,
     /// The last state-write errno, so each new problem is logged once.
@@ -145,33 +148,30 @@ pub fn boottime() -> Duration {
         .unwrap_or_default()
 }
 
-/// What a pidfile holds: `PID HEARTBEAT_MS ERRNO READY`, fixed width,
-/// rewritten in place (so a full /run cannot stop it). An older version
-/// wrote the pid alone.
+/// What a daemon's heartbeat file holds: `BOOTTIME_MS ERRNO READY`, fixed
+/// width, rewritten in place through a descriptor the daemon holds (so a
+/// full /run cannot stop it). The pidfile holds the pid alone, as usual.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PidInfo {
-    pub pid: u32,
-    /// CLOCK_BOOTTIME of the daemon's last sign of life; None in an old pidfile.
-    pub heartbeat: Option<Duration>,
+pub struct Heartbeat {
+    /// CLOCK_BOOTTIME of the daemon's last sign of life.
+    pub at: Duration,
     /// The errno of the last failed state write, 0 when it worked.
     pub errno: i32,
     /// The first round is over.
     pub ready: bool,
 }
 
-impl PidInfo {
-    fn parse(text: &str) -> Option<PidInfo> {
+impl Heartbeat {
+    fn parse(text: &str) -> Option<Heartbeat> {
         let mut w = text.split_whitespace();
-        let pid = w.next()?.parse().ok()?;
-        let heartbeat = w.next().and_then(|h| h.parse().ok()).map(Duration::from_millis);
-        let errno = w.next().and_then(|e| e.parse().ok()).unwrap_or(0);
-        let ready = w.next() == Some("1");
-        Some(PidInfo { pid, heartbeat, errno, ready: ready || heartbeat.is_none() })
+        let at = Duration::from_millis(w.next()?.parse().ok()?);
+        let errno = w.next()?.parse().ok()?;
+        let ready = w.next()? == "1";
+        Some(Heartbeat { at, errno, ready })
     }
 
     fn line(&self) -> String {
-        let hb = self.heartbeat.unwrap_or_default().as_millis();
-        format!("{:<10} {hb:>20} {:>6} {}\n", self.pid, self.errno, u8::from(self.ready))
+        format!("{:>20} {:>6} {}\n", self.at.as_millis(), self.errno, u8::from(self.ready))
     }
 }
 
@@ -211,7 +211,7 @@ impl Instance {
         let legacy = legacy_stem(instance);
         if legacy != inst.stem && !inst.pidfile().exists() {
             let old = Instance { stem: legacy, ..inst.clone() };
-            if old.read_pid().is_some_and(|i| is_our_daemon(i.pid, instance)) {
+            if old.read_pid().is_some_and(|pid| is_our_daemon(pid, instance)) {
                 inst = old;
             }
         }
@@ -233,6 +233,10 @@ impl Instance {
     pub fn recordfile(&self) -> PathBuf {
         self.file("record")
     }
+    /// The daemon's heartbeat (see [`Heartbeat`]).
+    pub fn heartbeatfile(&self) -> PathBuf {
+        self.file("heartbeat")
+    }
     /// The parameters the daemon runs with; rewritten by `reload`.
     pub fn paramsfile(&self) -> PathBuf {
         self.file("params")
@@ -249,8 +253,12 @@ impl Instance {
         Ok(())
     }
 
-    pub fn read_pid(&self) -> Option<PidInfo> {
-        PidInfo::parse(&fs::read_to_string(self.pidfile()).ok()?)
+    pub fn read_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.pidfile()).ok()?.split_whitespace().next()?.parse().ok()
+    }
+
+    pub fn read_heartbeat(&self) -> Option<Heartbeat> {
+        Heartbeat::parse(&fs::read_to_string(self.heartbeatfile()).ok()?)
     }
 
     /// True while some process holds the pidfile's lock (a daemon's life).
@@ -261,16 +269,21 @@ impl Instance {
         matches!(Flock::lock(f, FlockArg::LockSharedNonblock), Err((_, Errno::EWOULDBLOCK)))
     }
 
-    /// Running: the pidfile is locked (or written by an older version,
-    /// which did not lock) and names a live daemon of exactly this instance.
+    /// Running: the pidfile is locked (or the daemon is of an older
+    /// version, which neither locked nor wrote a heartbeat) and names a
+    /// live daemon of exactly this instance.
     pub fn liveness(&self) -> Liveness {
         match self.read_pid() {
             None if self.pidfile().exists() => Liveness::Dead(0),
             None => Liveness::Stopped,
-            Some(i) if (i.heartbeat.is_none() || self.pidfile_locked()) && is_our_daemon(i.pid, &self.name) => {
-                Liveness::Running(i.pid)
+            Some(pid) => {
+                let legacy = !self.heartbeatfile().exists();
+                if (legacy || self.pidfile_locked()) && is_our_daemon(pid, &self.name) {
+                    Liveness::Running(pid)
+                } else {
+                    Liveness::Dead(pid)
+                }
             }
-            Some(i) => Liveness::Dead(i.pid),
         }
     }
 
@@ -374,10 +387,10 @@ impl Instance {
                 Err(e) => tracing::error!("{e}; running on, monitor reports it"),
             }
         }
-        let ready = ready || read_ready(&held.file);
-        let info = PidInfo { pid: std::process::id(), heartbeat: Some(boottime()), errno, ready };
-        if let Err(e) = held.file.write_all_at(info.line().as_bytes(), 0) {
-            tracing::warn!("writing the heartbeat to {}: {e}", self.pidfile().display());
+        let ready = ready || read_ready(&held.beat);
+        let beat = Heartbeat { at: boottime(), errno, ready };
+        if let Err(e) = held.beat.write_all_at(beat.line().as_bytes(), 0) {
+            tracing::warn!("writing {}: {e}", self.heartbeatfile().display());
         }
     }
 
@@ -445,17 +458,31 @@ impl Instance {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err((_, Errno::EWOULDBLOCK)) => {
-                    let other = self.read_pid().map(|i| i.pid).unwrap_or(0);
+                    let other = self.read_pid().unwrap_or(0);
                     return Err(Error::generic(format!("another daemon (pid {other}) runs this instance")));
                 }
                 Err((_, e)) => return Err(Error::io(format!("locking {}", path.display()), e.into())),
             }
         };
         let meta = file.metadata().map_err(io)?;
+        // The heartbeat first: a reader that sees our pid also sees it.
+        let beat_path = self.heartbeatfile();
+        let beat = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&beat_path)
+            .and_then(|b| {
+                b.write_all_at(Heartbeat { at: boottime(), errno: 0, ready: false }.line().as_bytes(), 0)?;
+                Ok(b)
+            })
+            .map_err(|e| Error::io(format!("writing {}", beat_path.display()), e))?;
         file.set_len(0).map_err(io)?;
-        let info = PidInfo { pid: std::process::id(), heartbeat: Some(boottime()), errno: 0, ready: false };
-        file.write_all_at(info.line().as_bytes(), 0).map_err(io)?;
-        let lock = PidLock { file, dev: meta.dev(), ino: meta.ino(), errno: AtomicI32::new(0) };
+        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0).map_err(io)?;
+        let lock = PidLock { file, beat, dev: meta.dev(), ino: meta.ino(), errno: AtomicI32::new(0) };
         self.held.set(lock).map_err(|_| Error::generic("the pidfile is claimed twice"))
     }
 
@@ -469,7 +496,7 @@ impl Instance {
     /// Removes the daemon's files; called by the daemon on a clean exit and
     /// by stop after a kill.
     pub fn remove_files(&self) {
-        for p in [self.pidfile(), self.statefile(), self.paramsfile()] {
+        for p in [self.statefile(), self.paramsfile(), self.heartbeatfile(), self.pidfile()] {
             let _ = fs::remove_file(p);
         }
     }
@@ -567,7 +594,7 @@ fn is_gone(pid: u32) -> bool {
 fn read_ready(f: &File) -> bool {
     let mut buf = [0u8; 64];
     let n = f.read_at(&mut buf, 0).unwrap_or(0);
-    std::str::from_utf8(&buf[..n]).ok().and_then(PidInfo::parse).is_some_and(|i| i.ready)
+    std::str::from_utf8(&buf[..n]).ok().and_then(Heartbeat::parse).is_some_and(|b| b.ready)
 }
 
 /// The agent side of a daemon-backed resource: start, monitor, stop and
@@ -596,8 +623,8 @@ impl Supervisor<'_> {
         loop {
             std::thread::sleep(Duration::from_millis(20));
             let alive = is_our_daemon(pid, &self.instance.name);
-            let info = self.instance.read_pid().filter(|i| i.pid == pid);
-            if alive && info.is_some_and(|i| i.ready) {
+            let ours = self.instance.read_pid() == Some(pid);
+            if alive && ours && self.instance.read_heartbeat().is_some_and(|b| b.ready) {
                 tracing::info!("daemon started (pid {pid})");
                 return Ok(());
             }
@@ -628,22 +655,21 @@ impl Supervisor<'_> {
                 Err(Error::generic(format!("the daemon (pid {pid}) is gone but its pidfile is left: it died")))
             }
             Liveness::Running(pid) => {
-                let info = self.instance.read_pid().filter(|i| i.pid == pid);
-                let Some(heartbeat) = info.and_then(|i| i.heartbeat) else {
+                let Some(beat) = self.instance.read_heartbeat() else {
                     return self.monitor_legacy(pid, limit);
                 };
-                if let Freshness::Stale(age) = judge(heartbeat, boottime(), limit) {
+                if let Freshness::Stale(age) = judge(beat.at, boottime(), limit) {
                     return Err(Error::generic(format!(
                         "the daemon (pid {pid}) looks hung: no sign of life for {}s (limit {}s)",
                         age.as_secs(),
                         limit.as_secs()
                     )));
                 }
-                if let Some(errno) = info.map(|i| i.errno).filter(|e| *e != 0) {
+                if beat.errno != 0 {
                     tracing::warn!(
                         "the daemon (pid {pid}) cannot write its state in {}: {}; it keeps running",
                         self.instance.dir.display(),
-                        std::io::Error::from_raw_os_error(errno)
+                        std::io::Error::from_raw_os_error(beat.errno)
                     );
                 }
                 Ok(crate::ocf::Outcome::Running)
@@ -756,9 +782,7 @@ pub fn run<F: std::future::Future<Output = Result<()>>>(instance: &Instance, bod
         }
     })?;
     if instance.owns_pidfile() {
-        let _ = fs::remove_file(instance.statefile());
-        let _ = fs::remove_file(instance.paramsfile());
-        let _ = fs::remove_file(instance.pidfile());
+        instance.remove_files();
     }
     result
 }
@@ -865,14 +889,19 @@ mod tests {
     }
 
     #[test]
-    fn pidfile_lines_round_trip_and_old_ones_read() {
-        let i = PidInfo { pid: 42, heartbeat: Some(Duration::from_millis(123_456)), errno: 28, ready: true };
-        let line = i.line();
-        assert_eq!(PidInfo::parse(&line), Some(i));
-        let fresh = PidInfo { errno: 0, ready: false, ..i };
-        assert_eq!(line.len(), fresh.line().len(), "rewritten in place: fixed width");
-        assert_eq!(PidInfo::parse("1234"), Some(PidInfo { pid: 1234, heartbeat: None, errno: 0, ready: true }));
-        assert_eq!(PidInfo::parse(""), None);
+    fn heartbeat_lines_round_trip_at_a_fixed_width() {
+        let b = Heartbeat { at: Duration::from_millis(123_456), errno: 28, ready: true };
+        assert_eq!(Heartbeat::parse(&b.line()), Some(b));
+        let first = Heartbeat { at: Duration::ZERO, errno: 0, ready: false };
+        assert_eq!(b.line().len(), first.line().len(), "rewritten in place: fixed width");
+        assert_eq!(Heartbeat::parse(""), None);
+        let i = tmp_instance("pid");
+        for text in ["1234", "1234\n"] {
+            i.write_json(&i.pidfile(), &text).unwrap();
+            fs::write(i.pidfile(), text).unwrap();
+            assert_eq!(i.read_pid(), Some(1234), "{text:?}");
+        }
+        i.remove_files();
     }
 
     #[test]
