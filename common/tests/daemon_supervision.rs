@@ -169,6 +169,13 @@ fn two_concurrent_starts_run_one_daemon() {
     assert_eq!(daemons_named("twice").len(), 1, "{:?}", daemons_named("twice"));
     assert!(agent_call("twice", "stop").wait().unwrap().success());
     assert!(daemons_named("twice").is_empty());
+    let left: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("stub-twice."))
+        .collect();
+    assert!(left.is_empty(), "a stop leaves nothing of the instance: {left:?}");
 }
 
 fn a_daemon_without_its_pidfile_exits() {

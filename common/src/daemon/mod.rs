@@ -241,8 +241,8 @@ impl Instance {
     pub fn paramsfile(&self) -> PathBuf {
         self.file("params")
     }
-    /// Serialises the actions on this instance; never removed (removing a
-    /// lock file under a waiter would let two in).
+    /// Serialises the actions on this instance; a successful stop removes
+    /// it (see [`Instance::lock_actions`] for why that is safe).
     pub fn lockfile(&self) -> PathBuf {
         self.file("lock")
     }
@@ -289,8 +289,12 @@ impl Instance {
 
     /// Takes the lock that serialises actions on this instance, waiting up
     /// to `wait`. None when the lock file cannot even be made (a read-only
-    /// /run): the action goes on unserialised rather than not at all.
+    /// /run): the action goes on unserialised rather than not at all. A
+    /// lock won on a file that is no longer at the path (a stop removed
+    /// it) does not count: the next waiter must not hold it next to whoever
+    /// made the new file.
     pub fn lock_actions(&self, wait: Duration) -> Result<Option<Flock<File>>> {
+        let path = self.lockfile();
         let open = || {
             self.ensure_dir()?;
             OpenOptions::new()
@@ -299,36 +303,45 @@ impl Instance {
                 .create(true)
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
-                .open(self.lockfile())
-                .map_err(|e| Error::io(format!("opening {}", self.lockfile().display()), e))
-        };
-        let mut f = match open() {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("{e}; going on without the instance lock");
-                return Ok(None);
-            }
+                .open(&path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))
         };
         let began = Instant::now();
         loop {
+            let f = match open() {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!("{e}; going on without the instance lock");
+                    return Ok(None);
+                }
+            };
             match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(l) => return Ok(Some(l)),
-                Err((back, Errno::EWOULDBLOCK)) if began.elapsed() < wait => {
-                    f = back;
-                    std::thread::sleep(Duration::from_millis(20));
+                Ok(l) => {
+                    let same = |m: fs::Metadata| (m.dev(), m.ino());
+                    if l.metadata().ok().map(same) == fs::symlink_metadata(&path).ok().map(same) {
+                        return Ok(Some(l));
+                    }
                 }
-                Err((_, Errno::EWOULDBLOCK)) => {
-                    return Err(Error::generic(format!(
-                        "another action on this instance is still running after {}s",
-                        wait.as_secs()
-                    )))
-                }
+                Err((_, Errno::EWOULDBLOCK)) => {}
                 Err((_, e)) => {
-                    tracing::warn!("locking {}: {e}; going on without the instance lock", self.lockfile().display());
+                    tracing::warn!("locking {}: {e}; going on without the instance lock", path.display());
                     return Ok(None);
                 }
             }
+            if began.elapsed() >= wait {
+                return Err(Error::generic(format!(
+                    "another action on this instance is still running after {}s",
+                    wait.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// After a successful stop, with the lock held: nothing of the
+    /// instance is left in the run directory.
+    pub fn remove_lockfile(&self) {
+        let _ = fs::remove_file(self.lockfile());
     }
 
     /// Writes `value` as JSON, atomically (readers never see half a file).
@@ -902,6 +915,26 @@ mod tests {
             assert_eq!(i.read_pid(), Some(1234), "{text:?}");
         }
         i.remove_files();
+    }
+
+    #[test]
+    fn a_lock_file_removed_by_its_holder_never_lets_two_in() {
+        let i = tmp_instance("unlink");
+        let a = i.lock_actions(Duration::ZERO).unwrap().unwrap();
+        std::thread::scope(|s| {
+            // b waits on the file a holds
+            let b = s.spawn(|| i.lock_actions(Duration::from_millis(1500)).map(|l| l.is_some()));
+            std::thread::sleep(Duration::from_millis(100));
+            // a's stop removes the file, then releases it; c makes a new one
+            fs::remove_file(i.lockfile()).unwrap();
+            drop(a);
+            let c = i.lock_actions(Duration::ZERO).unwrap();
+            assert!(c.is_some());
+            let b = b.join().unwrap();
+            assert!(b.is_err(), "b and c both hold the lock: {b:?}");
+            drop(c);
+        });
+        assert!(i.lock_actions(Duration::ZERO).unwrap().is_some());
     }
 
     #[test]

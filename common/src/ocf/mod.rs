@@ -288,7 +288,13 @@ where
                     .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1))),
                 false => Ok(None),
             };
-            let result = lock.and_then(|_held| handler(&ctx));
+            let result = lock.and_then(|held| {
+                let r = handler(&ctx);
+                if action == Action::Stop && r.is_ok() && held.is_some() {
+                    crate::daemon::Instance::new(spec.name, &ctx.instance).remove_lockfile();
+                }
+                r
+            });
             match result {
                 // Parameters an agent cannot make sense of name nothing it
                 // could have started. Failing here would get the node fenced
