@@ -233,6 +233,44 @@ fn a_state_that_cannot_be_written_does_not_end_the_daemon() {
     r.sup().stop(Duration::from_secs(5)).unwrap();
 }
 
+/// What a daemon of an older version left: its pid alone in a file under
+/// the old name (other characters as '_'), no lock, no heartbeat, and a
+/// state file rewritten every 200 ms. SIGTERM ends it (default action).
+fn legacy_daemon(name: &str) -> std::process::ExitCode {
+    let stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect();
+    let dir = PathBuf::from(std::env::var_os("LVS_RUN_DIR").unwrap());
+    std::fs::write(dir.join(format!("stub-{stem}.pid")), std::process::id().to_string()).unwrap();
+    loop {
+        std::fs::write(dir.join(format!("stub-{stem}.state")), "1").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn a_daemon_of_an_older_version_is_found_under_its_old_name() {
+    std::fs::create_dir_all(dir()).unwrap();
+    let mut old = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([daemon::DAEMON_ACTION, "web:0\u{e9}"])
+        .env("LVS_STUB_LEGACY", "1")
+        .spawn()
+        .unwrap();
+    let legacy = dir().join("stub-web:0_.pid");
+    assert!(wait_until(Duration::from_secs(3), || legacy.exists()));
+    // another name with the same old file name is not taken for it
+    let other = Instance::in_dir("stub", "web:0\u{e8}", dir());
+    assert_ne!(other.pidfile(), legacy);
+    assert_eq!(other.liveness(), Liveness::Stopped);
+    let r = Res::new("web:0\u{e9}");
+    assert_eq!(r.inst.pidfile(), legacy);
+    assert_eq!(r.pid(), old.id());
+    assert_eq!(r.sup().monitor().unwrap(), Outcome::Running);
+    r.sup().stop(Duration::from_secs(5)).unwrap();
+    assert!(
+        old.try_wait().unwrap().is_some() || wait_until(Duration::from_secs(2), || old.try_wait().unwrap().is_some())
+    );
+    assert!(!legacy.exists() && !dir().join("stub-web:0_.state").exists(), "its files are cleaned");
+}
+
 /// Processes in session `sid` (daemons lead their own).
 fn session_members(sid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -264,10 +302,14 @@ fn a_killed_daemon_leaves_no_command_behind_after_stop() {
     assert!(left.is_empty(), "left running in the daemon's session: {left:?}");
 }
 
-const NAMES: [&str; 8] = ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed"];
+const NAMES: [&str; 9] =
+    ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed", "web:0\u{e9}"];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if std::env::var_os("LVS_STUB_LEGACY").is_some() {
+        return legacy_daemon(&args[2]);
+    }
     if args.get(1).map(String::as_str) == Some(daemon::DAEMON_ACTION) || std::env::var_os("LVS_STUB_AGENT").is_some() {
         return ocf::run_with_daemon(&SPEC, agent, Some(stub_daemon));
     }
@@ -288,6 +330,10 @@ fn main() -> std::process::ExitCode {
             a_state_that_cannot_be_written_does_not_end_the_daemon,
         ),
         ("a_killed_daemon_leaves_no_command_behind_after_stop", a_killed_daemon_leaves_no_command_behind_after_stop),
+        (
+            "a_daemon_of_an_older_version_is_found_under_its_old_name",
+            a_daemon_of_an_older_version_is_found_under_its_old_name,
+        ),
     ];
     let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();
