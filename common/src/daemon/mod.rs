@@ -533,8 +533,12 @@ impl Instance {
         let pid = match self.liveness() {
             Liveness::Running(pid) => pid,
             Liveness::Dead(pid) => {
-                // Killed (OOM killer, kill -9): what its commands left.
-                if pid != 0 && is_gone(pid) {
+                // Killed (OOM killer, kill -9): what its commands left. Only
+                // for a daemon alive a moment ago, so its pid cannot have
+                // gone to another session since.
+                let recent =
+                    self.read_heartbeat().is_some_and(|b| judge(b.at, boottime(), SWEEP_WITHIN) == Freshness::Fresh);
+                if pid != 0 && recent && is_gone(pid) {
                     kill_session(pid);
                 }
                 self.remove_files();
@@ -569,6 +573,10 @@ impl Instance {
         Ok(())
     }
 }
+
+/// How recently a dead daemon must have shown life for stop to sweep its
+/// session.
+const SWEEP_WITHIN: Duration = Duration::from_secs(120);
 
 /// Sends `sig` to `pid` only after checking it is our daemon of `name`.
 fn signal(pid: u32, name: &str, sig: Signal) -> Result<()> {
