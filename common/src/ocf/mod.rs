@@ -283,14 +283,16 @@ where
             // One action at a time per instance: two starts must not run
             // two daemons, nor a start race a stop. Waiting counts against
             // the action's timeout.
-            let lock = match input.serialise && action != Action::ValidateAll {
-                true => crate::daemon::Instance::new(spec.name, &ctx.instance)
-                    .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1))),
-                false => Ok(None),
+            let lock = if input.serialise && action != Action::ValidateAll {
+                crate::daemon::Instance::new(spec.name, &ctx.instance)
+                    .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1)))
+            } else {
+                Ok(None)
             };
             let result = lock.and_then(|held| {
                 let r = handler(&ctx);
-                if action == Action::Stop && r.is_ok() && held.is_some() {
+                let stopped = r.is_ok() || matches!(r, Err(Error::Configured(_)));
+                if action == Action::Stop && stopped && held.is_some() {
                     crate::daemon::Instance::new(spec.name, &ctx.instance).remove_lockfile();
                 }
                 r
