@@ -7,6 +7,11 @@
 //! [`DAEMON_ACTION`]: a fresh process, not a fork of one that may hold a
 //! runtime, with stdio on /dev/null so the cluster manager, which reads the
 //! agent's output until EOF, is not kept waiting.
+//!
+//! Liveness is the daemon's `flock` on its pidfile, held for its life;
+//! freshness a CLOCK_BOOTTIME heartbeat in its own file, immune to
+//! wall-clock steps; actions on one instance serialise on a lock file.
+//! File names encode the instance name injectively ([`encode`]).
 
 pub mod child;
 
