@@ -26,8 +26,9 @@ static SPEC: AgentSpec = AgentSpec {
         the fallback is removed. A daemon checks the table every check_interval seconds; it never \
         touches other destinations. Start and reload record each fallback in /run/lvs-agents; a \
         reload that changes service or fallback removes the old fallback, and stop removes every \
-        recorded fallback and the one the parameters name, needing no other parameter. \
-        heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
+        recorded fallback and the one the parameters name, needing no other parameter. Monitor \
+        fails when the daemon is dead or shows no life (on CLOCK_BOOTTIME: wall-clock steps do \
+        not count) for 3 x check_interval + 1 s. heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
     params: &[
         agent::SERVICE_SHARED,
         agent::FAMILY,
