@@ -271,6 +271,19 @@ fn a_daemon_of_an_older_version_is_found_under_its_old_name() {
     assert!(!legacy.exists() && !dir().join("stub-web:0_.state").exists(), "its files are cleaned");
 }
 
+fn stop_waits_for_a_lock_holder_it_cannot_identify() {
+    let r = Res::new("stranger");
+    r.start(&[]);
+    let pid = r.pid();
+    // The pidfile names someone else (pid 1), the lock is still held.
+    std::fs::write(r.inst.pidfile(), "1\n").unwrap();
+    assert!(matches!(r.inst.liveness(), Liveness::Dead(1)));
+    r.sup().stop(Duration::from_secs(5)).unwrap();
+    // It must be gone when stop returns: a realservers daemon still
+    // running then could re-add reals the stop's cleanstop removed.
+    assert!(!daemons_named("stranger").contains(&pid), "stop returned with the lock holder {pid} still running");
+}
+
 /// Processes in session `sid` (daemons lead their own).
 fn session_members(sid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -302,8 +315,8 @@ fn a_killed_daemon_leaves_no_command_behind_after_stop() {
     assert!(left.is_empty(), "left running in the daemon's session: {left:?}");
 }
 
-const NAMES: [&str; 9] =
-    ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed", "web:0\u{e9}"];
+const NAMES: [&str; 10] =
+    ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed", "web:0\u{e9}", "stranger"];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -334,6 +347,7 @@ fn main() -> std::process::ExitCode {
             "a_daemon_of_an_older_version_is_found_under_its_old_name",
             a_daemon_of_an_older_version_is_found_under_its_old_name,
         ),
+        ("stop_waits_for_a_lock_holder_it_cannot_identify", stop_waits_for_a_lock_holder_it_cannot_identify),
     ];
     let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();

@@ -274,6 +274,15 @@ impl Instance {
         matches!(Flock::lock(f, FlockArg::LockSharedNonblock), Err((_, Errno::EWOULDBLOCK)))
     }
 
+    /// The pidfile, opened, while some process holds its lock.
+    fn locked_pidfile(&self) -> Option<File> {
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.pidfile()).ok()?;
+        match Flock::lock(f, FlockArg::LockSharedNonblock) {
+            Err((f, Errno::EWOULDBLOCK)) => Some(f),
+            _ => None,
+        }
+    }
+
     /// Running: the pidfile is locked (or the daemon is of an older
     /// version, which neither locked nor wrote a heartbeat) and names a
     /// live daemon of exactly this instance.
@@ -546,7 +555,14 @@ impl Instance {
                 if pid != 0 && recent && is_gone(pid) {
                     kill_session(pid);
                 }
+                // A holder of the lock we cannot identify is not signalled;
+                // losing its pidfile ends it within a second. Wait for
+                // that, or it could re-add what the rest of stop removes.
+                let held = self.locked_pidfile();
                 self.remove_files();
+                if let Some(f) = held {
+                    return wait_unlocked(f, grace.max(Duration::from_secs(2)));
+                }
                 return Ok(());
             }
             Liveness::Stopped => {
@@ -576,6 +592,23 @@ impl Instance {
         kill_session(pid);
         self.remove_files();
         Ok(())
+    }
+}
+
+/// Waits until nobody holds the lock on `f` (a pidfile already removed).
+fn wait_unlocked(mut f: File, limit: Duration) -> Result<()> {
+    let began = Instant::now();
+    loop {
+        match Flock::lock(f, FlockArg::LockSharedNonblock) {
+            Ok(_) => return Ok(()),
+            Err((back, Errno::EWOULDBLOCK)) if began.elapsed() < limit => {
+                f = back;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, e)) => {
+                return Err(Error::generic(format!("a process we cannot identify still holds the pidfile: {e}")))
+            }
+        }
     }
 }
 
