@@ -268,10 +268,7 @@ impl Instance {
 
     /// True while some process holds the pidfile's lock (a daemon's life).
     fn pidfile_locked(&self) -> bool {
-        let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.pidfile()) else {
-            return false;
-        };
-        matches!(Flock::lock(f, FlockArg::LockSharedNonblock), Err((_, Errno::EWOULDBLOCK)))
+        self.locked_pidfile().is_some()
     }
 
     /// The pidfile, opened, while some process holds its lock.
