@@ -302,17 +302,18 @@ fn a_killed_daemon_leaves_no_command_behind_after_stop() {
     let r = Res::new("killed");
     r.start(&[("child", "true")]);
     let pid = r.pid();
-    assert!(wait_until(Duration::from_secs(3), || session_members(pid).len() >= 3), "{:?}", session_members(pid));
+    assert!(wait_until(Duration::from_secs(10), || session_members(pid).len() >= 3), "{:?}", session_members(pid));
     // the OOM killer's way: no chance to clean up
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert!(wait_until(Duration::from_secs(3), || daemons_named("killed").is_empty()));
+    assert!(wait_until(Duration::from_secs(10), || daemons_named("killed").is_empty()));
     // PR_SET_PDEATHSIG took the command itself (the sh), not its child
-    let pdeathsig = wait_until(Duration::from_secs(2), || session_members(pid).len() == 1);
+    let pdeathsig = wait_until(Duration::from_secs(10), || session_members(pid).len() == 1);
     assert!(pdeathsig, "the command outlived its daemon: {:?}", session_members(pid));
     assert!(r.sup().monitor().is_err(), "a dead daemon fails monitor");
     r.sup().stop(Duration::from_secs(5)).unwrap();
-    let left = session_members(pid);
-    assert!(left.is_empty(), "left running in the daemon's session: {left:?}");
+    // SIGKILL is sent by then; dying takes a moment under load
+    let gone = wait_until(Duration::from_secs(5), || session_members(pid).is_empty());
+    assert!(gone, "left running in the daemon's session: {:?}", session_members(pid));
 }
 
 const NAMES: [&str; 10] =
