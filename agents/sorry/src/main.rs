@@ -402,7 +402,15 @@ mod tests {
             s.run_command("stop");
             assert!(began.elapsed() < Duration::from_millis(200), "the daemon's thread waited {:?}", began.elapsed());
             // both ran, one after the other, each cut at its timeout
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let lines = std::fs::read_to_string(dir.join("ran")).unwrap_or_default().lines().count();
+                if lines == 2 {
+                    break;
+                }
+            }
+            // the second one's timeout
+            tokio::time::sleep(Duration::from_millis(1500)).await;
         });
         let ran = std::fs::read_to_string(dir.join("ran")).unwrap();
         let lines: Vec<(&str, &str)> = ran.lines().filter_map(|l| l.trim().split_once(' ')).collect();
