@@ -60,11 +60,11 @@ pub fn read_all(dir: &Path) -> AllStates {
         let Ok(text) = std::fs::read(e.path()) else { continue };
         if let Some(inst) = stem.strip_prefix("realservers-") {
             if let Ok(s) = serde_json::from_slice(&text) {
-                all.realservers.push((inst.to_string(), s));
+                all.realservers.push((crate::daemon::decode(inst), s));
             }
         } else if let Some(inst) = stem.strip_prefix("sorry-") {
             if let Ok(s) = serde_json::from_slice(&text) {
-                all.sorry.push((inst.to_string(), s));
+                all.sorry.push((crate::daemon::decode(inst), s));
             }
         }
     }

@@ -128,14 +128,15 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     let table = must("ipvsadm", &["-Ln"]);
     assert!(!table.contains("10.0.0.100"), "service gone: {table}");
     assert!(!must("ip", &["addr", "show", "lvsh0"]).contains("10.0.0.100"), "VIP gone");
-    // heartbeat names instances by their arguments: none of ours is left.
+    // heartbeat names instances by their arguments (%XX-encoded in file
+    // names): none of ours is left.
     let left: Vec<String> = std::fs::read_dir("/run/lvs-agents")
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     assert!(
         !left
             .iter()
-            .any(|f| f.starts_with("realservers-tcp:10.0.0.100:80") || f.starts_with("sorry-tcp:10.0.0.100:80")),
+            .any(|f| f.starts_with("realservers-tcp%3A10.0.0.100%3A80") || f.starts_with("sorry-tcp%3A10.0.0.100%3A80")),
         "daemon files left: {left:?}"
     );
     let stops = ran(&stopping, &["lvs-sorry", "lvs-realservers", "lvs-service", "lvs-vip"], "stop");

@@ -602,9 +602,15 @@ impl Imported {
     }
 }
 
-fn quote(v: &str) -> String {
+/// A value as one word. crm's own parser reads double quotes; pcs lines
+/// are run by a shell, where `$(...)`, backquotes and `$VAR` expand inside
+/// double quotes, so for pcs only single quotes are used (a `'` inside
+/// becomes `'\''`).
+fn quote(v: &str, pcs: bool) -> String {
     if v.chars().all(|c| c.is_ascii_alphanumeric() || "._:/-[],=".contains(c)) && !v.is_empty() {
         v.to_string()
+    } else if pcs {
+        format!("'{}'", v.replace('\'', r"'\''"))
     } else {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
     }
@@ -620,7 +626,7 @@ pub fn render(im: &Imported, pcs: bool, source: &str) -> String {
     }
     let group_of = |name: &str| im.groups.iter().find(|(_, m)| m.iter().any(|x| x == name)).map(|(g, _)| g.clone());
     for p in &im.primitives {
-        let params: Vec<String> = p.params.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+        let params: Vec<String> = p.params.iter().map(|(k, v)| format!("{k}={}", quote(v, pcs))).collect();
         if pcs {
             let group = group_of(&p.name).map(|g| format!(" --group {g}")).unwrap_or_default();
             let _ = writeln!(

@@ -67,6 +67,13 @@ fn words(line: &str) -> Vec<String> {
                     cur.push(d);
                 }
             }
+            // as sh reads it: pcs output quotes a ' as '\''
+            '\\' => {
+                in_word = true;
+                if let Some(e) = chars.next() {
+                    cur.push(e);
+                }
+            }
             c if c.is_whitespace() => {
                 if in_word {
                     out.push(std::mem::take(&mut cur));

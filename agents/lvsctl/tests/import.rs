@@ -118,3 +118,31 @@ fn values_the_agents_would_refuse_are_reported_not_emitted() {
     assert!(out.contains(r#"real="192.168.7.20:80 gate 2""#), "{out}");
     assert_eq!(lint_text(&out).0, 0, "{out}");
 }
+
+#[test]
+fn pcs_output_run_by_sh_executes_nothing_and_keeps_values_verbatim() {
+    let dir = std::env::temp_dir().join(format!("lvsctl-import-sh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // a valid regex (or import would refuse it) full of shell syntax
+    let receive = r#"$(touch dollar) `touch tick` ' " \$HOME !x"#;
+    let cf = format!(
+        "virtual=10.0.0.100:80\n\treal=192.168.7.10:80 gate 1\n\tservice=http\n\tchecktype=negotiate\n\
+         \trequest=\"/health$HOME\"\n\treceive=\"{receive}\"\n\tprotocol=tcp\n"
+    );
+    let cf_path = dir.join("ldirectord.cf");
+    std::fs::write(&cf_path, cf).unwrap();
+    let (_, out, err) = lvsctl(&["import", "--format", "pcs", cf_path.to_str().unwrap()]);
+    assert!(out.contains("pcs resource create"), "{out}\n{err}");
+    let (code, problems) = lint_text(&out);
+    assert_eq!(code, 0, "lint reads the quoting back: {problems}\n{out}");
+    // Run it as an operator would, with a pcs that records its arguments.
+    let script = format!("pcs() {{ for a in \"$@\"; do printf '%s\\n' \"$a\"; done >> args; }}\n{out}");
+    let st = Command::new("sh").arg("-c").arg(&script).current_dir(&dir).status().unwrap();
+    assert!(st.success());
+    let ran: Vec<String> = ["dollar", "tick"].iter().filter(|f| dir.join(f).exists()).map(|f| f.to_string()).collect();
+    let args = std::fs::read_to_string(dir.join("args")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ran.is_empty(), "the output ran commands: {ran:?}\n{out}");
+    assert!(args.lines().any(|l| l == format!("receive={receive}")), "receive changed on the way:\n{args}\n{out}");
+    assert!(args.lines().any(|l| l == "request=/health$HOME"), "{args}");
+}

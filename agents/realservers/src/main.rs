@@ -28,7 +28,9 @@ static SPEC: AgentSpec = AgentSpec {
         check_timeout, and restored when it recovers. A daemon per resource checks all reals \
         concurrently, so a hung server never delays the others; it re-adds its reals if the table \
         is flushed, logs every change, and keeps its view in /run/lvs-agents. It touches no \
-        destination it does not own. Monitor fails when the daemon is dead or hung, or when its \
+        destination it does not own. Monitor fails when the daemon is dead or hung (no \
+        heartbeat, on CLOCK_BOOTTIME, for 3 x check_interval + 1 s; wall-clock steps do not \
+        count), or when its \
         kernel writes have failed 3 routine passes in a row (a pass each check_interval; past \
         1,000 reals, every ceil(reals/1000) intervals); OCF_CHECK_LEVEL=10 also compares the \
         kernel table with the daemon's view. Stop removes the reals the daemon ran with (its \
@@ -81,7 +83,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::string("check_command", "External check command").long(
             "For check=external: the command and its arguments, run without a shell; exit 0 \
                 means healthy. It gets the virtual and real address and port as arguments and in \
-                LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does, and is \
+                LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, as ldirectord's checkcommand does (its \
+                environment is these, LVS_CHECKPORT and PATH only), and its process group is \
                 killed at check_timeout.",
         ),
         ParamSpec::string("check_options", "More check options").long(
@@ -105,7 +108,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::boolean("cleanstop", "Remove the reals on stop").default("true"),
         ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count").long(
             "When set, the number of healthy reals is published with attrd_updater under this \
-                name, so location rules can prefer the director that sees more of them.",
+                name, so location rules can prefer the director that sees more of them. \
+                attrd_updater runs in the background and is killed after 5 seconds.",
         ),
     ],
     actions: ocf::STANDARD_ACTIONS,
@@ -398,24 +402,61 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
     Ok(Outcome::Running)
 }
 
-/// Publishes the healthy count; false when attrd_updater failed (the next
-/// round tries again), e.g. before Pacemaker's attribute daemon is up.
-fn publish_attribute(name: &str, healthy: usize) -> bool {
-    let r = std::process::Command::new("attrd_updater")
-        .args(["-n", name, "-U", &healthy.to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output();
-    match r {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            tracing::warn!("attrd_updater -n {name}: {}", String::from_utf8_lossy(&o.stderr).trim());
-            false
+/// The healthy count as a node attribute, published with attrd_updater
+/// in the background: the daemon's thread never waits for it (a hung
+/// attribute daemon must not stop the checks). One run at a time, killed
+/// after [`ATTRD_TIMEOUT`]; a failed or killed run is retried at the next
+/// sync.
+struct Attribute {
+    /// The command before `-n NAME -U VALUE` (attrd_updater; tests swap it).
+    argv: Vec<String>,
+    running: Option<(std::process::Child, usize, Instant)>,
+    published: Option<usize>,
+}
+
+const ATTRD_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Attribute {
+    fn new(argv: &[&str]) -> Attribute {
+        Attribute { argv: argv.iter().map(|a| a.to_string()).collect(), running: None, published: None }
+    }
+
+    fn update(&mut self, name: &str, healthy: usize) {
+        if let Some((child, value, began)) = &mut self.running {
+            match child.try_wait() {
+                Ok(Some(st)) if st.success() => self.published = Some(*value),
+                Ok(Some(st)) => {
+                    let mut text = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut text);
+                    }
+                    tracing::warn!("attrd_updater -n {name}: {st}: {}", text.trim());
+                }
+                Ok(None) if began.elapsed() < ATTRD_TIMEOUT => return,
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    tracing::warn!("attrd_updater -n {name}: killed after {}s", ATTRD_TIMEOUT.as_secs());
+                }
+                Err(e) => tracing::warn!("attrd_updater -n {name}: {e}"),
+            }
+            self.running = None;
         }
-        Err(e) => {
-            tracing::warn!("attrd_updater: {e}");
-            false
+        if self.published == Some(healthy) {
+            return;
+        }
+        let Some((program, args)) = self.argv.split_first() else { return };
+        let child = std::process::Command::new(program)
+            .args(args)
+            .args(["-n", name, "-U", &healthy.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        match child {
+            Ok(c) => self.running = Some((c, healthy, Instant::now())),
+            Err(e) => tracing::warn!("attrd_updater: {e}"),
         }
     }
 }
@@ -451,7 +492,7 @@ struct Daemon {
     cfg: Config,
     health: HashMap<SocketAddr, Health>,
     since: HashMap<SocketAddr, SystemTime>,
-    published: Option<usize>,
+    attribute: Attribute,
     /// Routine passes in a row whose writes failed.
     kernel_failures: u32,
     /// Whether the fault file is there.
@@ -475,7 +516,14 @@ impl Daemon {
             since.entry(ep).or_insert_with(SystemTime::now);
         }
         since.retain(|ep, _| health.contains_key(ep));
-        Ok(Daemon { cfg, health, since, published: None, kernel_failures: 0, faulted: false })
+        Ok(Daemon {
+            cfg,
+            health,
+            since,
+            attribute: Attribute::new(&["attrd_updater"]),
+            kernel_failures: 0,
+            faulted: false,
+        })
     }
 
     fn is_up(&self, ep: SocketAddr) -> bool {
@@ -500,20 +548,23 @@ impl Daemon {
     }
 
     /// The kernel table, the state file and the node attribute brought in
-    /// line with the health state. Only a state file that cannot be
-    /// written is fatal (monitor would call us hung anyway).
+    /// line with the health state. A state file that cannot be written
+    /// is not fatal: the table still follows the checks (monitor says so).
     /// `routine`: the pass of an interval, which counts towards failing
     /// monitor (passes prompted by changes come in bursts; they do not).
     fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
         let problem = self.apply(ipvs);
         let fault = self.count(problem.as_ref(), routine);
         let state = self.state(problem.map(|p| p.text));
-        instance.write_json(&instance.statefile(), &state)?;
+        instance.write_state(&state);
         match fault {
             Some(reason) if !self.faulted => {
                 tracing::error!("{reason}: monitor fails until a write succeeds");
-                instance.write_json(&faultfile(instance), &reason)?;
-                self.faulted = true;
+                // Not fatal either (a full /run): tried again next pass.
+                match instance.write_json(&faultfile(instance), &reason) {
+                    Ok(()) => self.faulted = true,
+                    Err(e) => tracing::warn!("{e}"),
+                }
             }
             None if self.faulted => {
                 tracing::info!("kernel writes to {} succeed again", self.cfg.service);
@@ -526,9 +577,7 @@ impl Daemon {
             _ => {}
         }
         if let Some(name) = &self.cfg.node_attribute {
-            if self.published != Some(state.healthy) && publish_attribute(name, state.healthy) {
-                self.published = Some(state.healthy);
-            }
+            self.attribute.update(name, state.healthy);
         }
         Ok(())
     }
@@ -706,7 +755,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                             d.sync(&ipvs, instance, true)?;
                             last_sync = tokio::time::Instant::now();
                         } else {
-                            instance.touch(&instance.statefile())?;
+                            instance.touch_state();
                         }
                     }
                     w = signals.recv() => break w,
@@ -971,5 +1020,37 @@ mod tests {
         let keep = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10"), ("cleanstop", "false")]);
         assert!(Removal::for_stop(&keep, Some(&ran)).unwrap().is_empty());
         assert!(Removal::for_stop(&broken, Some(&keep)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_node_attribute_is_published_without_waiting_and_a_hung_run_is_killed() {
+        let dir = std::env::temp_dir().join(format!("lvs-attrd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        // records its arguments, then hangs the first time
+        let script = format!(
+            "printf '%s\\n' \"$*\" >> {0}; [ -e {0}.once ] || {{ touch {0}.once; exec sleep 30; }}",
+            log.display()
+        );
+        let mut a = Attribute::new(&["/bin/sh", "-c", &script, "attrd"]);
+        let began = Instant::now();
+        a.update("lvs-healthy", 2);
+        assert!(began.elapsed() < Duration::from_millis(500), "the daemon waited {:?}", began.elapsed());
+        assert_eq!(a.published, None);
+        let pid = a.running.as_ref().map(|(c, ..)| c.id()).unwrap();
+        let hung = dir.join("calls.once");
+        while !hung.exists() && began.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a.running.as_mut().unwrap().2 -= ATTRD_TIMEOUT; // its time is up
+        a.update("lvs-healthy", 2);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the hung run was not killed");
+        // retried at once, and this run succeeds
+        std::thread::sleep(Duration::from_millis(500));
+        a.update("lvs-healthy", 2);
+        assert_eq!(a.published, Some(2));
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(calls.lines().collect::<Vec<_>>(), ["-n lvs-healthy -U 2", "-n lvs-healthy -U 2"]);
     }
 }

@@ -7,9 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lvs_common::agent::RecordedService;
-use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
+use lvs_common::daemon::{child, Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_common::probe;
 use lvs_common::status::SorryState as State;
 use lvs_common::{agent, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,9 @@ static SPEC: AgentSpec = AgentSpec {
         the fallback is removed. A daemon checks the table every check_interval seconds; it never \
         touches other destinations. Start and reload record each fallback in /run/lvs-agents; a \
         reload that changes service or fallback removes the old fallback, and stop removes every \
-        recorded fallback and the one the parameters name, needing no other parameter. \
-        heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
+        recorded fallback and the one the parameters name, needing no other parameter. Monitor \
+        fails when the daemon is dead or shows no life (on CLOCK_BOOTTIME: wall-clock steps do \
+        not count) for 3 x check_interval + 1 s. heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
     params: &[
         agent::SERVICE_SHARED,
         agent::FAMILY,
@@ -46,9 +48,11 @@ static SPEC: AgentSpec = AgentSpec {
                 server getting weight.",
         ),
         ParamSpec::string("fallback_command", "Command run on each switch").long(
-            "Run (without a shell; split on spaces) with the argument start when the \
-                fallback goes in and stop when it comes out, like ldirectord's fallbackcommand. \
-                It gets 10 seconds.",
+            "An absolute path and its arguments (split on spaces, quotes as in check_command; \
+                no shell, no PATH search), run with the argument start when the fallback goes in \
+                and stop when it comes out, like ldirectord's fallbackcommand. It runs in the \
+                background, one at a time in order, in its own process group with only PATH in \
+                its environment; after 10 seconds the group is killed.",
         ),
     ],
     actions: ocf::STANDARD_ACTIONS,
@@ -160,6 +164,8 @@ struct Sorry {
     weight: u32,
     interval: Duration,
     command: Vec<String>,
+    /// How long fallback_command may take.
+    command_timeout: Duration,
 }
 
 impl Sorry {
@@ -174,13 +180,21 @@ impl Sorry {
             None | Some("auto") => None,
             Some(m) => Some(m.parse::<ForwardMethod>()?),
         };
+        // Words as check_command's: quotes, no shell, no PATH search.
+        let command = probe::spec::split_words(p.str("fallback_command").unwrap_or_default())?;
+        if let Some(prog) = command.first().filter(|p| !p.starts_with('/')) {
+            return Err(Error::configured(format!(
+                "fallback_command: {prog}: give an absolute path (no shell, no PATH search)"
+            )));
+        }
         Ok(Sorry {
             service,
             fallback: SocketAddr::new(addr, port),
             forward,
             weight: p.int("weight").unwrap_or(1) as u32,
             interval: Duration::from_secs(p.int("check_interval").unwrap_or(1) as u64),
-            command: p.str("fallback_command").unwrap_or_default().split_whitespace().map(String::from).collect(),
+            command,
+            command_timeout: Duration::from_secs(10),
         })
     }
 
@@ -189,35 +203,32 @@ impl Sorry {
         Destination::new(self.fallback.ip(), self.fallback.port(), method).with_weight(self.weight)
     }
 
+    /// Runs fallback_command with `word` in the background: the daemon's
+    /// only thread never waits for it. One at a time, in the order of the
+    /// switches; at `command_timeout` its whole process group is killed.
     fn run_command(&self, word: &str) {
         let Some((prog, args)) = self.command.split_first() else { return };
-        let out = std::process::Command::new(prog)
-            .args(args)
-            .arg(word)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        match out {
-            Ok(mut child) => {
-                // Bounded: a hanging command must not stop the table checks.
-                for _ in 0..100 {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        if !st.success() {
-                            tracing::warn!("fallback_command {word} exited with {st}");
-                        }
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                tracing::warn!("fallback_command {word} killed after 10s");
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("fallback_command {word}: no runtime to run it on");
+            return;
+        };
+        let mut cmd = child::command(prog);
+        cmd.args(args).arg(word);
+        let (what, limit) = (format!("fallback_command {prog} {word}"), self.command_timeout);
+        rt.spawn(async move {
+            let _turn = COMMANDS.lock().await;
+            match child::run(&mut cmd, Some(limit)).await {
+                Ok(st) if st.success() => tracing::info!("{what}: done"),
+                Ok(st) => tracing::warn!("{what}: {st}"),
+                Err(e) => tracing::warn!("{what}: {e}"),
             }
-            Err(e) => tracing::warn!("fallback_command {prog}: {e}"),
-        }
+        });
     }
 }
+
+/// Turns for fallback_command runs (tokio's mutex is fair: first come,
+/// first served).
+static COMMANDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn is_local(addr: IpAddr) -> bool {
     // Binding succeeds only for an address of this host.
@@ -286,7 +297,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                     last_error: Some(e.to_string()),
                 }
             });
-            instance.write_json(&instance.statefile(), &state)?;
+            instance.write_state(&state);
             // While the fallback serves, look often: clients should reach
             // a returning real at once, not up to check_interval later.
             let pause = if state.active { sorry.interval.min(ACTIVE_INTERVAL) } else { sorry.interval };
@@ -345,9 +356,76 @@ mod tests {
         let s = sorry(&[
             ("service", "fwmark:7"),
             ("fallback", "127.0.0.1:80"),
-            ("fallback_command", "/usr/bin/logger -t sorry"),
+            ("fallback_command", "/usr/bin/logger -t 'sorry server'"),
         ])
         .unwrap();
-        assert_eq!(s.command, vec!["/usr/bin/logger", "-t", "sorry"]);
+        assert_eq!(s.command, vec!["/usr/bin/logger", "-t", "sorry server"]);
+    }
+
+    #[test]
+    fn fallback_command_needs_an_absolute_path() {
+        for c in ["sh -c reboot", "logger", "./x", "'/bin/true"] {
+            let r = sorry(&[("service", "fwmark:7"), ("fallback", "127.0.0.1:80"), ("fallback_command", c)]);
+            assert!(matches!(r, Err(Error::Configured(_))), "{c}: {r:?}");
+        }
+    }
+
+    /// A command that records its process group and the word it got, then
+    /// hangs (with a child of its own) until killed.
+    fn hanging(dir: &std::path::Path, timeout: Duration) -> Sorry {
+        let script = format!("echo $(ps -o pgid= $$) \"$1\" >> {}/ran; sleep 30 & wait", dir.display());
+        let mut s = sorry(&[("service", "fwmark:7"), ("fallback", "127.0.0.1:80")]).unwrap();
+        s.command = vec!["/bin/sh".into(), "-c".into(), script, "cmd".into()];
+        s.command_timeout = timeout;
+        s
+    }
+
+    /// The process group of /proc/<pid> (0 when gone or a zombie).
+    fn group_of(pid: &str) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        match rest.first() {
+            Some(&"Z") | None => 0,
+            _ => rest.get(2).and_then(|g| g.parse().ok()).unwrap_or(0),
+        }
+    }
+
+    #[test]
+    fn fallback_command_runs_in_the_background_in_order_and_is_killed_with_its_group_at_its_timeout() {
+        let dir = std::env::temp_dir().join(format!("lvs-sorry-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = hanging(&dir, Duration::from_millis(700));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let began = std::time::Instant::now();
+            s.run_command("start");
+            s.run_command("stop");
+            assert!(began.elapsed() < Duration::from_millis(200), "the daemon's thread waited {:?}", began.elapsed());
+            // both ran, one after the other, each cut at its timeout
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let lines = std::fs::read_to_string(dir.join("ran")).unwrap_or_default().lines().count();
+                if lines == 2 {
+                    break;
+                }
+            }
+            // the second one's timeout
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        });
+        let ran = std::fs::read_to_string(dir.join("ran")).unwrap();
+        let lines: Vec<(&str, &str)> = ran.lines().filter_map(|l| l.trim().split_once(' ')).collect();
+        assert_eq!(lines.iter().map(|(_, w)| *w).collect::<Vec<_>>(), ["start", "stop"], "{ran}");
+        for (pgid, _) in &lines {
+            let pgid: i32 = pgid.parse().unwrap();
+            assert_ne!(pgid, group_of("self"), "not in its own process group");
+            let alive: Vec<i32> = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+                .filter(|p| group_of(&p.to_string()) == pgid)
+                .collect();
+            assert!(alive.is_empty(), "process group {pgid} outlived the timeout: {alive:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
@@ -110,6 +111,7 @@ impl<S: Subscriber> Layer<S> for Sinks {
         }
         let mut v = MessageVisitor(String::new());
         event.record(&mut v);
+        v.0 = one_line(&v.0);
         let (sev, word) = severity(level);
         let _guard = self.lock.lock();
         let line = format!("{} {}: {}: {}\n", timestamp(), self.tag, word, v.0);
@@ -133,8 +135,20 @@ impl<S: Subscriber> Layer<S> for Sinks {
     }
 }
 
+/// `text` on one line: control characters (a newline in a parameter
+/// value would start a forged log line) are escaped as Rust escapes them.
+pub fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn append(path: &str, line: &str) {
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+    // O_NOFOLLOW: a symlink planted at the log path must not redirect our
+    // (root's) writes to another file.
+    let open = OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(path);
+    if let Ok(mut f) = open {
         let _ = f.write_all(line.as_bytes());
     }
 }
@@ -167,4 +181,16 @@ pub fn init(agent: &str, instance: &str, env: impl Fn(&str) -> Option<String>) {
     };
     // A second init (tests) keeps the first logger; that is fine.
     let _ = tracing_subscriber::registry().with(sinks).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_onto_one_line() {
+        assert_eq!(one_line("plain text: ok"), "plain text: ok");
+        assert_eq!(one_line("a\nb\r\tc\u{1b}[1m"), r"a\nb\r\tc\u{1b}[1m");
+        assert_eq!(one_line("caf\u{e9}"), "caf\u{e9}", "non-ASCII text stays");
+    }
 }

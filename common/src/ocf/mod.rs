@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod params;
 pub mod spec;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
 
@@ -94,11 +95,19 @@ pub fn run_with_daemon<F>(spec: &AgentSpec, handler: F, daemon: Option<DaemonMai
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
-    let args: Vec<String> = std::env::args().collect();
-    if let (Some(daemon), Some(crate::daemon::DAEMON_ACTION), Some(instance)) =
-        (daemon, args.get(1).map(String::as_str), args.get(2))
+    // args_os/vars_os: args()/vars() panic on a non-UTF-8 value, even in a
+    // variable that has nothing to do with us, and stop must never abort.
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let (Some(daemon), Some(true), Some(instance)) =
+        (daemon, args.get(1).map(|a| a == crate::daemon::DAEMON_ACTION), args.get(2))
     {
-        log::init(spec.name, instance, |k| std::env::var(k).ok());
+        let env = Input::from_os(&[], std::env::vars_os());
+        let getenv = |k: &str| env.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // We spawn daemons with UTF-8 names only (see Instance::spawn).
+        let Some(instance) = instance.to_str() else {
+            return std::process::ExitCode::from(ExitCode::ErrArgs as u8);
+        };
+        log::init(spec.name, instance, getenv);
         let inst = crate::daemon::Instance::new(spec.name, instance);
         return match daemon(spec, &inst, instance) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -108,9 +117,50 @@ where
             }
         };
     }
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let code = execute(spec, &args, &env, handler, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let mut input = Input::from_os(&args, std::env::vars_os());
+    input.serialise = daemon.is_some();
+    let code = execute_input(spec, &input, handler, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
     std::process::ExitCode::from(code)
+}
+
+/// Arguments and environment as text. What is not UTF-8 is remembered,
+/// not fatal: it is a configuration error of that parameter or argument
+/// only, and stop goes on without it.
+#[derive(Debug, Default)]
+struct Input {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Indices into `args` that were not UTF-8 (kept there lossily).
+    bad_args: Vec<usize>,
+    /// `OCF_RESKEY_<name>` variables whose value was not UTF-8.
+    bad_params: Vec<String>,
+    /// Take the instance's action lock (agents with a daemon).
+    serialise: bool,
+}
+
+impl Input {
+    fn from_os(args: &[OsString], vars: impl IntoIterator<Item = (OsString, OsString)>) -> Input {
+        let mut input = Input::default();
+        for (i, a) in args.iter().enumerate() {
+            if a.to_str().is_none() {
+                input.bad_args.push(i);
+            }
+            input.args.push(a.to_string_lossy().into_owned());
+        }
+        for (k, v) in vars {
+            // A variable whose name is not UTF-8 cannot be one of ours.
+            let Ok(k) = k.into_string() else { continue };
+            match v.into_string() {
+                Ok(v) => input.env.push((k, v)),
+                Err(_) => {
+                    if let Some(name) = k.strip_prefix("OCF_RESKEY_") {
+                        input.bad_params.push(name.to_string());
+                    }
+                }
+            }
+        }
+        input
+    }
 }
 
 /// [`run`] with its inputs and outputs passed in, for tests.
@@ -125,11 +175,25 @@ pub fn execute<F>(
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
+    let input = Input { args: args.to_vec(), env: env.to_vec(), ..Input::default() };
+    execute_input(spec, &input, handler, out, err)
+}
+
+fn execute_input<F>(spec: &AgentSpec, input: &Input, handler: F, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    F: FnOnce(&Context) -> Result<Outcome>,
+{
+    let (args, env) = (&input.args, &input.env);
     let getenv = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Some(word) = args.get(1..).and_then(|a| a.last()) else {
         let _ = err.write_all(usage(spec).as_bytes());
         return ExitCode::ErrArgs as u8;
     };
+    if input.bad_args.contains(&(args.len() - 1)) {
+        let _ = writeln!(err, "the action is not valid UTF-8");
+        let _ = err.write_all(usage(spec).as_bytes());
+        return ExitCode::ErrUnimplemented as u8;
+    }
     match word.as_str() {
         "meta-data" => {
             return match metadata::render(spec) {
@@ -174,6 +238,23 @@ where
     } else {
         Ok(Params::from_env_vars(env.iter().cloned()))
     };
+    let raw = raw.and_then(|raw| {
+        // Stop goes on without what is not UTF-8 (as with any invalid
+        // value); every other action refuses it.
+        let bad_arg = input.bad_args.iter().find(|i| (1..args.len() - 1).contains(*i));
+        let bad_param = input.bad_params.iter().find(|n| spec.param(n).is_some());
+        let problem = match (bad_arg, bad_param) {
+            (Some(i), _) if heartbeat => Some(format!("argument {i} is not valid UTF-8")),
+            (_, Some(name)) if !heartbeat => Some(format!("parameter '{name}': the value is not valid UTF-8")),
+            _ => None,
+        };
+        match problem {
+            Some(p) if action == Action::Stop => tracing::warn!("{p}; left out"),
+            Some(p) => return Err(Error::Configured(p)),
+            None => {}
+        }
+        Ok(raw)
+    });
     let parsed = raw.and_then(|raw| {
         if action == Action::Stop {
             // Stop cleans up whatever runs, even if the parameters no longer
@@ -199,7 +280,24 @@ where
                 heartbeat,
             };
             tracing::debug!("{word} with {:?}", ctx.params);
-            match handler(&ctx) {
+            // One action at a time per instance: two starts must not run
+            // two daemons, nor a start race a stop. Waiting counts against
+            // the action's timeout.
+            let lock = if input.serialise && action != Action::ValidateAll {
+                crate::daemon::Instance::new(spec.name, &ctx.instance)
+                    .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1)))
+            } else {
+                Ok(None)
+            };
+            let result = lock.and_then(|held| {
+                let r = handler(&ctx);
+                let stopped = r.is_ok() || matches!(r, Err(Error::Configured(_)));
+                if action == Action::Stop && stopped && held.is_some() {
+                    crate::daemon::Instance::new(spec.name, &ctx.instance).remove_lockfile();
+                }
+                r
+            });
+            match result {
                 // Parameters an agent cannot make sense of name nothing it
                 // could have started. Failing here would get the node fenced
                 // for a configuration mistake.
@@ -242,7 +340,8 @@ fn finish(
         Err(e) => {
             tracing::error!("{e}");
             let prefix = getenv("OCF_EXIT_REASON_PREFIX").unwrap_or_else(|| "ocf-exit-reason:".to_string());
-            let _ = writeln!(err, "{prefix}{e}");
+            // One line: Pacemaker takes the reason from it.
+            let _ = writeln!(err, "{prefix}{}", log::one_line(&e.to_string()));
             ExitCode::from(&e) as u8
         }
     }

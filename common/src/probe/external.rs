@@ -5,34 +5,17 @@
 //! in LVS_VIP, LVS_VPORT, LVS_RIP, LVS_RPORT, plus LVS_CHECKPORT.
 //! It runs in its own process group, and when the check is abandoned
 //! (timeout, cancellation) the whole group is killed, so helpers the
-//! command started do not outlive it.
-
-use std::process::Stdio;
-
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+//! command started do not outlive it. Its environment is PATH and the
+//! LVS_* variables only (see [`crate::daemon::child`]).
 
 use super::spec::ExternalCheck;
 use super::{Target, Virtual};
+use crate::daemon::child;
 
 type R<T = ()> = std::result::Result<T, String>;
 
-/// Kills the process group on drop unless disarmed: the check future is
-/// dropped by the timeout while the child still runs, and no code after
-/// the await would run then.
-struct GroupKill(Option<i32>);
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // The leader is not reaped yet (tokio reaps after this), so the
-            // group id cannot have been reused.
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-    }
-}
-
-/// The command line and environment; None for an empty argv.
+/// The command line and environment (only PATH and the LVS_* variables:
+/// nothing of the cluster manager's); None for an empty argv.
 fn command(target: &Target, e: &ExternalCheck) -> Option<tokio::process::Command> {
     let (program, args) = e.argv.split_first()?;
     let (vip, vport) = match target.virtual_service {
@@ -43,19 +26,14 @@ fn command(target: &Target, e: &ExternalCheck) -> Option<tokio::process::Command
     let rip = target.addr.to_string();
     let rport = target.port.to_string();
     let checkport = target.check_addr().port().to_string();
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = child::command(program);
     cmd.args(args)
         .args([&vip, &vport, &rip, &rport])
         .env("LVS_VIP", &vip)
         .env("LVS_VPORT", &vport)
         .env("LVS_RIP", &rip)
         .env("LVS_RPORT", &rport)
-        .env("LVS_CHECKPORT", &checkport)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
+        .env("LVS_CHECKPORT", &checkport);
     Some(cmd)
 }
 
@@ -64,12 +42,9 @@ pub async fn run(target: &Target, e: &ExternalCheck) -> R {
     let Some(mut cmd) = command(target, e) else {
         return Err("external: empty command".into());
     };
-    let mut child = cmd.spawn().map_err(|err| format!("{program}: {err}"))?;
-    let mut guard = GroupKill(child.id().and_then(|p| i32::try_from(p).ok()));
-    let status = child.wait().await.map_err(|err| format!("{program}: wait: {err}"));
-    // Exited on its own: leave whatever it deliberately left running.
-    guard.0 = None;
-    let status = status?;
+    // No limit here: the scheduler drops this future at check_timeout,
+    // and the group goes with it.
+    let status = child::run(&mut cmd, None).await.map_err(|err| format!("{program}: {err}"))?;
     if status.success() {
         return Ok(());
     }
@@ -113,5 +88,26 @@ mod tests {
         let args: Vec<_> = command(&fwm, &e).unwrap().as_std().get_args().map(|a| a.to_owned()).collect();
         assert_eq!(args[1..3], ["7", "0"]);
         assert!(command(&fwm, &ExternalCheck { argv: vec![] }).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_command_sees_only_path_and_the_lvs_variables() {
+        let out = std::env::temp_dir().join(format!("lvs-external-env-{}", std::process::id()));
+        // exec: the shell itself adds nothing to what env prints
+        let e = ExternalCheck {
+            argv: vec!["/bin/sh".into(), "-c".into(), "exec /usr/bin/env > \"$0\"".into(), out.display().to_string()],
+        };
+        let t = Target {
+            virtual_service: Some(Virtual::Addr("192.0.2.10:80".parse().unwrap())),
+            ..Target::new("127.0.0.1".parse().unwrap(), 8080)
+        };
+        run(&t, &e).await.unwrap();
+        let env = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        let mut names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+        names.sort();
+        // PWD: some shells export it even through exec
+        names.retain(|n| *n != "PWD");
+        assert_eq!(names, ["LVS_CHECKPORT", "LVS_RIP", "LVS_RPORT", "LVS_VIP", "LVS_VPORT", "PATH"], "{env}");
     }
 }
