@@ -89,7 +89,9 @@ fn sorry_runs_its_fallback_command_in_the_background_on_each_switch() {
     assert_eq!(agent(&d, "sorry", "stop", &p).code, 0);
     let switches = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    // the stop command waits its turn behind the hanging start (10 s limit)
-    assert_eq!(switches.lines().collect::<Vec<_>>(), ["start"], "{switches}");
+    // the stop command waits its turn behind the hanging start, which is
+    // killed at its 10 s limit (the emulated lab may get that far)
+    let lines: Vec<&str> = switches.lines().collect();
+    assert!(lines == ["start"] || lines == ["start", "stop"], "{switches}");
     assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
 }
