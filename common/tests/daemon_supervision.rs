@@ -272,6 +272,25 @@ fn a_daemon_of_an_older_version_is_found_under_its_old_name() {
     assert!(!legacy.exists() && !dir().join("stub-web:0_.state").exists(), "its files are cleaned");
 }
 
+fn a_daemon_killed_in_its_first_round_is_reported_stopped_and_started_again() {
+    let r = Res::new("firstkill");
+    let sup = r.sup();
+    sup.start(&params(&[("first_round", "30"), ("child", "true")]), Duration::from_millis(800)).unwrap();
+    let pid = r.pid();
+    assert!(wait_until(Duration::from_secs(10), || session_members(pid).len() >= 3));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || daemons_named("firstkill").is_empty()));
+    let m = sup.monitor();
+    assert!(matches!(&m, Err(e) if e.to_string().contains("died")), "{m:?}");
+    sup.stop(Duration::from_secs(5)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || session_members(pid).is_empty()), "{:?}", session_members(pid));
+    assert_eq!(sup.monitor().unwrap(), Outcome::NotRunning);
+    sup.start(&params(&[]), Duration::from_secs(10)).unwrap();
+    assert_eq!(sup.monitor().unwrap(), Outcome::Running);
+    sup.stop(Duration::from_secs(5)).unwrap();
+    assert!(daemons_named("firstkill").is_empty());
+}
+
 fn stop_waits_for_a_lock_holder_it_cannot_identify() {
     let r = Res::new("stranger");
     r.start(&[]);
@@ -317,8 +336,19 @@ fn a_killed_daemon_leaves_no_command_behind_after_stop() {
     assert!(gone, "left running in the daemon's session: {:?}", session_members(pid));
 }
 
-const NAMES: [&str; 10] =
-    ["r\u{e9}al", "r\u{e8}al", "twice", "orphan", "clock", "slowfirst", "full", "killed", "web:0\u{e9}", "stranger"];
+const NAMES: [&str; 11] = [
+    "r\u{e9}al",
+    "r\u{e8}al",
+    "twice",
+    "orphan",
+    "clock",
+    "slowfirst",
+    "full",
+    "killed",
+    "web:0\u{e9}",
+    "stranger",
+    "firstkill",
+];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -350,6 +380,10 @@ fn main() -> std::process::ExitCode {
             a_daemon_of_an_older_version_is_found_under_its_old_name,
         ),
         ("stop_waits_for_a_lock_holder_it_cannot_identify", stop_waits_for_a_lock_holder_it_cannot_identify),
+        (
+            "a_daemon_killed_in_its_first_round_is_reported_stopped_and_started_again",
+            a_daemon_killed_in_its_first_round_is_reported_stopped_and_started_again,
+        ),
     ];
     let filter: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();
