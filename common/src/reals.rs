@@ -169,7 +169,7 @@ fn range(from: &str, to: &str) -> Result<Addrs> {
 
 /// Why the kernel would refuse `addr` as a destination, if it would:
 /// it takes only unicast (or local) addresses.
-fn not_unicast(addr: IpAddr) -> Option<&'static str> {
+pub fn not_unicast(addr: IpAddr) -> Option<&'static str> {
     match addr {
         IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8 (this network)"),
         IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),

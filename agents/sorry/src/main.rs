@@ -173,8 +173,13 @@ impl Sorry {
         let service = agent::service_key(p)?;
         let text = p.str("fallback").unwrap_or_default();
         let (addr, port) = parse_addr_port(text)?;
-        if addr.is_unspecified() || addr.is_multicast() {
-            return Err(Error::configured(format!("fallback {text} is not a unicast address")));
+        // The kernel refuses these destinations forever: say so now.
+        if let Some(why) = lvs_common::reals::not_unicast(addr) {
+            return Err(Error::configured(format!("fallback {addr} is {why}, not a unicast address")));
+        }
+        // As for reals: port 0 only where the service has none.
+        if port == 0 && matches!(service, ServiceKey::Addr { port: p, .. } if p != 0) {
+            return Err(Error::configured(format!("fallback {text} has port 0, the service {service} does not")));
         }
         let forward = match p.str("forward") {
             None | Some("auto") => None,
@@ -343,7 +348,8 @@ mod tests {
 
     #[test]
     fn bad_fallbacks_are_configuration_errors() {
-        for f in ["127.0.0.1", "0.0.0.0:80", "host:80", "[::1:80"] {
+        for f in ["127.0.0.1", "0.0.0.0:80", "host:80", "[::1:80", "255.255.255.255:80", "224.0.0.1:80", "127.0.0.1:0"]
+        {
             assert!(
                 matches!(sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", f)]), Err(Error::Configured(_))),
                 "{f}"
