@@ -32,9 +32,10 @@ static SPEC: AgentSpec = AgentSpec {
     params: &[
         agent::SERVICE_SHARED,
         agent::FAMILY,
-        ParamSpec::string("fallback", "Fallback server")
-            .required()
-            .long("The sorry server as address:port, e.g. 127.0.0.1:80 or [2001:db8::9]:80."),
+        ParamSpec::string("fallback", "Fallback server").required().long(
+            "The sorry server as address:port, e.g. 127.0.0.1:80 or [2001:db8::9]:80: a unicast \
+                address, and port 0 only for a service without a port (fwmark).",
+        ),
         ParamSpec::select("forward", &["auto", "local", "masq", "gate", "ipip"], "Forwarding method")
             .default("auto")
             .long(
