@@ -102,6 +102,16 @@ fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
     let w = weights_in(&must("ipvsadm", &["-Ln"]));
     assert!(w.contains_key("192.168.7.10:80") && w.contains_key("192.168.7.20:80"), "{w:?}");
 
+    // The reals' service: they leave the VIP's service for another (not
+    // there yet, so they wait), the sorry server takes over, and back.
+    let on_80 = || {
+        let t = must("ipvsadm", &["-Ln", "-t", "10.0.0.100:80"]);
+        let reals = t.lines().filter(|l| l.contains("-> 192.168.7.")).count();
+        (reals, t.contains("-> 127.0.0.1:80"))
+    };
+    edit("reals", "service", Some("tcp:10.0.0.100:8080"), limit, || on_80() == (0, true));
+    edit("reals", "service", Some("tcp:10.0.0.100:80"), limit, || on_80() == (2, false));
+
     // An edit no node can carry out: the failed action and Pacemaker's
     // recovery stop must take the VIP down, not leave it up unmanaged.
     edit("vip", "cidr_netmask", Some("33"), limit, || {
