@@ -157,6 +157,44 @@ pub fn daemon_pid(instance: &str) -> Option<String> {
     std::fs::read_to_string(format!("/run/lvs-agents/{instance}.pid")).ok().map(|s| s.trim().to_string())
 }
 
+/// The state file a health daemon of ours writes for `instance`, and when
+/// it was last written. Only the daemon writes it (the agent never does).
+pub fn daemon_state(instance: &str) -> Option<(serde_json::Value, std::time::SystemTime)> {
+    let path = format!("/run/lvs-agents/{instance}.state");
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    let v = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    Some((v, modified))
+}
+
+/// What our daemons left behind for `instances` ("realservers-reals"):
+/// their pidfiles under /run/lvs-agents, any pidfile there whose process
+/// still lives, and lvs-realservers / lvs-sorry processes in this network
+/// namespace (found by executable: Pacemaker starts them through the OCF
+/// symlinks under other names). Dead pidfiles of other tests' instances,
+/// whose namespaces are gone, do not count.
+pub fn daemons_left(instances: &[&str]) -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/run/lvs-agents").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(instance) = name.strip_suffix(".pid") else { continue };
+        let pid = std::fs::read_to_string(e.path()).unwrap_or_default().trim().to_string();
+        let alive = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if instances.contains(&instance) || alive {
+            left.push(format!("pidfile /run/lvs-agents/{name} (pid {pid}, alive: {alive})"));
+        }
+    }
+    let here = std::fs::read_link("/proc/self/ns/net").ok();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(exe) = std::fs::read_link(e.path().join("exe")) else { continue };
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ours = name.starts_with("lvs-realservers") || name.starts_with("lvs-sorry");
+        if ours && std::fs::read_link(e.path().join("ns/net")).ok() == here {
+            left.push(format!("process {} ({})", e.file_name().to_string_lossy(), exe.display()));
+        }
+    }
+    left
+}
+
 /// A veth pair between two hosts, with addresses (CIDR) on each end.
 pub fn wire(a: &Host, a_if: &str, a_addr: Option<&str>, b: &Host, b_if: &str, b_addr: Option<&str>) {
     ip(&["link", "add", a_if, "netns", &a.ns, "type", "veth", "peer", "name", b_if, "netns", &b.ns]);
