@@ -218,3 +218,15 @@ impl LogMark {
         String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned()
     }
 }
+
+/// The fail count of `rsc` (`crm_failcount` says value=N; none is 0).
+pub fn failcount(rsc: &str) -> u32 {
+    let out = must("crm_failcount", &["--query", "-r", rsc]);
+    out.split("value=").nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Steps the wall clock by `secs` (in the lab VM, whose clock is its own).
+pub fn step_clock(secs: i64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    must("date", &["-s", &format!("@{}", now + secs)]);
+}

@@ -2,12 +2,13 @@
 //! then an operator edits parameters with `crm_resource --set-parameter`.
 //! Whatever Pacemaker does with the edit (reload, restart, or a failed
 //! action and recovery), exactly one copy of each kernel object exists
-//! afterwards and the old one is gone, sampled all along the way.
+//! afterwards and the old one is gone, sampled all along the way. Then the
+//! wall clock steps forward and back: nothing restarts, no real leaves.
 #![cfg(feature = "lab")]
 
 use std::time::{Duration, Instant};
 
-use lvs_tests::cluster::{must, wait_for, Cluster};
+use lvs_tests::cluster::{failcount, must, step_clock, wait_for, Cluster};
 use lvs_tests::group::{topology, CONFIG};
 use lvs_tests::topo::Host;
 use lvs_tests::topo::{daemon_pid, weights_in};
@@ -125,6 +126,25 @@ fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
     must("crm_resource", &["--cleanup", "-r", "vip"]);
     serving(&cluster, &t.client);
     assert_eq!(vip_copies(), [("lvsd0".to_string(), 24, "lvsd0".to_string())]);
+
+    // The wall clock steps (an NTP correction, a bad RTC) under Pacemaker:
+    // no monitor fails, no daemon restarts, no real leaves the table.
+    let pid = daemon_pid("realservers-reals").expect("daemon pidfile");
+    let fails = failcount("reals");
+    for secs in [3600, -7200, 3600] {
+        step_clock(secs);
+        // reals is monitored every 2 s: several monitors see each step.
+        for _ in 0..40 {
+            let w = weights_in(&must("ipvsadm", &["-Ln"]));
+            assert!(
+                w.contains_key("192.168.7.10:80") && w.contains_key("192.168.7.20:80"),
+                "a real left the table after a {secs} s clock step: {w:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert_eq!(daemon_pid("realservers-reals"), Some(pid), "a clock step restarted the daemon");
+    assert_eq!(failcount("reals"), fails, "a monitor failed after a clock step:\n{}", cluster.status());
 
     // Everything stops and leaves nothing: no VIP, no service, no daemon.
     must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster, LogMark};
+use lvs_tests::cluster::{failcount, install_ocf_agent, must, wait_for, Cluster, LogMark};
 use lvs_tests::topo::{daemon_pid, daemon_state, daemons_left, ip, web_root, weights_in, Host, Switch};
 
 const PACEMAKER_LOG: &str = "/var/log/pacemaker/pacemaker.log";
@@ -99,12 +99,6 @@ fn serves_again(client: &Host, since: SystemTime) {
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "{c:?}");
 }
 
-/// The fail count of reals (`crm_failcount` says value=N).
-fn failcount() -> u32 {
-    let out = must("crm_failcount", &["--query", "-r", "reals"]);
-    out.split("value=").nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 /// Stops the group and checks nothing is left behind.
 fn group_stops(cluster: &Cluster) {
     must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);
@@ -151,10 +145,12 @@ fn pacemaker_runs_the_readme_group() {
     // (Counted from what it was: on a loaded emulated host a monitor may
     // already have failed once.)
     let pid = daemon_pid("realservers-reals").expect("daemon pidfile");
-    let failures = failcount();
+    let failures = failcount("reals");
     let killed = SystemTime::now();
     must("kill", &["-9", &pid]);
-    wait_for("a recorded monitor failure of reals", Duration::from_secs(30), || (failcount() > failures).then_some(()));
+    wait_for("a recorded monitor failure of reals", Duration::from_secs(30), || {
+        (failcount("reals") > failures).then_some(())
+    });
     cluster.wait_role("reals", "Started", Duration::from_secs(30));
     let new_pid = wait_for("a new health daemon", Duration::from_secs(30), || {
         daemon_pid("realservers-reals").filter(|p| *p != pid)

@@ -2,21 +2,14 @@
 //! a wall-clock step restarts nothing and removes no real.
 #![cfg(feature = "lab")]
 
-use std::process::Command;
 use std::time::Duration;
 
 use lvs_tests::agent::{ocf, Call};
+use lvs_tests::cluster::step_clock;
 use lvs_tests::topo::{weights_in, wire, Host};
 
 fn agent(d: &Host, name: &str, action: &str, params: &[(&str, &str)]) -> Call {
     ocf(&format!("lvs-{name}"), Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &format!("clock-{}", d.ns))])
-}
-
-/// Steps the (VM's) wall clock by `secs`.
-fn step_clock(secs: i64) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let st = Command::new("date").args(["-s", &format!("@{}", now + secs)]).output().unwrap();
-    assert!(st.status.success(), "date -s: {}", String::from_utf8_lossy(&st.stderr));
 }
 
 #[test]
