@@ -7,83 +7,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use lvs_tests::cluster::{failcount, install_ocf_agent, must, wait_for, Cluster, LogMark};
-use lvs_tests::topo::{daemon_pid, daemon_state, daemons_left, ip, web_root, weights_in, Host, Switch};
+use lvs_tests::cluster::{failcount, must, wait_for, Cluster, LogMark};
+use lvs_tests::group::{group_serves, topology, CONFIG};
+use lvs_tests::topo::{daemon_pid, daemon_state, daemons_left, weights_in, Host};
 
 const PACEMAKER_LOG: &str = "/var/log/pacemaker/pacemaker.log";
 
 /// The weights the group's reals have when both are healthy.
 fn both_weighted() -> HashMap<String, u32> {
     [("192.168.7.10:80".to_string(), 1), ("192.168.7.20:80".to_string(), 2)].into()
-}
-
-const CONFIG: &str = r#"primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=lvsd0 arp_count=1 op monitor interval=5s
-primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr op monitor interval=5s
-primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2" check=http request=/test.html receive=test check_interval=1 check_timeout=1 quiescent=true node_attribute=lvs-healthy op monitor interval=2s timeout=20s
-primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 op monitor interval=5s
-group lvs vip web reals sorry
-"#;
-
-/// The director is this namespace: a wire to the client, a switch to the
-/// reals. Everything returned must live as long as the test.
-struct Topology {
-    client: Host,
-    _reals: Vec<Host>,
-    _roots: Vec<lvs_tests::topo::tempdir::Dir>,
-    _switch: Switch,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", "lvsd0"]).status();
-        let _ = std::process::Command::new("ip").args(["link", "del", "lvsd1"]).status();
-    }
-}
-
-fn topology() -> Topology {
-    for a in ["vip", "service", "realservers", "sorry"] {
-        install_ocf_agent(a);
-    }
-    let switch = Switch::new();
-    let client = Host::new("client");
-    ip(&["link", "add", "lvsd0", "type", "veth", "peer", "name", "eth0", "netns", &client.ns]);
-    ip(&["addr", "add", "10.0.0.1/24", "dev", "lvsd0"]);
-    ip(&["link", "set", "lvsd0", "up"]);
-    client.must(&["ip", "addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    client.must(&["ip", "link", "set", "eth0", "up"]);
-    let (a, b) = ("lvsd1", "lvsdp");
-    ip(&["link", "add", a, "type", "veth", "peer", "name", b, "netns", &switch.host.ns]);
-    ip(&["addr", "add", "192.168.7.1/24", "dev", a]);
-    ip(&["link", "set", a, "up"]);
-    switch.host.must(&["ip", "link", "set", b, "master", "br0"]);
-    switch.host.must(&["ip", "link", "set", b, "up"]);
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("ip_forward");
-    let mut reals = Vec::new();
-    let mut roots = Vec::new();
-    for (i, rip) in ["192.168.7.10", "192.168.7.20"].iter().enumerate() {
-        let mut r = Host::new(&format!("r{}", i + 1));
-        switch.plug(&r, "eth0", Some(&format!("{rip}/24")));
-        r.must(&["ip", "route", "add", "default", "via", "192.168.7.1"]);
-        let root = web_root(&format!("r{}", i + 1));
-        r.http_server(&root.path);
-        roots.push(root);
-        reals.push(r);
-    }
-    Topology { client, _reals: reals, _roots: roots, _switch: switch }
-}
-
-/// All four Started, both reals weighted, traffic split 1:2.
-fn group_serves(cluster: &Cluster, client: &Host) {
-    for r in ["vip", "web", "reals", "sorry"] {
-        cluster.wait_role(r, "Started", Duration::from_secs(90));
-    }
-    println!("{}", cluster.status());
-    wait_for("both reals weighted", Duration::from_secs(10), || {
-        let w = weights_in(&must("ipvsadm", &["-Ln"]));
-        (w.get("192.168.7.10:80") == Some(&1) && w.get("192.168.7.20:80") == Some(&2)).then_some(())
-    });
-    let c = client.requests("10.0.0.100:80", 30);
-    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "{c:?}");
 }
 
 /// After a new health daemon took over (started after `since`): its own
@@ -135,7 +67,7 @@ fn pacemaker_runs_the_readme_group() {
         })
     };
     healthy(2);
-    let probe_page = t._roots[0].path.join("test.html");
+    let probe_page = t.roots[0].path.join("test.html");
     std::fs::remove_file(&probe_page).expect("break r1's check page");
     healthy(1);
     std::fs::write(&probe_page, "test\n").expect("restore r1's check page");
