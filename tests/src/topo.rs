@@ -119,6 +119,19 @@ impl Host {
         args.extend_from_slice(extra);
         self.must(&args)
     }
+
+    /// `ipvsadm -Ln` once `done` holds for it, or as it is after `limit`
+    /// (the caller's assertion then says what is wrong).
+    pub fn ipvsadm_until(&self, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+        let began = std::time::Instant::now();
+        loop {
+            let table = self.ipvsadm(&[]);
+            if done(&table) || began.elapsed() >= limit {
+                return table;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Host {

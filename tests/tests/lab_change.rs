@@ -91,14 +91,9 @@ fn sorry_reload_moves_the_fallback_and_stop_removes_every_one() {
 
     let second = [("service", "tcp:10.0.0.100:80"), ("fallback", "192.168.7.9:80"), ("check_interval", "1")];
     assert_eq!(agent(&d, "sorry", "reload", &second).code, 0);
-    let mut table = String::new();
-    for _ in 0..50 {
-        table = d.ipvsadm(&[]);
-        if table.contains("192.168.7.9:80") && !table.contains("127.0.0.1:80") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let table = d.ipvsadm_until(std::time::Duration::from_secs(5), |t| {
+        t.contains("192.168.7.9:80") && !t.contains("127.0.0.1:80")
+    });
     assert!(table.contains("192.168.7.9:80"), "the new fallback: {table}");
     assert!(!table.contains("127.0.0.1:80"), "the old one gone: {table}");
 
