@@ -219,6 +219,17 @@ pub fn wire(a: &Host, a_if: &str, a_addr: Option<&str>, b: &Host, b_if: &str, b_
     }
 }
 
+/// A director namespace with an address for the VIP subnet (10.0.0.1/24,
+/// a peer at .2) and a route to the real servers' 192.168.7.0/24 (IPVS
+/// refuses destinations it has no route to).
+pub fn director() -> (Host, Host) {
+    let d = Host::new("dir");
+    let peer = Host::new("peer");
+    wire(&d, "eth0", Some("10.0.0.1/24"), &peer, "eth0", Some("10.0.0.2/24"));
+    d.must(&["ip", "route", "add", "192.168.7.0/24", "dev", "eth0"]);
+    (d, peer)
+}
+
 /// A switch: a bridge in its own namespace; `plug` wires a host into it.
 pub struct Switch {
     pub host: Host,

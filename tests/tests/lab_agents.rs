@@ -5,20 +5,10 @@
 use std::process::Command;
 
 use lvs_tests::agent::{bin, ocf, Call};
-use lvs_tests::topo::{weights_in, wire, Host};
+use lvs_tests::topo::{director, weights_in, Host};
 
 fn service(d: &Host, action: &str, params: &[(&str, &str)]) -> Call {
     ocf("lvs-service", Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &format!("svc-{}", d.ns))])
-}
-
-/// A director namespace with an address for the VIP subnet and routes for
-/// the real servers (IPVS refuses destinations it has no route to).
-fn director() -> (Host, Host) {
-    let d = Host::new("dir");
-    let peer = Host::new("peer");
-    wire(&d, "eth0", Some("10.0.0.1/24"), &peer, "eth0", Some("10.0.0.2/24"));
-    d.must(&["ip", "route", "add", "192.168.7.0/24", "dev", "eth0"]);
-    (d, peer)
 }
 
 #[test]

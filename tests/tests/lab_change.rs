@@ -6,19 +6,11 @@
 #![cfg(feature = "lab")]
 
 use lvs_tests::agent::{ocf, Call};
-use lvs_tests::topo::{wire, Host};
+use lvs_tests::topo::{director, Host};
 
 fn agent(d: &Host, name: &str, action: &str, params: &[(&str, &str)]) -> Call {
     let instance = format!("{name}-{}", d.ns);
     ocf(&format!("lvs-{name}"), Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &instance)])
-}
-
-fn director() -> (Host, Host) {
-    let d = Host::new("dir");
-    let peer = Host::new("peer");
-    wire(&d, "eth0", Some("10.0.0.1/24"), &peer, "eth0", Some("10.0.0.2/24"));
-    d.must(&["ip", "route", "add", "192.168.7.0/24", "dev", "eth0"]);
-    (d, peer)
 }
 
 /// Service lines (`TCP  10.0.0.100:80 wrr`, `FWM  7 rr`) of `ipvsadm -Ln`.
