@@ -198,6 +198,18 @@ pub fn judge(heartbeat: Duration, now: Duration, limit: Duration) -> Freshness {
     }
 }
 
+/// Opens (creating, mode 0600, never through a symlink) a file to flock.
+fn open_lockable(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
 impl Instance {
     pub fn new(agent: &str, instance: &str) -> Instance {
         Instance::in_dir(agent, instance, run_dir())
@@ -308,14 +320,7 @@ impl Instance {
         let path = self.lockfile();
         let open = || {
             self.ensure_dir()?;
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+            open_lockable(&path)
         };
         let began = Instant::now();
         loop {
@@ -463,15 +468,8 @@ impl Instance {
     pub fn claim_pidfile(&self) -> Result<()> {
         self.ensure_dir()?;
         let path = self.pidfile();
-        let io = |e: std::io::Error| Error::io(format!("opening {}", path.display()), e);
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io)?;
+        let mut f = open_lockable(&path)?;
+        let io = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
         // Readers take the lock shared for an instant: retry briefly.
         let began = Instant::now();
         let file = loop {
