@@ -38,9 +38,12 @@ const PLUG: &str = "10.0.0.1:7777";
 const FAILOVER_BOUND: Duration = Duration::from_secs(90);
 
 // No nic: each director finds its own (eth0 on node-a, br0 on node-b).
+// fall=3, check_timeout=2: two emulated VMs share 2 cores here, and one check
+// missing a 1 s deadline quiesced r1 for a request in a 30-request split (CI,
+// 9:21); the lane proves failover, not detection speed (lab_reals does that).
 const CONFIG: &str = r#"primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 arp_count=3 op monitor interval=5s
 primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr op monitor interval=5s
-primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="10.0.0.11:80 gate 1, 10.0.0.12:80 gate 2" check=http request=/test.html receive=test check_interval=1 check_timeout=1 quiescent=true op monitor interval=2s timeout=20s
+primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="10.0.0.11:80 gate 1, 10.0.0.12:80 gate 2" check=http request=/test.html receive=test check_interval=1 check_timeout=2 fall=3 quiescent=true op monitor interval=2s timeout=20s
 primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 op monitor interval=5s
 group lvs vip web reals sorry
 location lvs-prefers-a lvs 100: node-a
