@@ -57,8 +57,20 @@ impl Cluster {
     /// Starts this machine's part of a cluster of `nodes` (name, ring
     /// address; this machine's `uname -n` must be one of the names) and waits
     /// until every node is Online. Two nodes get corosync's two_node quorum,
-    /// so the survivor keeps quorum when its peer dies.
+    /// so the survivor keeps quorum when its peer dies. Fencing is off.
     pub fn start_member(nodes: &[(&str, &str)]) -> Cluster {
+        let nodes: Vec<(&str, Vec<&str>)> = nodes.iter().map(|(n, a)| (*n, vec![*a])).collect();
+        Cluster::start_with(
+            &nodes,
+            &[("stonith-enabled", "false"), ("no-quorum-policy", "ignore"), ("dc-deadtime", "2s")],
+        )
+    }
+
+    /// Like [`Cluster::start_member`], but each node has one address per
+    /// corosync (knet) link, and the CIB is seeded with `properties` (e.g.
+    /// stonith-enabled=true) instead of the fencing-off defaults. A node
+    /// that joins a running cluster takes the cluster's CIB, not its seed.
+    pub fn start_with(nodes: &[(&str, Vec<&str>)], properties: &[(&str, &str)]) -> Cluster {
         for d in ["corosync", "pacemakerd", "pacemaker-based"] {
             assert!(!running(d), "{d} is already running: these tests need the machine's cluster stack to themselves");
         }
@@ -70,8 +82,9 @@ impl Cluster {
         let members: String = nodes
             .iter()
             .enumerate()
-            .map(|(i, (name, addr))| {
-                format!(" node {{\n  name: {name}\n  nodeid: {}\n  ring0_addr: {addr}\n }}\n", i + 1)
+            .map(|(i, (name, addrs))| {
+                let rings: String = addrs.iter().enumerate().map(|(l, a)| format!("  ring{l}_addr: {a}\n")).collect();
+                format!(" node {{\n  name: {name}\n  nodeid: {}\n{rings} }}\n", i + 1)
             })
             .collect();
         let two_node = if nodes.len() == 2 { " two_node: 1\n" } else { "" };
@@ -97,7 +110,7 @@ impl Cluster {
         let seed = dir.join("seed.xml");
         let empty = must("cibadmin", &["--empty"]);
         std::fs::write(&seed, empty).expect("seed");
-        for (k, v) in [("stonith-enabled", "false"), ("no-quorum-policy", "ignore"), ("dc-deadtime", "2s")] {
+        for (k, v) in properties {
             let st = Command::new("crm_attribute")
                 .args(["-t", "crm_config", "-n", k, "-v", v])
                 .env("CIB_file", &seed)
