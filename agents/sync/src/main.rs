@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn handle(ctx: &Context) -> Result<Outcome> {
-    let instance = Instance::new(SPEC.name, &ctx.instance);
+    let instance = Instance::new(SPEC.name, base_name(&ctx.instance));
     if ctx.action == Action::Stop {
         // The record alone: parameters edited into anything (or nothing)
         // must not leave a daemon of ours running.
@@ -37,6 +37,21 @@ fn handle(ctx: &Context) -> Result<Outcome> {
         Action::Reload => converge(&cfg, &instance, true),
         Action::Monitor => monitor(&cfg, &instance),
         Action::Stop => stop(&instance),
+    }
+}
+
+/// The instance without a clone's `:N`: a node runs one master and one
+/// backup daemon at most, so one record per resource and node, whichever
+/// instance number the cluster manager gives a clone's copy on this node
+/// from one action to the next.
+fn base_name(instance: &str) -> &str {
+    match instance.rsplit_once(':') {
+        Some((base, n))
+            if !base.is_empty() && !base.ends_with(':') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => instance,
     }
 }
 
@@ -240,6 +255,16 @@ mod tests {
             assert!(err.contains("ocf-exit-reason:"), "{params:?}: {err}");
         }
         assert_eq!(call("validate-all", &[("interface", "lo")]).0, 0);
+    }
+
+    #[test]
+    fn a_clones_instance_number_does_not_split_the_record() {
+        assert_eq!(base_name("sync:0"), "sync");
+        assert_eq!(base_name("sync:12"), "sync");
+        assert_eq!(base_name("sync"), "sync");
+        assert_eq!(base_name("a:b"), "a:b");
+        assert_eq!(base_name(":0"), ":0");
+        assert_eq!(base_name("eth1::5"), "eth1::5");
     }
 
     #[test]
