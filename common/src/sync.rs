@@ -617,7 +617,7 @@ mod tests {
         );
         // A foreign identical daemon is used, not owned.
         assert_eq!(
-            plan(&[m.clone()], &none, &[km.clone()]).unwrap(),
+            plan(std::slice::from_ref(&m), &none, std::slice::from_ref(&km)).unwrap(),
             vec![Step::Keep { have: km.clone(), owned: false }]
         );
         // A foreign daemon with other parameters: refused, nothing planned.
@@ -655,10 +655,10 @@ mod tests {
         assert!(to_stop(&rec, &[other]).is_empty());
         // Adopted (not owned): stays.
         let adopted = Record { daemons: vec![Entry { owned: false, ..owned(&m, &km) }] };
-        assert!(to_stop(&adopted, &[km.clone()]).is_empty());
+        assert!(to_stop(&adopted, std::slice::from_ref(&km)).is_empty());
         // A start cut short (no kernel view yet): the daemon matching the request is ours.
         let cut = Record { daemons: vec![Entry { kernel: None, ..owned(&m, &km) }] };
-        assert_eq!(to_stop(&cut, &[km.clone()]), vec![SyncState::Master]);
+        assert_eq!(to_stop(&cut, std::slice::from_ref(&km)), vec![SyncState::Master]);
         assert!(to_stop(&Record::default(), &[km]).is_empty());
     }
 
@@ -672,7 +672,7 @@ mod tests {
         assert_eq!(judge(&want, Some(&rec), &[km.clone(), kb.clone()]), Verdict::Running);
         assert_eq!(judge(&want, None, &[km.clone(), kb.clone()]), Verdict::NotRunning, "not ours without a record");
         assert_eq!(judge(&want, Some(&rec), &[]), Verdict::NotRunning);
-        match judge(&want, Some(&rec), &[km.clone()]) {
+        match judge(&want, Some(&rec), std::slice::from_ref(&km)) {
             Verdict::Wrong(e) => assert!(e.contains("backup sync daemon this resource started is gone"), "{e}"),
             other => panic!("{other:?}"),
         }

@@ -257,22 +257,20 @@ pub fn lint(text: &str) -> Vec<String> {
                     }
                 }
             }
-            "sync" => {
-                // The agent's own checks: the same Params and Config as
-                // its validate-all, less the interface's existence.
-                if get("interface").is_some() {
-                    let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    match Params::from_pairs(&sync::SPEC, &pairs).and_then(|ps| sync::Config::from_params(&ps)) {
-                        Err(e) => problems.push(at(e.to_string())),
-                        Ok(cfg) => {
-                            for d in &cfg.daemons {
-                                if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
-                                    problems.push(at(format!(
-                                        "a {} sync daemon is also run by {other} (line {l}); the kernel runs one \
-                                         per network namespace",
-                                        d.state
-                                    )));
-                                }
+            // The agent's own checks: the same Params and Config as its
+            // validate-all, less the interface's existence.
+            "sync" if get("interface").is_some() => {
+                let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                match Params::from_pairs(&sync::SPEC, &pairs).and_then(|ps| sync::Config::from_params(&ps)) {
+                    Err(e) => problems.push(at(e.to_string())),
+                    Ok(cfg) => {
+                        for d in &cfg.daemons {
+                            if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
+                                problems.push(at(format!(
+                                    "a {} sync daemon is also run by {other} (line {l}); the kernel runs one \
+                                     per network namespace",
+                                    d.state
+                                )));
                             }
                         }
                     }
