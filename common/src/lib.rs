@@ -14,6 +14,7 @@ pub mod ocf;
 pub mod probe;
 pub mod reals;
 pub mod status;
+pub mod sync;
 
 pub use error::{Error, Result};
 

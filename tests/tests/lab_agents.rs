@@ -117,6 +117,11 @@ fn ocf_tester_passes_for_the_ipvs_agents() {
         ],
     );
     ocf_tester(&d, "sorry", &[("service", "tcp:10.0.0.100:80"), ("fallback", "127.0.0.1:80")]);
+    ocf_tester(&d, "sync", &[("interface", "eth0"), ("syncid", "3")]);
+    assert!(
+        !d.must(&["ipvsadm", "-L", "--daemon"]).contains("sync daemon"),
+        "ocf-tester's last stop left no sync daemon"
+    );
     // ocf-tester's final stop leaves nothing of ours behind.
     let table = d.ipvsadm(&[]);
     assert!(!table.contains("192.168.7.10") && !table.contains("127.0.0.1"), "{table}");

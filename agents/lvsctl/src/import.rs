@@ -5,8 +5,10 @@
 use std::fmt::Write as _;
 
 use lvs_common::ipvs::{parse_addr_port, validate_scheduler, Family, ServiceKey};
+use lvs_common::ocf::Params;
 use lvs_common::probe::Check;
 use lvs_common::reals;
+use lvs_common::sync;
 
 /// One primitive to emit: agent, parameters (name, value), monitor interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +28,8 @@ pub struct Imported {
     /// `(line, text)` of directives not translated.
     pub unsupported: Vec<(usize, String)>,
     pub notes: Vec<String>,
+    /// Primitives to run as clones (on every director).
+    pub clones: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,10 +435,27 @@ pub fn keepalived(text: &str) -> Imported {
         roots.extend(tree(&toks, &mut pos));
     }
     let mut vips = Vec::new();
+    // VRRP instance name -> virtual_router_id: keepalived's default sync ID.
+    let vrids: Vec<(String, String)> = roots
+        .iter()
+        .filter(|n| n.words.first().map(String::as_str) == Some("vrrp_instance"))
+        .filter_map(|n| {
+            let name = n.words.get(1)?.clone();
+            let id = n.children.iter().find_map(|c| match c.words.as_slice() {
+                [k, v] if k == "virtual_router_id" => Some(v.clone()),
+                _ => None,
+            })?;
+            Some((name, id))
+        })
+        .collect();
     for n in &roots {
         match n.words.first().map(String::as_str) {
             Some("virtual_server") => out.add_virtual_server(n),
             Some("vrrp_instance") => {
+                let vrid = n.children.iter().find_map(|c| match c.words.as_slice() {
+                    [k, v] if k == "virtual_router_id" => Some(v.clone()),
+                    _ => None,
+                });
                 for c in &n.children {
                     match c.words.first().map(String::as_str) {
                         Some("virtual_ipaddress") => {
@@ -442,6 +463,11 @@ pub fn keepalived(text: &str) -> Imported {
                                 vips.push((a.line, a.words.clone()));
                             }
                         }
+                        // The older form: the sync ID is the instance's VRID.
+                        Some("lvs_sync_daemon_interface") => match c.words.as_slice() {
+                            [_, ifn] => out.add_sync(c.line, ifn, vrid.as_deref(), &[], &c.words.join(" ")),
+                            _ => out.unsupported.push((c.line, c.words.join(" "))),
+                        },
                         // VRRP's election is the cluster manager's job here.
                         Some(
                             "state" | "priority" | "virtual_router_id" | "advert_int" | "interface" | "authentication",
@@ -452,7 +478,32 @@ pub fn keepalived(text: &str) -> Imported {
                 out.notes
                     .push(format!("line {}: vrrp_instance: Pacemaker decides which director holds the VIP", n.line));
             }
-            Some("global_defs") => out.notes.push(format!("line {}: global_defs has nothing to translate", n.line)),
+            Some("global_defs") => {
+                let mut other = false;
+                for c in &n.children {
+                    let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
+                    match w.as_slice() {
+                        ["lvs_sync_daemon", ifn, instance, opts @ ..] => {
+                            let vrid = vrids.iter().find(|(name, _)| name == instance).map(|(_, id)| id.as_str());
+                            if vrid.is_none() && !opts.contains(&"id") {
+                                out.notes.push(format!(
+                                    "line {}: vrrp_instance {instance} not found: sync ID 0 (backups take every sync ID)",
+                                    c.line
+                                ));
+                            }
+                            out.add_sync(c.line, ifn, vrid, opts, &c.words.join(" "));
+                        }
+                        ["lvs_sync_daemon_interface", ifn] => out.add_sync(c.line, ifn, None, &[], &c.words.join(" ")),
+                        [k, ..] if k.starts_with("lvs_sync_daemon") => {
+                            out.unsupported.push((c.line, c.words.join(" ")))
+                        }
+                        _ => other = true,
+                    }
+                }
+                if other || n.children.is_empty() {
+                    out.notes.push(format!("line {}: global_defs has nothing else to translate", n.line));
+                }
+            }
             _ => out.unsupported.push((n.line, n.words.join(" "))),
         }
     }
@@ -489,6 +540,55 @@ pub fn keepalived(text: &str) -> Imported {
 }
 
 impl Imported {
+    /// keepalived's `lvs_sync_daemon IF INSTANCE [id N] [maxlen N] [port N]
+    /// [ttl N] [group ADDR]` (or the older `lvs_sync_daemon_interface IF`)
+    /// as an `ocf:lvs:sync` clone, checked by the agent's own validation.
+    fn add_sync(&mut self, line: usize, ifn: &str, vrid: Option<&str>, opts: &[&str], text: &str) {
+        if self.primitives.iter().any(|p| p.agent == "sync") {
+            self.unsupported.push((line, format!("{text}: a second sync daemon configuration")));
+            return;
+        }
+        let mut p = vec![("interface".to_string(), ifn.to_string())];
+        let mut syncid = vrid.map(str::to_string);
+        let mut it = opts.iter();
+        while let Some(k) = it.next() {
+            let name = match *k {
+                "id" => "syncid",
+                "maxlen" => "maxlen",
+                "port" => "mcast_port",
+                "ttl" => "mcast_ttl",
+                "group" => "mcast_group",
+                _ => {
+                    self.unsupported.push((line, format!("{text}: '{k}'")));
+                    return;
+                }
+            };
+            let Some(v) = it.next() else {
+                self.unsupported.push((line, format!("{text}: '{k}' without a value")));
+                return;
+            };
+            if name == "syncid" {
+                syncid = Some(v.to_string());
+            } else {
+                p.push((name.to_string(), v.to_string()));
+            }
+        }
+        if let Some(id) = syncid {
+            p.insert(1, ("syncid".to_string(), id));
+        }
+        let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Err(e) = Params::from_pairs(&sync::SPEC, &pairs).and_then(|params| sync::Config::from_params(&params)) {
+            self.unsupported.push((line, format!("{text}: {e}")));
+            return;
+        }
+        self.notes.push(format!(
+            "line {line}: keepalived swaps the master and backup sync daemons with the VRRP state; \
+             ocf:lvs:sync runs both (role=both) on every director as a clone: the active one sends"
+        ));
+        self.primitives.push(Primitive { name: "lvs_sync".into(), agent: "sync", params: p, monitor_s: 10 });
+        self.clones.push("lvs_sync".into());
+    }
+
     fn add_virtual_server(&mut self, n: &Node) {
         let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
         let mut v = Virtual { line: n.line, ..Default::default() };
@@ -628,7 +728,10 @@ pub fn render(im: &Imported, pcs: bool, source: &str) -> String {
     for p in &im.primitives {
         let params: Vec<String> = p.params.iter().map(|(k, v)| format!("{k}={}", quote(v, pcs))).collect();
         if pcs {
-            let group = group_of(&p.name).map(|g| format!(" --group {g}")).unwrap_or_default();
+            let mut group = group_of(&p.name).map(|g| format!(" --group {g}")).unwrap_or_default();
+            if im.clones.contains(&p.name) {
+                group = " clone".to_string();
+            }
             let _ = writeln!(
                 s,
                 "pcs resource create {} ocf:lvs:{} {} op monitor interval={}s{group}",
@@ -651,6 +754,9 @@ pub fn render(im: &Imported, pcs: bool, source: &str) -> String {
     if !pcs {
         for (g, members) in &im.groups {
             let _ = writeln!(s, "group {g} {}", members.join(" "));
+        }
+        for c in &im.clones {
+            let _ = writeln!(s, "clone {c}_clone {c}");
         }
     }
     s

@@ -5,16 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lvs_common::ipvs::{parse_addr_port, validate_scheduler, Family, ServiceKey};
+use lvs_common::ocf::Params;
 use lvs_common::probe::Check;
 use lvs_common::reals;
+use lvs_common::sync;
 
 /// The meta-data each agent prints, checked in as metadata/*.xml. Embedded
 /// so lint needs no installed files and cannot disagree with the build.
-const METADATA: [(&str, &str); 4] = [
+const METADATA: [(&str, &str); 5] = [
     ("vip", include_str!("../../../metadata/vip.xml")),
     ("service", include_str!("../../../metadata/service.xml")),
     ("realservers", include_str!("../../../metadata/realservers.xml")),
     ("sorry", include_str!("../../../metadata/sorry.xml")),
+    ("sync", include_str!("../../../metadata/sync.xml")),
 ];
 
 /// Parameter names and whether each is required, from meta-data XML.
@@ -147,7 +150,8 @@ fn primitives(text: &str) -> (Vec<Prim>, Vec<String>) {
             }
             match word.as_str() {
                 "params" => in_params = true,
-                "op" | "meta" | "utilization" => in_params = false,
+                // pcs: `... op monitor ... clone` makes the primitive a clone.
+                "op" | "meta" | "utilization" | "clone" | "promotable" => in_params = false,
                 "--group" | "--before" | "--after" => skip_next = true,
                 w if w.starts_with("--") => {}
                 w if in_params => match w.split_once('=') {
@@ -167,6 +171,8 @@ pub fn lint(text: &str) -> Vec<String> {
     let (prims, mut problems) = primitives(text);
     let mut services: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut used: Vec<(usize, String, String)> = Vec::new();
+    let mut sync_states: std::collections::HashMap<lvs_common::ipvs::SyncState, (usize, String)> =
+        std::collections::HashMap::new();
     for p in &prims {
         let at = |msg: String| format!("line {}: {} ({}): {msg}", p.line, p.name, p.agent);
         let Some(decl) = declared(&p.agent) else {
@@ -248,6 +254,25 @@ pub fn lint(text: &str) -> Vec<String> {
                 if let Some(f) = get("fallback") {
                     if let Err(e) = parse_addr_port(f) {
                         problems.push(at(e.to_string()));
+                    }
+                }
+            }
+            // The agent's own checks: the same Params and Config as its
+            // validate-all, less the interface's existence.
+            "sync" if get("interface").is_some() => {
+                let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                match Params::from_pairs(&sync::SPEC, &pairs).and_then(|ps| sync::Config::from_params(&ps)) {
+                    Err(e) => problems.push(at(e.to_string())),
+                    Ok(cfg) => {
+                        for d in &cfg.daemons {
+                            if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
+                                problems.push(at(format!(
+                                    "a {} sync daemon is also run by {other} (line {l}); the kernel runs one \
+                                     per network namespace",
+                                    d.state
+                                )));
+                            }
+                        }
                     }
                 }
             }

@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod import;
 mod lint;
-use lvs_common::ipvs::{destination_line, service_line, IpvsClient, Table};
+use lvs_common::ipvs::{destination_line, service_line, IpvsClient, SyncDaemon, Table};
 use lvs_common::status::{read_all, AllStates, RealState};
+use lvs_common::sync::{describe, Record};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -24,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// The IPVS table with health state (up/down, last check, since when).
+    /// The IPVS table with health state (up/down, last check, since when),
+    /// then the sync daemons and the ocf:lvs:sync resource that runs each.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -171,6 +173,52 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
     json!({"version": table.info.version_string(), "services": services, "sorry": sorry})
 }
 
+/// The kernel's sync daemons, each with the `ocf:lvs:sync` resource that
+/// started (or uses) it, from the records in `run_dir`.
+fn sync_owners(daemons: &[SyncDaemon], run_dir: &std::path::Path) -> Vec<(SyncDaemon, Option<String>)> {
+    let mut records = Vec::new();
+    for e in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix("sync-").and_then(|n| n.strip_suffix(".record")) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        if let Ok(r) = serde_json::from_str::<Record>(&text) {
+            records.push((lvs_common::daemon::decode(stem), r));
+        }
+    }
+    daemons
+        .iter()
+        .map(|d| {
+            let owner = records.iter().find(|(_, r)| r.daemons.iter().any(|e| e.is(d))).map(|(n, _)| n.clone());
+            (d.clone(), owner)
+        })
+        .collect()
+}
+
+fn sync_text(daemons: &[(SyncDaemon, Option<String>)]) -> String {
+    let mut out = String::new();
+    if !daemons.is_empty() {
+        out.push_str("Sync daemons:\n");
+    }
+    for (d, owner) in daemons {
+        let owner = owner.as_deref().map(|o| format!("  ({o})")).unwrap_or_else(|| "  (unmanaged)".into());
+        out.push_str(&format!("  {}{owner}\n", describe(d)));
+    }
+    out
+}
+
+fn sync_json(daemons: &[(SyncDaemon, Option<String>)]) -> Value {
+    Value::Array(
+        daemons
+            .iter()
+            .map(|(d, owner)| {
+                json!({"state": d.state.to_string(), "interface": d.mcast_ifn, "syncid": d.syncid,
+                       "maxlen": d.sync_maxlen, "group": d.mcast_group.map(|g| g.to_string()),
+                       "port": d.mcast_port, "ttl": d.mcast_ttl, "resource": owner})
+            })
+            .collect(),
+    )
+}
+
 fn read(file: &PathBuf) -> Result<String, ExitCode> {
     std::fs::read_to_string(file).map_err(|e| {
         eprintln!("lvsctl: {}: {e}", file.display());
@@ -214,7 +262,8 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let table = match IpvsClient::connect().and_then(|c| c.table()) {
+    let got = IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?)));
+    let (table, daemons) = match got {
         Ok(t) => t,
         Err(e) => {
             eprintln!("lvsctl: {e}");
@@ -226,10 +275,13 @@ fn main() -> ExitCode {
         Cmd::List => print!("{table}"),
         Cmd::Status { json, run_dir } => {
             let states = read_all(&run_dir);
+            let sync = sync_owners(&daemons, &run_dir);
             if json {
-                println!("{:#}", json_status(&table, &states));
+                let mut v = json_status(&table, &states);
+                v["sync_daemons"] = sync_json(&sync);
+                println!("{v:#}");
             } else {
-                print!("{}", text(&table, &states));
+                print!("{}{}", text(&table, &states), sync_text(&sync));
             }
         }
     }

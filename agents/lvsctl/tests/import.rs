@@ -146,3 +146,88 @@ fn pcs_output_run_by_sh_executes_nothing_and_keeps_values_verbatim() {
     assert!(args.lines().any(|l| l == format!("receive={receive}")), "receive changed on the way:\n{args}\n{out}");
     assert!(args.lines().any(|l| l == "request=/health$HOME"), "{args}");
 }
+
+#[test]
+fn keepalived_sync_daemon_becomes_a_sync_clone() {
+    let (code, out, err) = lvsctl(&["import", &data("keepalived-sync.conf")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The sync ID is the VRRP instance's virtual_router_id when `id` is not given.
+    assert!(
+        out.contains("primitive lvs_sync ocf:lvs:sync params interface=eth1 syncid=51 maxlen=1400 mcast_port=8849 mcast_ttl=2 mcast_group=239.0.0.81 op monitor interval=10s"),
+        "{out}"
+    );
+    assert!(out.contains("clone lvs_sync_clone lvs_sync"), "{out}");
+    let (code, pcs, _) = lvsctl(&["import", "--format", "pcs", &data("keepalived-sync.conf")]);
+    assert_eq!(code, 0);
+    assert!(pcs.contains("pcs resource create lvs_sync ocf:lvs:sync interface=eth1 syncid=51 maxlen=1400 mcast_port=8849 mcast_ttl=2 mcast_group=239.0.0.81 op monitor interval=10s clone"), "{pcs}");
+    for text in [&out, &pcs] {
+        let (code, problems) = lint_text(text);
+        assert_eq!(code, 0, "{problems}\n{text}");
+    }
+}
+
+#[test]
+fn keepalived_sync_daemon_forms_and_refusals() {
+    let conf = |global: &str, instance: &str| {
+        format!("global_defs {{\n{global}\n}}\nvrrp_instance VI_1 {{\n virtual_router_id 7\n{instance}\n}}\n")
+    };
+    let import = |text: String| {
+        let path = std::env::temp_dir().join(format!("lvsctl-sync-{}-{}", std::process::id(), text.len()));
+        std::fs::write(&path, &text).expect("write");
+        let r = lvsctl(&["import", "--kind", "keepalived", path.to_str().expect("path")]);
+        let _ = std::fs::remove_file(&path);
+        r
+    };
+    // Explicit id wins over the VRID.
+    let (code, out, _) = import(conf("lvs_sync_daemon eth1 VI_1 id 9", ""));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("params interface=eth1 syncid=9 op"), "{out}");
+    // The older form inside vrrp_instance: the VRID is the sync ID.
+    let (code, out, _) = import(conf("", "lvs_sync_daemon_interface eth2"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("params interface=eth2 syncid=7 op"), "{out}");
+    // What the agent would refuse is reported, not emitted.
+    for bad in [
+        "lvs_sync_daemon eth1 VI_1 id 300",
+        "lvs_sync_daemon eth1 VI_1 ttl 0",
+        "lvs_sync_daemon eth1 VI_1 group 10.0.0.1",
+        "lvs_sync_daemon eth1 VI_1 maxlen 100",
+        "lvs_sync_daemon 0123456789abcdef VI_1",
+        "lvs_sync_daemon eth1 VI_1 colour blue",
+        "lvs_sync_daemon eth1 VI_1 port",
+    ] {
+        let (code, out, _) = import(conf(bad, ""));
+        assert_eq!(code, 3, "{bad}: {out}");
+        assert!(out.contains("# unsupported (line 2)") && !out.contains("ocf:lvs:sync"), "{bad}: {out}");
+    }
+    // Two sync configurations: the second is reported.
+    let (code, out, _) = import(conf("lvs_sync_daemon eth1 VI_1", "lvs_sync_daemon_interface eth2"));
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(out.matches("primitive lvs_sync ocf:lvs:sync").count(), 1, "{out}");
+}
+
+#[test]
+fn lint_runs_the_sync_agents_own_checks() {
+    let text = "\
+primitive s1 ocf:lvs:sync params interface=eth1 syncid=300
+primitive s2 ocf:lvs:sync params interface=eth1 role=backup mcast_group=10.0.0.1
+primitive s3 ocf:lvs:sync params syncid=3
+primitive s4 ocf:lvs:sync params interface=eth1 syncid=3
+primitive s5 ocf:lvs:sync params interface=eth1 role=master
+pcs resource create s6 ocf:lvs:sync interface=eth1 role=backup op monitor interval=10s clone
+";
+    let (code, out) = lint_text(text);
+    assert_eq!(code, 1, "{out}");
+    for want in [
+        "line 1: s1 (sync): parameter 'syncid': 300 is outside 0..=255",
+        "line 2: s2 (sync): mcast_group 10.0.0.1 is not a multicast address",
+        "line 3: s3 (sync): required parameter 'interface' is missing",
+        "line 5: s5 (sync): a master sync daemon is also run by s4 (line 4)",
+        "line 6: s6 (sync): a backup sync daemon is also run by s4 (line 4)",
+    ] {
+        assert!(out.contains(want), "missing '{want}' in:\n{out}");
+    }
+    assert!(!out.contains("'clone'"), "pcs's clone keyword is no parameter: {out}");
+    let (code, out) = lint_text("primitive s ocf:lvs:sync params interface=eth1 syncid=5 mcast_ttl=2\nclone c s\n");
+    assert_eq!(code, 0, "{out}");
+}
