@@ -1,51 +1,106 @@
-//! Two directors, one LVS-DR service, a real failover: two lab VMs joined by
-//! one wire (a qemu socket link on host loopback) run a two-node corosync +
-//! Pacemaker with the README group. node-a serves first; the group moves to
-//! node-b and back (`crm_resource --move`/`--clear`); then node-a loses power
-//! (sysrq), and node-b must take the VIP (gratuitous ARP moves the client),
-//! build the service and run the health daemon that finds the reals.
+//! Two directors as production runs them: a STONITH-backed pair. Two lab VMs
+//! share an SBD disk and each has a hardware watchdog (i6300esb); corosync
+//! runs two knet links (link 0 on the service LAN, link 1 on a dedicated
+//! wire); Pacemaker has fencing on (fence_sbd) and a priority-fencing-delay,
+//! so in a fence race the director that holds the group survives. The
+//! README group directs one LVS-DR service.
+//!
+//! Scenarios, in order; node-b drives and prints "pair:" lines with figures:
+//!  1. a planned move to node-b and back (`crm_resource --move`/`--clear`),
+//!     nobody fenced. While each move happens the client runs a throttled
+//!     download and keep-alive sessions through the VIP: the move to node-b,
+//!     before the `ocf:lvs:sync` clone exists, must break some (the control:
+//!     the lane can tell); the move back, with it, must break none;
+//!  2. one heartbeat link lost: nothing moves, nobody is fenced, corosync
+//!     reports the link down;
+//!  3. node-a (holding the group) loses power: node-b fences it, takes the
+//!     VIP (gratuitous ARP moves the client) and serves again; the download
+//!     and the sessions running through node-a survive (connection sync);
+//!  4. split brain with the group on node-b (both heartbeat links cut, the
+//!     service LAN up): exactly node-a is fenced, no other MAC ever answers
+//!     for the VIP, the client keeps being served;
+//!  5. the guard without fencing, the only place fencing is off: a forced
+//!     split brain in which node-a's vip start (on_duplicate=refuse) fails
+//!     and node-a configures nothing.
 //!
 //! One test, three roles picked by LVS_FAILOVER_ROLE: unset on the host (boot
-//! both VMs, relay their output, return node-b's verdict), `a` and `b` inside
-//! the VMs. node-b's namespace-hosts are the client and two DR real servers
-//! on a bridge with the wire, so both directors reach them:
+//! the VMs, relay their output, return node-b's verdict), `a` and `b` inside
+//! the VMs. node-b asks the host for what it cannot do from inside its VM by
+//! printing a line: "HOST: set_link wire1 off|on" (qemu's monitor cuts the
+//! dedicated wire at node-b's NIC) and "HOST: boot node-a" (after node-a was
+//! fenced or powered off). node-b's namespace-hosts are the client and two
+//! DR real servers on a bridge with wire0, so both directors reach them:
 //!
-//!   node-a eth0 10.0.0.1 ── wire ── eth0 ─ br0 10.0.0.2 (node-b)
-//!                                           ├─ r1 10.0.0.11 (VIP on lo)
-//!                                           ├─ r2 10.0.0.12 (VIP on lo)
-//!                                           └─ client 10.0.0.50
+//!   node-a eth0 10.0.0.1 ── wire0 ── eth0 ─ br0 10.0.0.2 (node-b)
+//!          eth1 10.1.0.1 ── wire1 ── eth1 10.1.0.2    ├─ r1 10.0.0.11 (VIP on lo)
+//!          /dev/vda ═══ one sbd image ═══ /dev/vda     ├─ r2 10.0.0.12 (VIP on lo)
+//!                                                      └─ client 10.0.0.50
 #![cfg(feature = "lab")]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lvs_tests::agent::bin;
 use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster};
-use lvs_tests::topo::{daemon_pid, daemons_left, ip, web_root, weights_in, Host};
+use lvs_tests::topo::{daemon_pid, daemons_left, http_get, ip, weights_in, Host};
 
-const NODES: [(&str, &str); 2] = [("node-a", "10.0.0.1"), ("node-b", "10.0.0.2")];
+const NODES: [(&str, [&str; 2]); 2] = [("node-a", ["10.0.0.1", "10.1.0.1"]), ("node-b", ["10.0.0.2", "10.1.0.2"])];
 const MAC_A: &str = "52:54:00:4c:56:0a";
 const MAC_B: &str = "52:54:00:4c:56:0b";
-/// node-a powers off when something connects here (node-b's "pull the plug").
-const PLUG: &str = "10.0.0.1:7777";
-/// The lane fails when node-a's loss takes longer than this to become the
-/// group Started on node-b: measured 16.0-16.4 s with corosync's 5 s token,
-/// 41.3 s with the host's load average at 13 (2 cores); generous for that.
-const FAILOVER_BOUND: Duration = Duration::from_secs(90);
+const MAC_A1: &str = "52:54:00:4c:57:0a";
+const MAC_B1: &str = "52:54:00:4c:57:0b";
+/// node-a's control port on the service LAN: "power off" (a pulled plug) and
+/// "report" (what node-a has configured, for the guard scenario).
+const CONTROL: &str = "10.0.0.1:7777";
+const VIP: &str = "10.0.0.100";
+/// The SBD disk as both guests see it.
+const SBD_DISK: &str = "/dev/vda";
+/// SBD timeouts written to the disk: the watchdog fires after 10 s without a
+/// healthy loop (emulated guests stall for seconds under load), and a
+/// poison pill counts as delivered after msgwait 20 s (twice the watchdog).
+const SBD_WATCHDOG_S: &str = "10";
+const SBD_MSGWAIT_S: &str = "20";
+/// The lane fails when node-a's power loss takes longer than this to become
+/// a served request through node-b: token 5 s + consensus 6 s +
+/// priority-fencing-delay 20 s (node-a held the group; Pacemaker cannot
+/// tell a dead node from a split brain) + fence_sbd (msgwait 20 s) +
+/// starting the group; generous for a loaded 2-core host.
+const FAILOVER_BOUND: Duration = Duration::from_secs(180);
+
+/// The cluster properties of the pair. priority-fencing-delay delays fencing
+/// of the node whose resources have the higher priority (the group's
+/// priority=10), so in a split brain the director without the group dies
+/// first. No no-quorum-policy=ignore: corosync's two_node keeps the
+/// survivor quorate.
+const PROPERTIES: [(&str, &str); 4] = [
+    ("stonith-enabled", "true"),
+    ("priority-fencing-delay", "20s"),
+    ("stonith-timeout", "120s"),
+    ("dc-deadtime", "2s"),
+];
 
 // No nic: each director finds its own (eth0 on node-a, br0 on node-b).
+// vip last in the group: a director announces the VIP only once its table
+// is built, and on stop gives the VIP up first. With vip first, the old
+// director kept the VIP while it dismantled service and reals, and its own
+// TCP stack reset the synced connections the client still sent it (seen:
+// resets from the old director's MAC during a planned move).
 // fall=3, check_timeout=2: two emulated VMs share 2 cores here, and one check
 // missing a 1 s deadline quiesced r1 for a request in a 30-request split (CI,
 // 9:21); the lane proves failover, not detection speed (lab_reals does that).
-const CONFIG: &str = r#"primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 arp_count=3 op monitor interval=5s
+const CONFIG: &str = r#"primitive fence-sbd stonith:fence_sbd params devices=/dev/vda pcmk_host_list="node-a node-b" op start timeout=120s op monitor interval=60s timeout=120s
+primitive vip ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 arp_count=3 on_duplicate=refuse op monitor interval=5s
 primitive web ocf:lvs:service params service=tcp:10.0.0.100:80 scheduler=wrr op monitor interval=5s
 primitive reals ocf:lvs:realservers params service=tcp:10.0.0.100:80 real="10.0.0.11:80 gate 1, 10.0.0.12:80 gate 2" check=http request=/test.html receive=test check_interval=1 check_timeout=2 fall=3 quiescent=true op monitor interval=2s timeout=20s
 primitive sorry ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 op monitor interval=5s
-group lvs vip web reals sorry
+group lvs web reals sorry vip meta priority=10
 location lvs-prefers-a lvs 100: node-a
 "#;
 
@@ -61,7 +116,7 @@ fn two_directors_fail_over() {
     }
 }
 
-// ---- host: two VMs on one wire ----
+// ---- host: two VMs, two wires, one shared disk ----
 
 /// A booted lab VM; its relaying threads end with its output.
 struct Vm {
@@ -71,13 +126,31 @@ struct Vm {
     relays: Vec<JoinHandle<()>>,
 }
 
-/// One lab VM running this test in `role`; its output is relayed with a
-/// prefix and kept.
-fn boot(role: &str, link: &str, mac: &str) -> Vm {
+/// What the host needs to boot node-a (again) and to reach node-b's monitor.
+struct Lab {
+    dir: PathBuf,
+    ports: [u16; 2],
+    node_a: Mutex<Vec<Child>>,
+}
+
+impl Lab {
+    fn disk(&self) -> PathBuf {
+        self.dir.join("sbd.img")
+    }
+    fn monitor(&self) -> PathBuf {
+        self.dir.join("node-b.monitor")
+    }
+}
+
+/// One lab VM running this test in `role` with `args` for tests/lab/lab;
+/// its output is relayed with a prefix, kept, and each line handed to
+/// `on_line`.
+fn boot(role: &str, args: &[String], on_line: impl Fn(&str) + Send + Sync + 'static) -> Vm {
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab");
     let me = std::env::current_exe().expect("own path");
     let mut child = Command::new(lab)
-        .args(["--mem", "1536", "--timeout", "900", "--link", link, "--mac", mac])
+        .args(["--mem", "1536", "--timeout", "1800", "--watchdog"])
+        .args(args)
         .args(["--env", &format!("LVS_FAILOVER_ROLE={role}"), "--"])
         .arg(me)
         .args(["--exact", "two_directors_fail_over", "--nocapture", "--test-threads=1"])
@@ -87,6 +160,7 @@ fn boot(role: &str, link: &str, mac: &str) -> Vm {
         .spawn()
         .expect("start tests/lab/lab");
     let kept = Arc::new(Mutex::new(Vec::new()));
+    let on_line = Arc::new(on_line);
     let mut relays = Vec::new();
     for out in [
         child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
@@ -97,9 +171,11 @@ fn boot(role: &str, link: &str, mac: &str) -> Vm {
     {
         let tag = format!("[{role}] ");
         let kept = kept.clone();
+        let on_line = on_line.clone();
         relays.push(std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 println!("{tag}{line}");
+                on_line(&line);
                 if let Ok(mut k) = kept.lock() {
                     k.push(line);
                 }
@@ -109,29 +185,109 @@ fn boot(role: &str, link: &str, mac: &str) -> Vm {
     Vm { child, out: kept, relays }
 }
 
+fn boot_node_a(lab: &Lab) {
+    let args: Vec<String> = [
+        "--link".into(),
+        format!("connect:{}", lab.ports[0]),
+        "--mac".into(),
+        MAC_A.into(),
+        "--link".into(),
+        format!("connect:{}", lab.ports[1]),
+        "--mac".into(),
+        MAC_A1.into(),
+        "--disk".into(),
+        lab.disk().display().to_string(),
+    ]
+    .into();
+    let vm = boot("a", &args, |_| {});
+    // node-a's output ends with its power; nobody waits for its relays.
+    drop(vm.relays);
+    lab.node_a.lock().expect("node-a list").push(vm.child);
+}
+
+/// One command on qemu's human monitor; returns what it answered.
+fn hmp(socket: &Path, command: &str) -> std::io::Result<String> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let prompt = |s: &mut UnixStream| -> std::io::Result<String> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&got).contains("(qemu) ") {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&got).into_owned())
+    };
+    prompt(&mut s)?;
+    s.write_all(format!("{command}\n").as_bytes())?;
+    prompt(&mut s)
+}
+
+/// What node-b asks of the host ("HOST: ..." lines).
+fn serve_node_b(lab: &Lab, line: &str) {
+    let Some(ask) = line.trim().strip_prefix("HOST: ") else { return };
+    match ask {
+        "set_link wire1 off" | "set_link wire1 on" => match hmp(&lab.monitor(), ask) {
+            Ok(_) => println!("host: {ask} done on node-b's qemu"),
+            Err(e) => println!("host: {ask} failed: {e}"),
+        },
+        "boot node-a" => {
+            // The fenced node-a's qemu exits on the reset; make sure.
+            for mut c in lab.node_a.lock().expect("node-a list").drain(..) {
+                let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+                let _ = c.wait();
+            }
+            boot_node_a(lab);
+            println!("host: node-a booted again");
+        }
+        other => println!("host: node-b asked for something unknown: {other}"),
+    }
+}
+
 fn host() {
-    // A free port for the wire: node-a's qemu listens there, node-b's connects.
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let mut a = boot("a", &format!("listen:{port}"), MAC_A).child;
-    wait_for("node-a's end of the wire", Duration::from_secs(60), || {
-        must("ss", &["-Hltn", &format!("sport = :{port}")]).contains("LISTEN").then_some(())
+    let port = || TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let dir = std::env::temp_dir().join(format!("lvs-pair-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("lab dir");
+    let lab = Arc::new(Lab { dir, ports: [port(), port()], node_a: Mutex::new(Vec::new()) });
+    // The SBD disk: node-b writes the header (sbd needs O_DIRECT, which the
+    // host's file systems here refuse), node-a waits for it.
+    std::fs::File::create(lab.disk()).and_then(|f| f.set_len(8 << 20)).expect("sbd image");
+
+    // node-b listens on both wires, so node-a can be booted again and
+    // reconnect after it was fenced.
+    let b_args: Vec<String> = [
+        "--link".into(),
+        format!("listen:{}", lab.ports[0]),
+        "--mac".into(),
+        MAC_B.into(),
+        "--link".into(),
+        format!("listen:{}", lab.ports[1]),
+        "--mac".into(),
+        MAC_B1.into(),
+        "--disk".into(),
+        lab.disk().display().to_string(),
+        "--monitor".into(),
+        lab.monitor().display().to_string(),
+    ]
+    .into();
+    let served = lab.clone();
+    let Vm { child: mut b, out: b_out, relays: b_relays } = boot("b", &b_args, move |l| serve_node_b(&served, l));
+    wait_for("node-b's ends of the wires", Duration::from_secs(60), || {
+        lab.ports.iter().all(|p| must("ss", &["-Hltn", &format!("sport = :{p}")]).contains("LISTEN")).then_some(())
     });
-    let Vm { child: mut b, out: b_out, relays: b_relays } = boot("b", &format!("connect:{port}"), MAC_B);
+    boot_node_a(&lab);
     let b_status = b.wait().expect("wait for node-b");
     for r in b_relays {
         let _ = r.join();
     }
-    // node-a ends by losing power (no status of its own) or, if node-b failed
-    // early, is stopped here; lab's TERM trap takes qemu down with it.
-    let start = Instant::now();
-    while a.try_wait().ok().flatten().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = Command::new("kill").args(["-TERM", &a.id().to_string()]).status();
-            let _ = a.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    for mut c in lab.node_a.lock().expect("node-a list").drain(..) {
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = c.wait();
     }
+    let _ = std::fs::remove_dir_all(&lab.dir);
     assert!(b_status.success(), "node-b (the test's driver) failed: {b_status}");
     // An exit status of 0 also comes from a run of 0 tests (a renamed test
     // would not match --exact): node-b's own output must show it passed.
@@ -140,31 +296,106 @@ fn host() {
         out.iter().any(|l| l.trim().starts_with("test result: ok. 1 passed; 0 failed")),
         "node-b's output does not show its one test passing"
     );
-    let figure =
-        out.iter().map(|l| l.trim()).find(|l| l.starts_with("failover: node-a lost")).expect("node-b's failover line");
-    println!("two-node lane: {figure} (bound {FAILOVER_BOUND:?})");
+    let figures: Vec<&str> = out.iter().map(|l| l.trim()).filter(|l| l.starts_with("pair: ")).collect();
+    assert_eq!(figures.len(), 8, "node-b printed every figure: {figures:?}");
+    for f in figures {
+        println!("two-node lane: {f}");
+    }
 }
 
-// ---- node-a: the first director; dies on request ----
+// ---- both directors ----
+
+/// Both wires up with this node's addresses; eth0 joins `bridge` if given.
+fn wires(eth0: &str, eth1: &str, bridge: Option<&str>) {
+    if let Some(br) = bridge {
+        // Fixed, so it does not follow the lowest MAC of the ports added later.
+        ip(&["link", "add", br, "address", MAC_B, "type", "bridge"]);
+        ip(&["link", "set", "eth0", "master", br]);
+        ip(&["link", "set", br, "up"]);
+    }
+    ip(&["addr", "add", eth0, "dev", bridge.unwrap_or("eth0")]);
+    ip(&["addr", "add", eth1, "dev", "eth1"]);
+    for l in ["eth0", "eth1"] {
+        ip(&["link", "set", l, "up"]);
+    }
+    for a in ["vip", "service", "realservers", "sorry", "sync"] {
+        install_ocf_agent(a);
+    }
+}
+
+/// sbd watching this node's slot on the shared disk, with the watchdog and
+/// Pacemaker integration (started before corosync, as its unit would be).
+fn start_sbd(node: &str) {
+    assert!(Path::new("/dev/watchdog").exists(), "no /dev/watchdog: the lab's i6300esb is missing");
+    wait_for("the SBD header on the shared disk", Duration::from_secs(300), || {
+        Command::new("sbd").args(["-d", SBD_DISK, "dump"]).output().ok()?.status.success().then_some(())
+    });
+    // -S 0: a node fenced before may rejoin (Debian's SBD_STARTMODE=always).
+    must(
+        "sbd",
+        &["-d", SBD_DISK, "-W", "-w", "/dev/watchdog", "-P", "-S", "0", "-n", node, "-p", "/run/sbd.pid", "watch"],
+    );
+    wait_for("sbd's watchers", Duration::from_secs(30), || {
+        let ps = must("ps", &["ax", "-o", "args"]);
+        (ps.contains("sbd: watcher: /dev/vda") && ps.contains("sbd: watcher: Pacemaker")).then_some(())
+    });
+}
+
+/// Stops sbd cleanly (it disarms the watchdog) before the cluster stops, so
+/// the end of the test is not taken for a failure.
+fn stop_sbd() {
+    let pid = std::fs::read_to_string("/run/sbd.pid").unwrap_or_default().trim().to_string();
+    if pid.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    wait_for("sbd to stop", Duration::from_secs(30), || (!Path::new(&format!("/proc/{pid}")).exists()).then_some(()));
+}
+
+fn members() -> Vec<(&'static str, Vec<&'static str>)> {
+    NODES.iter().map(|(n, a)| (*n, a.to_vec())).collect()
+}
+
+// ---- node-a: the first director; dies on request or by fencing ----
 
 fn node_a() {
     must("hostname", &["node-a"]);
-    ip(&["addr", "add", "10.0.0.1/24", "dev", "eth0"]);
-    ip(&["link", "set", "eth0", "up"]);
-    for a in ["vip", "service", "realservers", "sorry"] {
-        install_ocf_agent(a);
+    wires("10.0.0.1/24", "10.1.0.1/24", None);
+    let control = TcpListener::bind(CONTROL).expect("listen for control");
+    start_sbd("node-a");
+    let _cluster = Cluster::start_with(&members(), &PROPERTIES);
+    println!("node-a: cluster member, sbd armed, waiting on {CONTROL}");
+    loop {
+        let (mut s, peer) = control.accept().expect("accept");
+        let mut word = String::new();
+        let _ = s.read_to_string(&mut word);
+        match word.trim() {
+            "power off" => {
+                println!("node-a: {peer} says {word:?}: powering off without a goodbye");
+                // Power loss, not shutdown: corosync must notice the silence.
+                std::fs::write("/proc/sysrq-trigger", "o").expect("sysrq");
+                std::thread::sleep(Duration::from_secs(60));
+                panic!("node-a still running after sysrq poweroff");
+            }
+            "report" => {
+                let report = format!(
+                    "== addresses\n{}== ipvs\n{}== daemons\n{:?}\n== connections\n{}{}== crm_mon\n{}",
+                    must("ip", &["-4", "addr", "show"]),
+                    must("ipvsadm", &["-Ln"]),
+                    daemons_left(&["realservers-reals", "sorry-sorry"]),
+                    must("ipvsadm", &["-Lnc"]),
+                    must("ipvsadm", &["-L", "--daemon"]),
+                    Command::new("crm_mon")
+                        .args(["-1", "-r", "--show-detail"])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default(),
+                );
+                let _ = s.write_all(report.as_bytes());
+            }
+            other => println!("node-a: unknown control word {other:?}"),
+        }
     }
-    let plug = TcpListener::bind(PLUG).expect("listen for the plug");
-    let _cluster = Cluster::start_member(&NODES);
-    println!("node-a: cluster member, waiting for the plug to be pulled");
-    let (mut s, peer) = plug.accept().expect("accept");
-    let mut word = String::new();
-    let _ = s.read_to_string(&mut word);
-    println!("node-a: {peer} says {word:?}: powering off without a goodbye");
-    // Power loss, not shutdown: corosync must notice the silence.
-    std::fs::write("/proc/sysrq-trigger", "o").expect("sysrq");
-    std::thread::sleep(Duration::from_secs(60));
-    panic!("node-a still running after sysrq poweroff");
 }
 
 // ---- node-b: the standby, and the test's driver ----
@@ -183,7 +414,7 @@ fn plug_in(name: &str, addr: &str) -> Host {
 
 /// The MAC the client's neighbour table holds for the VIP.
 fn client_sees(client: &Host) -> Option<String> {
-    let out = client.must(&["ip", "neigh", "show", "10.0.0.100", "dev", "eth0"]);
+    let out = client.must(&["ip", "neigh", "show", VIP, "dev", "eth0"]);
     let mut w = out.split_whitespace();
     w.find(|x| *x == "lladdr")?;
     w.next().map(String::from)
@@ -201,27 +432,201 @@ fn group_on(cluster: &Cluster, node: &str, limit: Duration) {
 /// lvs-realservers or lvs-sorry process on this node.
 fn nothing_left(when: &str) {
     let table = must("ipvsadm", &["-Ln"]);
-    assert!(!table.contains("10.0.0.100"), "{when}: the VIP's service is still in the table:\n{table}");
+    assert!(!table.contains(VIP), "{when}: the VIP's service is still in the table:\n{table}");
     assert_eq!(daemons_left(&["realservers-reals", "sorry-sorry"]), Vec::<String>::new(), "{when}: daemons left");
 }
 
-fn node_b() {
-    must("hostname", &["node-b"]);
-    ip(&["link", "add", "br0", "type", "bridge"]);
-    ip(&["link", "set", "eth0", "master", "br0"]);
-    ip(&["link", "set", "eth0", "up"]);
-    ip(&["link", "set", "br0", "up"]);
-    ip(&["addr", "add", "10.0.0.2/24", "dev", "br0"]);
-    for a in ["vip", "service", "realservers", "sorry"] {
-        install_ocf_agent(a);
+/// Successful fencing operations against `node` in the fencer's history.
+fn fenced(node: &str) -> usize {
+    let out = Command::new("stonith_admin").args(["--history", node]).output().expect("stonith_admin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().filter(|l| l.contains(&format!("of {node} successful"))).count()
+}
+
+/// Sends `word` to node-a's control port and returns its answer. A node-a
+/// that loses power answers nothing and never closes: "power off" does not
+/// wait for an answer, and no answer waits longer than 30 s.
+fn control(word: &str) -> String {
+    let mut s = TcpStream::connect(CONTROL).expect("node-a's control port");
+    s.write_all(word.as_bytes()).expect("send");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    if word == "power off" {
+        return String::new();
+    }
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Asks the host to cut (false) or restore wire1 at node-b's NIC and waits
+/// until corosync sees link 1 to node-a in that state.
+fn wire1(up: bool) {
+    println!("HOST: set_link wire1 {}", if up { "on" } else { "off" });
+    wait_for(
+        &format!("corosync's link 1 to node-a {}", if up { "up" } else { "down" }),
+        Duration::from_secs(60),
+        || (link_up(1) == Some(up)).then_some(()),
+    );
+}
+
+/// Whether corosync (`corosync-cfgtool -s`) sees its link `link` to node 1
+/// (node-a) connected; None if it does not list it.
+fn link_up(link: u32) -> Option<bool> {
+    let out = Command::new("corosync-cfgtool").arg("-s").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let section = text.split("LINK ID ").find(|s| s.starts_with(&format!("{link} ")))?.to_string();
+    let line =
+        section.lines().find(|l| l.trim().starts_with("nodeid") && l.split(':').nth(1).map(str::trim) == Some("1"))?;
+    Some(line.trim().ends_with("connected") && !line.contains("disconnected"))
+}
+
+/// Cuts (or restores) corosync's link 0 on the service LAN at node-b: its
+/// knet UDP port on br0, in both directions; service traffic keeps flowing.
+fn link0(up: bool) {
+    if up {
+        must("nft", &["delete", "table", "inet", "lvs_cut"]);
+    } else {
+        must("nft", &["add", "table", "inet", "lvs_cut"]);
+        for (chain, hook, dir) in [("in", "input", "iifname"), ("out", "output", "oifname")] {
+            must(
+                "nft",
+                &["add", "chain", "inet", "lvs_cut", chain, &format!("{{ type filter hook {hook} priority 0 ; }}")],
+            );
+            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, "br0", "udp", "dport", "5405", "drop"]);
+            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, "br0", "udp", "sport", "5405", "drop"]);
+        }
+    }
+}
+
+/// What the client saw while a [`Watch`] ran.
+struct Seen {
+    /// (time, MAC) of every ARP packet whose sender address is the VIP.
+    claims: Vec<(Instant, String)>,
+    /// Times of requests through the VIP that were answered.
+    served: Vec<Instant>,
+    asked: usize,
+}
+
+impl Seen {
+    /// The longest time between two answered requests (or from `from` to
+    /// the first) up to `to`.
+    fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+        let mut last = from;
+        let mut gap = Duration::ZERO;
+        for t in self.served.iter().filter(|t| **t >= from && **t <= to) {
+            gap = gap.max(*t - last);
+            last = *t;
+        }
+        gap.max(to.saturating_duration_since(last))
+    }
+}
+
+/// The client's view while a scenario runs: tcpdump of every ARP packet on
+/// its wire, and every 200 ms an ARP request for the VIP (arping) and an
+/// HTTP request through it.
+struct Watch {
+    tcpdump: Child,
+    claims: Arc<Mutex<Vec<(Instant, String)>>>,
+    reader: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    asker: JoinHandle<(Vec<Instant>, usize)>,
+}
+
+impl Watch {
+    fn start(client: &Host) -> Watch {
+        let mut tcpdump = Command::new("ip")
+            .args(["netns", "exec", &client.ns, "tcpdump", "-l", "-n", "-e", "-t", "-i", "eth0", "arp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        let claims = Arc::new(Mutex::new(Vec::new()));
+        let out = tcpdump.stdout.take().expect("tcpdump stdout");
+        let kept = claims.clone();
+        let reader = std::thread::spawn(move || {
+            // "52:54:..:0b > ..., ethertype ARP (0x0806), length 42: Reply 10.0.0.100 is-at 52:54:..:0b, length 28"
+            // or a gratuitous "Request who-has 10.0.0.100 tell 10.0.0.100, ..."
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let from_vip = line.contains(&format!("Reply {VIP} is-at")) || line.contains(&format!("tell {VIP},"));
+                if let (true, Some(mac)) = (from_vip, line.split_whitespace().next()) {
+                    kept.lock().expect("claims").push((Instant::now(), mac.to_string()));
+                }
+            }
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = format!("/run/netns/{}", client.ns);
+        let stopped = stop.clone();
+        let asker = std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
+            let (mut served, mut asked) = (Vec::new(), 0);
+            while !stopped.load(Ordering::Relaxed) {
+                let _ = Command::new("arping").args(["-q", "-c", "1", "-w", "1", "-I", "eth0", VIP]).status();
+                asked += 1;
+                if http_get(vip, "/", Duration::from_secs(1)).is_some() {
+                    served.push(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            (served, asked)
+        });
+        Watch { tcpdump, claims, reader, stop, asker }
     }
 
+    fn stop(mut self) -> Seen {
+        self.stop.store(true, Ordering::Relaxed);
+        let (served, asked) = self.asker.join().expect("asker");
+        let _ = self.tcpdump.kill();
+        let _ = self.tcpdump.wait();
+        let _ = self.reader.join();
+        let claims = self.claims.lock().expect("claims").clone();
+        Seen { claims, served, asked }
+    }
+}
+
+fn wrr_split(client: &Host, via: &str) {
+    let c = client.requests(&format!("{VIP}:80"), 30);
+    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through {via}: {c:?}");
+}
+
+/// On a failed assertion, what node-b's cluster looked like (the VM and its
+/// logs are gone once the test ends).
+fn diagnose_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        for (cmd, args) in [
+            ("crm_mon", &["-1", "-r", "-f", "--show-detail"][..]),
+            ("stonith_admin", &["--history", "*"][..]),
+            ("corosync-cfgtool", &["-s"][..]),
+            ("sh", &["-c", "grep -E 'fence|stonith|sbd|error' /var/log/pacemaker/pacemaker.log | tail -n 40"][..]),
+        ] {
+            if let Ok(o) = Command::new(cmd).args(args).output() {
+                println!(
+                    "== {cmd} {}\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        default(info);
+    }));
+}
+
+fn node_b() {
+    diagnose_on_panic();
+    must("hostname", &["node-b"]);
+    wires("10.0.0.2/24", "10.1.0.2/24", Some("br0"));
+    let br0_mac = std::fs::read_to_string("/sys/class/net/br0/address").expect("br0 mac").trim().to_string();
+
     // DR real servers: the VIP on lo by our own agent (mode=realserver sets
-    // arp_ignore/arp_announce in their namespaces), httpd on every address.
+    // arp_ignore/arp_announce in their namespaces), and an HTTP server with
+    // keep-alive and a throttled download on every address.
     let mut reals = Vec::new();
-    let mut roots = Vec::new();
     for (name, addr) in [("r1", "10.0.0.11/24"), ("r2", "10.0.0.12/24")] {
-        let mut r = plug_in(name, addr);
+        let r = plug_in(name, addr);
         let vip = bin("lvs-vip");
         r.must(&[
             "env",
@@ -230,85 +635,540 @@ fn node_b() {
             vip.to_str().expect("path"),
             "start",
         ]);
-        let root = web_root(name);
-        r.http_server(&root.path);
-        roots.push(root);
+        serve_real(&r, name);
         reals.push(r);
     }
     let client = plug_in("client", "10.0.0.50/24");
 
-    let cluster = Cluster::start_member(&NODES);
-    println!("node-b: both nodes online");
+    // The shared disk gets its header here, once; node-a waits for it.
+    must("sbd", &["-d", SBD_DISK, "-1", SBD_WATCHDOG_S, "-4", SBD_MSGWAIT_S, "create"]);
+    start_sbd("node-b");
+    let cluster = Cluster::start_with(&members(), &PROPERTIES);
+    println!("node-b: both nodes online, fencing on");
     let cfg = std::env::temp_dir().join("lvs-failover.crm");
     std::fs::write(&cfg, CONFIG).expect("config");
     must("crm", &["configure", "load", "update", cfg.to_str().expect("path")]);
+    wait_for("fence-sbd Started", Duration::from_secs(300), || {
+        (cluster.role("fence-sbd").as_deref() == Some("Started")).then_some(())
+    });
+    let watchdog = must("crm_attribute", &["-t", "crm_config", "-n", "have-watchdog", "-G", "-q"]);
+    assert_eq!(watchdog.trim(), "true", "Pacemaker sees sbd's watchdog");
 
     // node-a directs: its VIP, its table; node-b holds nothing.
     group_on(&cluster, "node-a", Duration::from_secs(120));
     println!("{}", cluster.status());
-    let c = client.requests("10.0.0.100:80", 30);
-    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-a: {c:?}");
+    wrr_split(&client, "node-a");
     assert_eq!(client_sees(&client).as_deref(), Some(MAC_A), "the client reaches the VIP at node-a");
-    assert!(!must("ip", &["addr", "show", "br0"]).contains("10.0.0.100"), "node-b holds no VIP");
+    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b holds no VIP");
     assert!(weights_in(&must("ipvsadm", &["-Ln"])).is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
     assert!(daemon_pid("realservers-reals").is_none(), "node-b runs no health daemon");
 
-    // A planned switchover and back: crm_resource --move, then --clear lets
-    // the location preference bring the group home. node-b's stop must
-    // leave nothing behind, and each start moves the client by ARP.
+    // 1. A planned switchover and back, fencing on: crm_resource --move, then
+    // --clear lets the location preference bring the group home. node-b's
+    // stop must leave nothing behind, and each start moves the client by ARP.
+    // Without connection sync the move breaks the client's connections (the
+    // control); with the ocf:lvs:sync clone the move back breaks none.
+    let began = Instant::now();
+    let flows = Flows::start(&client);
     must("crm_resource", &["--move", "-r", "lvs", "-N", "node-b"]);
     group_on(&cluster, "node-b", Duration::from_secs(120));
-    let br0_mac = std::fs::read_to_string("/sys/class/net/br0/address").expect("br0 mac").trim().to_string();
     wait_for("the client to follow the move to node-b", Duration::from_secs(10), || {
         (client_sees(&client).as_deref() == Some(br0_mac.as_str())).then_some(())
     });
+    let (dl, sessions) = flows.finish(Duration::from_secs(3));
+    let without_sync = flows_line(&dl, &sessions);
+    assert!(
+        dl.broken.is_some() || sessions.iter().any(|s| s.broken.is_some()),
+        "without connection sync a move must break connections, or this lane cannot tell: {without_sync}"
+    );
     assert!(daemon_pid("realservers-reals").is_some(), "node-b runs the health daemon after --move");
-    let c = client.requests("10.0.0.100:80", 30);
-    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-b after --move: {c:?}");
+    wrr_split(&client, "node-b after --move");
+
+    must(
+        "crm",
+        &[
+            "configure",
+            "primitive",
+            "sync",
+            "ocf:lvs:sync",
+            "params",
+            "interface=eth1",
+            "syncid=5",
+            "op",
+            "monitor",
+            "interval=10s",
+        ],
+    );
+    must("crm", &["configure", "clone", "sync-clone", "sync"]);
+    wait_for("the sync clone on both directors", Duration::from_secs(120), || {
+        cluster.status().contains("Started: [ node-a node-b ]").then_some(())
+    });
+    let flows = Flows::start(&client);
     must("crm_resource", &["--clear", "-r", "lvs"]);
     group_on(&cluster, "node-a", Duration::from_secs(120));
     wait_for("the client to follow the group home", Duration::from_secs(10), || {
         (client_sees(&client).as_deref() == Some(MAC_A)).then_some(())
     });
-    assert!(!must("ip", &["addr", "show", "br0"]).contains("10.0.0.100"), "node-b released the VIP");
+    let (dl, sessions) = flows.finish(Duration::from_secs(3));
+    assert_survived("the move back with ocf:lvs:sync", &dl, &sessions);
+    let with_sync = flows_line(&dl, &sessions);
+    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b released the VIP");
     nothing_left("node-b's stop after --clear");
-    let c = client.requests("10.0.0.100:80", 30);
-    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-a again: {c:?}");
-    println!("node-b: --move to node-b and --clear back to node-a done");
+    wrr_split(&client, "node-a again");
+    assert_eq!((fenced("node-a"), fenced("node-b")), (0, 0), "a planned move fences nobody");
+    println!("pair: planned move to node-b and back in {:.1} s, nobody fenced", began.elapsed().as_secs_f64());
+    println!("pair: planned move without connection sync (control): {without_sync}");
+    println!("pair: planned move with ocf:lvs:sync: {with_sync}");
 
-    // Pull node-a's plug. From here the client sends nothing until the VIP
-    // has moved, so only node-b's gratuitous ARP can change its neighbour entry.
+    // 2. One heartbeat link lost (the dedicated wire): corosync carries on
+    // over link 0; nothing moves and nobody is fenced.
+    let began = Instant::now();
+    wire1(false);
+    println!("{}", must("corosync-cfgtool", &["-s"]));
+    // Four token timeouts: were the loss fatal, Pacemaker would have acted.
+    std::thread::sleep(Duration::from_secs(20));
+    let status = cluster.status();
+    assert!(status.contains("Online: [ node-a node-b ]"), "both nodes stay online on one link:\n{status}");
+    group_on(&cluster, "node-a", Duration::from_secs(1));
+    assert_eq!((fenced("node-a"), fenced("node-b")), (0, 0), "one lost link fences nobody");
+    assert_eq!(link_up(0), Some(true), "link 0 still carries the cluster");
+    wrr_split(&client, "node-a with one heartbeat link");
+    wire1(true);
+    println!(
+        "pair: one heartbeat link down for {:.1} s: link 1 reported down, nothing moved, nobody fenced",
+        began.elapsed().as_secs_f64()
+    );
+
+    // 3. Power loss of the active director. From here the client sends
+    // nothing until it is served again, so only node-b's gratuitous ARP
+    // can change its neighbour entry.
+    let flows = Flows::start(&client);
     let lost = Instant::now();
-    let mut plug = TcpStream::connect(PLUG).expect("connect to node-a's plug");
-    plug.write_all(b"power off").expect("pull the plug");
-    drop(plug);
-
-    group_on(&cluster, "node-b", Duration::from_secs(180));
-    let took = lost.elapsed();
-    println!("{}", cluster.status());
-    assert!(cluster.status().contains("OFFLINE") || cluster.status().contains("offline"), "node-a is seen as lost");
-    assert!(must("ip", &["addr", "show", "br0"]).contains("10.0.0.100/24"), "the VIP is on node-b's br0");
-    let moved = wait_for("the client's neighbour entry to move to node-b", Duration::from_secs(10), || {
-        client_sees(&client).filter(|m| *m == br0_mac)
+    control("power off");
+    let vip_addr: SocketAddr = format!("{VIP}:80").parse().expect("addr");
+    // Served through node-b: node-a may still answer for a moment after the
+    // word, so only an answer while the client's neighbour entry for the VIP
+    // is node-b's counts.
+    let first = wait_for("a request served through node-b after node-a's power loss", FAILOVER_BOUND, || {
+        let served = client.within(|| http_get(vip_addr, "/", Duration::from_secs(1))).map(|_| Instant::now());
+        served.filter(|_| client_sees(&client).as_deref() == Some(br0_mac.as_str()))
     });
-    println!("gratuitous ARP moved the client to {moved}");
+    let took = first - lost;
+    group_on(&cluster, "node-b", Duration::from_secs(120));
+    println!("{}", cluster.status());
+    assert_eq!(fenced("node-a"), 1, "node-b fenced node-a: {}", must("stonith_admin", &["--history", "*"]));
+    assert!(must("ip", &["addr", "show", "br0"]).contains("10.0.0.100/24"), "the VIP is on node-b's br0");
+    assert_eq!(client_sees(&client).as_deref(), Some(br0_mac.as_str()), "gratuitous ARP moved the client to node-b");
     let pid = daemon_pid("realservers-reals").expect("node-b's health daemon");
     wait_for("both reals weighted on node-b", Duration::from_secs(15), || {
         let w = weights_in(&must("ipvsadm", &["-Ln"]));
         (w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)).then_some(())
     });
-    let c = client.requests("10.0.0.100:80", 30);
-    assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through node-b: {c:?}");
-    println!("failover: node-a lost -> group Started on node-b in {:.1} s (health daemon {pid})", took.as_secs_f64());
-    assert!(took < FAILOVER_BOUND, "failover took {took:?}, bound {FAILOVER_BOUND:?}");
+    wrr_split(&client, "node-b after the failover");
+    let (dl, sessions) = flows.finish(Duration::from_secs(3));
+    assert_survived("node-a's power loss with ocf:lvs:sync", &dl, &sessions);
+    println!("pair: power loss with ocf:lvs:sync: {}", flows_line(&dl, &sessions));
+    println!(
+        "pair: power loss of node-a -> fenced by node-b, first request served through node-b after {:.1} s (health daemon {pid}; bound {FAILOVER_BOUND:?})",
+        took.as_secs_f64()
+    );
 
-    // An orderly stop on the survivor leaves nothing behind.
+    // node-a comes back; the group stays on node-b (a stronger preference
+    // than node-a's, not a ban: in the guard scenario node-a's partition
+    // must still want to run it), so in the split brain below node-b holds it.
+    must("crm", &["configure", "location", "lvs-prefers-b", "lvs", "200:", "node-b"]);
+    println!("HOST: boot node-a");
+    wait_for("node-a back online", Duration::from_secs(300), || {
+        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
+    });
+    group_on(&cluster, "node-b", Duration::from_secs(30));
+
+    // 4. Split brain: both heartbeat links cut, both directors up, the
+    // service LAN working. node-a's fence of node-b waits for
+    // priority-fencing-delay; node-b's of node-a does not.
+    let watch = Watch::start(&client);
+    std::thread::sleep(Duration::from_secs(2));
+    let cut = Instant::now();
+    link0(false);
+    wire1(false);
+    let fence_done = wait_for("node-b to fence node-a", Duration::from_secs(150), || {
+        (fenced("node-a") == 2).then_some(Instant::now())
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let seen = watch.stop();
+    let end = Instant::now();
+    link0(true);
+    wire1(true);
+    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != br0_mac).collect();
+    assert!(foreign.is_empty(), "only node-b may answer for the VIP in a split brain; also seen: {foreign:?}");
+    let after_fence = seen.claims.iter().filter(|(t, _)| *t >= fence_done).count();
+    assert!(after_fence > 0, "the client asked for the VIP after the fence and got answers ({} asked)", seen.asked);
+    assert_eq!(fenced("node-b"), 0, "node-b was never fenced");
+    group_on(&cluster, "node-b", Duration::from_secs(5));
+    let gap = seen.longest_gap(cut, end);
+    assert!(gap < Duration::from_secs(10), "the client kept being served; longest gap {gap:?}");
+    println!(
+        "pair: split brain: node-a fenced {:.1} s after both links were cut, node-b never; {} ARP answers for the VIP, all from node-b ({} after the fence); longest gap between served requests {:.1} s",
+        (fence_done - cut).as_secs_f64(),
+        seen.claims.len(),
+        after_fence,
+        gap.as_secs_f64()
+    );
+
+    // 5. The guard without fencing: the one place stonith is off. node-a
+    // rejoins; a forced split brain lets node-a's partition start the group;
+    // its vip sees node-b answer the ARP probe and refuses.
+    println!("HOST: boot node-a");
+    wait_for("node-a back online", Duration::from_secs(300), || {
+        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
+    });
+    must("crm_attribute", &["-t", "crm_config", "-n", "stonith-enabled", "-v", "false"]);
+    let watch = Watch::start(&client);
+    let cut = Instant::now();
+    link0(false);
+    wire1(false);
+    wait_for("node-a's vip start to fail", Duration::from_secs(150), || {
+        let r = control("report");
+        // crm_mon's failed action: "vip_start_0 on node-a 'error' (1): ..."
+        (r.contains("vip_start_0") || r.contains("vip start on node-a")).then_some(r)
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let seen = watch.stop();
+    let end = Instant::now();
+    let report = control("report");
+    link0(true);
+    wire1(true);
+    println!("node-a's report:\n{report}");
+    let addresses = report.split("== ipvs").next().unwrap_or_default();
+    assert!(!addresses.contains(VIP), "node-a configured no VIP:\n{report}");
+    let ipvs = report.split("== ipvs").nth(1).and_then(|r| r.split("== daemons").next()).unwrap_or_default();
+    assert!(!ipvs.contains(VIP), "node-a configured no service:\n{report}");
+    assert!(report.contains("== daemons\n[]"), "node-a runs no daemon:\n{report}");
+    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != br0_mac).collect();
+    assert!(foreign.is_empty(), "only node-b answered for the VIP: also seen {foreign:?}");
+    let gap = seen.longest_gap(cut, end);
+    assert!(gap < Duration::from_secs(10), "the client kept being served; longest gap {gap:?}");
+    println!(
+        "pair: guard without fencing: node-a's vip start refused after {:.1} s (duplicate answered by node-b), node-a configured nothing; longest gap {:.1} s",
+        (end - cut).as_secs_f64(),
+        gap.as_secs_f64()
+    );
+    must("crm_attribute", &["-t", "crm_config", "-n", "stonith-enabled", "-v", "true"]);
+
+    // An orderly stop on node-b leaves nothing behind.
     must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);
-    for r in ["sorry", "reals", "web", "vip"] {
+    for r in ["vip", "sorry", "reals", "web"] {
         cluster.wait_role(r, "Stopped", Duration::from_secs(60));
     }
-    nothing_left("the survivor's orderly stop");
+    nothing_left("node-b's orderly stop");
+    stop_sbd();
     drop(cluster);
     drop(client);
     drop(reals);
+}
+
+// ---- connections across a takeover (ocf:lvs:sync) ----
+
+/// The throttled download: long enough to be in flight through a takeover.
+const DOWNLOAD_BYTES: usize = 3 << 20;
+const DOWNLOAD_CHUNK: usize = 8 << 10;
+/// 8 KiB every 100 ms: 80 KiB/s, so 3 MiB take ~38 s unimpeded.
+const DOWNLOAD_PACE: Duration = Duration::from_millis(100);
+const SESSIONS: usize = 4;
+/// How long a flow may stall before it counts as broken.
+const STALL_LIMIT: Duration = Duration::from_secs(240);
+
+/// The download's byte at `i`: a position-dependent pattern, so a lost,
+/// repeated or reordered byte shows.
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// A real server's HTTP/1.1 on port 80 of every address in `h`'s namespace:
+/// `/test.html` answers "test" (the health check), `/big` the throttled
+/// download, anything else the real's name; connections stay open unless
+/// the client asks to close (the health check does).
+fn serve_real(h: &Host, name: &'static str) {
+    let path = format!("/run/netns/{}", h.ns);
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let l = TcpListener::bind("0.0.0.0:80").expect("bind :80");
+        let _ = ready.send(());
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = http_connection(c, name);
+            });
+        }
+    });
+    listening.recv_timeout(Duration::from_secs(10)).expect("real's server listening");
+}
+
+fn http_connection(s: TcpStream, name: &str) -> std::io::Result<()> {
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut w = s;
+    loop {
+        let mut request = String::new();
+        if r.read_line(&mut request)? == 0 {
+            return Ok(());
+        }
+        let mut close = request.trim_end().ends_with("HTTP/1.0");
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            if h.trim().is_empty() {
+                break;
+            }
+            close |= h.to_ascii_lowercase().starts_with("connection: close");
+        }
+        let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let conn = if close { "close" } else { "keep-alive" };
+        if path == "/big" {
+            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {DOWNLOAD_BYTES}\r\nConnection: {conn}\r\n\r\n")?;
+            let mut sent = 0;
+            while sent < DOWNLOAD_BYTES {
+                let n = DOWNLOAD_CHUNK.min(DOWNLOAD_BYTES - sent);
+                let chunk: Vec<u8> = (sent..sent + n).map(pattern).collect();
+                w.write_all(&chunk)?;
+                sent += n;
+                std::thread::sleep(DOWNLOAD_PACE);
+            }
+        } else {
+            let body = if path == "/test.html" { "test\n".to_string() } else { format!("{name}\n") };
+            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}", body.len())?;
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// How one client flow through the VIP ended.
+#[derive(Debug)]
+struct Flow {
+    /// The real that answered (sessions), or the download's byte count.
+    what: String,
+    requests: usize,
+    /// Why it broke, if it did.
+    broken: Option<String>,
+    /// The longest time without progress.
+    longest_stall: Duration,
+}
+
+/// Reads one HTTP/1.1 response (status line, headers, Content-Length body).
+fn read_response(r: &mut BufReader<TcpStream>) -> Result<String, String> {
+    let mut status = String::new();
+    match r.read_line(&mut status) {
+        Ok(0) => return Err("closed".into()),
+        Err(e) => return Err(e.to_string()),
+        Ok(_) if !status.starts_with("HTTP/1.1 200") => return Err(format!("status {status:?}")),
+        Ok(_) => {}
+    }
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).map_err(|e| e.to_string())?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().map_err(|_| format!("bad length {h:?}"))?;
+        }
+        if h.is_empty() {
+            return Err("closed in the headers".into());
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&body).trim().to_string())
+}
+
+/// A keep-alive session: one request every 200 ms on one connection until
+/// `stop`; broken if the connection fails or another real answers.
+fn session(stop: &AtomicBool) -> Flow {
+    let mut flow = Flow { what: String::new(), requests: 0, broken: None, longest_stall: Duration::ZERO };
+    let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
+    let s = match TcpStream::connect_timeout(&vip, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => {
+            flow.broken = Some(format!("connect: {e}"));
+            return flow;
+        }
+    };
+    let _ = s.set_read_timeout(Some(STALL_LIMIT));
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let answer = w
+            .write_all(format!("GET /ping HTTP/1.1\r\nHost: {VIP}\r\n\r\n").as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|_| read_response(&mut r));
+        match answer {
+            Ok(real) if flow.what.is_empty() || flow.what == real => flow.what = real,
+            Ok(real) => {
+                flow.broken = Some(format!("{real} answered a session of {}", flow.what));
+                return flow;
+            }
+            Err(e) => {
+                flow.broken = Some(e);
+                return flow;
+            }
+        }
+        flow.requests += 1;
+        flow.longest_stall = flow.longest_stall.max(last.elapsed());
+        last = Instant::now();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    flow
+}
+
+/// The throttled download: complete, the right length, every byte right.
+fn download() -> Flow {
+    let mut flow = Flow { what: String::new(), requests: 1, broken: None, longest_stall: Duration::ZERO };
+    let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
+    let result = (|| -> Result<usize, String> {
+        let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(STALL_LIMIT)).map_err(|e| e.to_string())?;
+        write!(s, "GET /big HTTP/1.1\r\nHost: {VIP}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(s);
+        let mut status = String::new();
+        r.read_line(&mut status).map_err(|e| e.to_string())?;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).map_err(|e| e.to_string())?;
+            if h.trim().is_empty() {
+                break;
+            }
+        }
+        let (mut got, mut buf, mut last) = (0usize, vec![0u8; 64 << 10], Instant::now());
+        loop {
+            let n = r.read(&mut buf).map_err(|e| format!("after {got} bytes: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            if let Some(i) = (0..n).find(|i| buf[*i] != pattern(got + i)) {
+                return Err(format!("byte {} is wrong", got + i));
+            }
+            got += n;
+            flow.longest_stall = flow.longest_stall.max(last.elapsed());
+            last = Instant::now();
+        }
+        Ok(got)
+    })();
+    match result {
+        Ok(n) if n == DOWNLOAD_BYTES => flow.what = format!("{n} bytes"),
+        Ok(n) => flow.broken = Some(format!("ended after {n} of {DOWNLOAD_BYTES} bytes")),
+        Err(e) => flow.broken = Some(e),
+    }
+    flow
+}
+
+/// A download and [`SESSIONS`] keep-alive sessions from the client through
+/// the VIP, running while a takeover happens.
+struct Flows {
+    stop: Arc<AtomicBool>,
+    download: JoinHandle<Flow>,
+    sessions: Vec<JoinHandle<Flow>>,
+    /// Every TCP reset the client sees, with the MAC that sent it.
+    resets: Child,
+}
+
+impl Flows {
+    fn start(client: &Host) -> Flows {
+        let resets = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &client.ns,
+                "tcpdump",
+                "-l",
+                "-n",
+                "-e",
+                "-i",
+                "eth0",
+                "tcp[tcpflags] & tcp-rst != 0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = format!("/run/netns/{}", client.ns);
+        let in_client = move || {
+            let fd = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        };
+        let enter = in_client.clone();
+        let download = std::thread::spawn(move || {
+            enter();
+            download()
+        });
+        let sessions = (0..SESSIONS)
+            .map(|_| {
+                let (enter, stop) = (in_client.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    enter();
+                    session(&stop)
+                })
+            })
+            .collect();
+        // The connections are synced from their third packet on; give the
+        // sync daemons a few seconds to send them.
+        std::thread::sleep(Duration::from_secs(5));
+        Flows { stop, download, sessions, resets }
+    }
+
+    /// Lets the sessions run `more` after the takeover, then ends them and
+    /// waits for the download.
+    fn finish(mut self, more: Duration) -> (Flow, Vec<Flow>) {
+        std::thread::sleep(more);
+        self.stop.store(true, Ordering::Relaxed);
+        let sessions: Vec<Flow> = self.sessions.into_iter().map(|s| s.join().expect("session")).collect();
+        let download = self.download.join().expect("download");
+        let _ = self.resets.kill();
+        let mut resets = String::new();
+        if let Some(mut out) = self.resets.stdout.take() {
+            let _ = out.read_to_string(&mut resets);
+        }
+        let _ = self.resets.wait();
+        if !resets.is_empty() {
+            println!("TCP resets the client saw:\n{resets}");
+        }
+        (download, sessions)
+    }
+}
+
+/// One line about the flows of a takeover, for the lane's figures.
+fn flows_line(download: &Flow, sessions: &[Flow]) -> String {
+    let broken = sessions.iter().filter(|s| s.broken.is_some()).count();
+    let stall = sessions.iter().map(|s| s.longest_stall).chain([download.longest_stall]).max().unwrap_or_default();
+    format!(
+        "download {}, {broken} of {} keep-alive sessions broken, longest stall {:.1} s",
+        download.broken.as_deref().map_or_else(|| format!("complete ({})", download.what), |b| format!("broken ({b})")),
+        sessions.len(),
+        stall.as_secs_f64()
+    )
+}
+
+/// Both flows survived: the download is complete and right, every session
+/// kept its connection and its real. If not, what both directors' tables
+/// and sync daemons held.
+fn assert_survived(when: &str, download: &Flow, sessions: &[Flow]) {
+    if download.broken.is_some() || sessions.iter().any(|s| s.broken.is_some()) {
+        println!("{when}: {}\n{download:?}\n{sessions:?}", flows_line(download, sessions));
+        println!("node-b's connections:\n{}", must("ipvsadm", &["-Lnc"]));
+        println!("node-b's sync daemons:\n{}", must("ipvsadm", &["-L", "--daemon"]));
+        let a = TcpStream::connect_timeout(&CONTROL.parse().expect("addr"), Duration::from_secs(2)).is_ok();
+        if a {
+            println!("node-a's report:\n{}", control("report"));
+        }
+    }
+    assert!(download.broken.is_none(), "{when}: the download broke: {download:?}");
+    let broken: Vec<&Flow> = sessions.iter().filter(|s| s.broken.is_some()).collect();
+    assert!(broken.is_empty(), "{when}: keep-alive sessions broke: {broken:?}");
+    assert!(sessions.iter().all(|s| s.requests > 10), "{when}: every session kept asking: {sessions:?}");
 }
