@@ -182,21 +182,21 @@ fn boot(role: &str, args: &[String], on_line: impl Fn(&str) + Send + Sync + 'sta
     Vm { child, out: kept, relays }
 }
 
+impl Lab {
+    /// tests/lab/lab's options for one director: both wires (`side` is
+    /// "listen" or "connect") with its MACs, and the shared disk.
+    fn wires(&self, side: &str, macs: [&str; 2]) -> Vec<String> {
+        let mut args = Vec::new();
+        for (port, mac) in self.ports.iter().zip(macs) {
+            args.extend(["--link".to_string(), format!("{side}:{port}"), "--mac".into(), mac.into()]);
+        }
+        args.extend(["--disk".to_string(), self.disk().display().to_string()]);
+        args
+    }
+}
+
 fn boot_node_a(lab: &Lab) {
-    let args: Vec<String> = [
-        "--link".into(),
-        format!("connect:{}", lab.ports[0]),
-        "--mac".into(),
-        MAC_A.into(),
-        "--link".into(),
-        format!("connect:{}", lab.ports[1]),
-        "--mac".into(),
-        MAC_A1.into(),
-        "--disk".into(),
-        lab.disk().display().to_string(),
-    ]
-    .into();
-    let vm = boot("a", &args, |_| {});
+    let vm = boot("a", &lab.wires("connect", [MAC_A, MAC_A1]), |_| {});
     // node-a's output ends with its power; nobody waits for its relays.
     drop(vm.relays);
     lab.node_a.lock().expect("node-a list").push(vm.child);
@@ -255,21 +255,8 @@ fn host() {
 
     // node-b listens on both wires, so node-a can be booted again and
     // reconnect after it was fenced.
-    let b_args: Vec<String> = [
-        "--link".into(),
-        format!("listen:{}", lab.ports[0]),
-        "--mac".into(),
-        MAC_B.into(),
-        "--link".into(),
-        format!("listen:{}", lab.ports[1]),
-        "--mac".into(),
-        MAC_B1.into(),
-        "--disk".into(),
-        lab.disk().display().to_string(),
-        "--monitor".into(),
-        lab.monitor().display().to_string(),
-    ]
-    .into();
+    let mut b_args = lab.wires("listen", [MAC_B, MAC_B1]);
+    b_args.extend(["--monitor".to_string(), lab.monitor().display().to_string()]);
     let served = lab.clone();
     let Vm { child: mut b, out: b_out, relays: b_relays } = boot("b", &b_args, move |l| serve_node_b(&served, l));
     wait_for("node-b's ends of the wires", Duration::from_secs(60), || {
