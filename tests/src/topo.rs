@@ -105,9 +105,16 @@ impl Host {
         let addr: SocketAddr = to.parse().expect("ip:port");
         self.within(|| {
             let mut counts = HashMap::new();
-            for _ in 0..n {
-                let body = http_get(addr, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
-                *counts.entry(body.unwrap_or_else(|| "failed".into())).or_insert(0) += 1;
+            for i in 0..n {
+                let began = std::time::Instant::now();
+                let body = http_get_why(addr, "/", Duration::from_secs(3)).map(|b| b.trim().to_string());
+                let key = body.unwrap_or_else(|why| {
+                    // Which way a request failed tells a request sent to a
+                    // dead real (refused) from a stalled one (timed out).
+                    println!("request {} of {n} to {to} failed after {:?}: {why}", i + 1, began.elapsed());
+                    "failed".into()
+                });
+                *counts.entry(key).or_insert(0) += 1;
             }
             counts
         })
@@ -260,16 +267,31 @@ impl Default for Switch {
 /// A plain HTTP/1.0 GET of `path`, returning the body, or None on any
 /// failure within `timeout` (refused, reset, timed out).
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", addr.ip()).ok()?;
+    http_get_why(addr, path, timeout).ok()
+}
+
+/// [`http_get`], saying why there was no answer: "refused" (a RST to the
+/// SYN: nothing listens where the packet went), "timed out", "reset", ...
+pub fn http_get_why(addr: SocketAddr, path: &str, timeout: Duration) -> Result<String, String> {
+    let why = |stage: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("{stage}: refused"),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!("{stage}: timed out"),
+        std::io::ErrorKind::ConnectionReset => format!("{stage}: reset"),
+        _ => format!("{stage}: {e}"),
+    };
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| why("connect", e))?;
+    let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let why = |stage: &str, e: std::io::Error| format!("{} (from {local})", why(stage, e));
+    s.set_read_timeout(Some(timeout)).map_err(|e| why("socket", e))?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| why("socket", e))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", addr.ip())
+        .map_err(|e| why("request", e))?;
     let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
+    s.read_to_string(&mut buf).map_err(|e| why("answer", e))?;
     if !buf.starts_with("HTTP/1.") || !buf.split_whitespace().nth(1).is_some_and(|c| c.starts_with('2')) {
-        return None;
+        return Err(format!("answer: not a 2xx: {:?}", buf.lines().next().unwrap_or("")));
     }
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).ok_or_else(|| "answer: no body".into())
 }
 
 /// A directory with `index.html` naming `who` and `test.html` saying "test".
