@@ -18,7 +18,11 @@
 //!     and the sessions running through node-a survive (connection sync);
 //!  4. split brain with the group on node-b (both heartbeat links cut, the
 //!     service LAN up): exactly node-a is fenced, no other MAC ever answers
-//!     for the VIP, the client keeps being served.
+//!     for the VIP, the client keeps being served;
+//!  5. the guard without fencing (the only place `stonith-enabled=false`):
+//!     the same split brain, node-a's partition starts the group and its
+//!     vip (`on_duplicate=refuse`) refuses the address node-b answers for;
+//!     nothing but node-b ever answers, node-a keeps nothing after the merge.
 //!
 //! One test, three roles picked by LVS_FAILOVER_ROLE: unset on the host (boot
 //! the VMs, relay their output, return node-b's verdict), `a` and `b` inside
@@ -281,7 +285,7 @@ fn host() {
         "node-b's output does not show its one test passing"
     );
     let figures: Vec<&str> = out.iter().map(|l| l.trim()).filter(|l| l.starts_with("pair: ")).collect();
-    assert_eq!(figures.len(), 7, "node-b printed every figure: {figures:?}");
+    assert_eq!(figures.len(), 8, "node-b printed every figure: {figures:?}");
     for f in figures {
         println!("two-node lane: {f}");
     }
@@ -578,6 +582,10 @@ fn wrr_split(client: &Host, via: &str) {
     assert_eq!((c.get("r1"), c.get("r2")), (Some(&10), Some(&20)), "wrr 1:2 through {via}: {c:?}");
 }
 
+/// Processes in uninterruptible sleep, with where in the kernel they wait.
+const D_STATE: &str = "ps -eo pid,stat,etime,wchan:32,args | awk 'NR == 1 || $2 ~ /D/'; \
+    for p in $(ps -eo pid=,stat= | awk '$2 ~ /D/ {print $1}'); do echo \"== $p\"; cat /proc/$p/stack; done";
+
 /// On a failed assertion, what node-b's cluster looked like (the VM and its
 /// logs are gone once the test ends).
 fn diagnose_on_panic() {
@@ -588,6 +596,9 @@ fn diagnose_on_panic() {
             ("stonith_admin", &["--history", "*"][..]),
             ("corosync-cfgtool", &["-s"][..]),
             ("sh", &["-c", "grep -E 'fence|stonith|sbd|error' /var/log/pacemaker/pacemaker.log | tail -n 40"][..]),
+            // A process stuck on the shared disk (sbd's I/O) is in D state.
+            ("sh", &["-c", D_STATE][..]),
+            ("sh", &["-c", "echo w > /proc/sysrq-trigger; dmesg | tail -n 60"][..]),
         ] {
             if let Ok(o) = Command::new(cmd).args(args).output() {
                 println!(
@@ -808,6 +819,65 @@ fn node_b() {
         (fence_done - cut).as_secs_f64(),
         seen.claims.len(),
         after_fence,
+        gap.as_secs_f64()
+    );
+
+    // 5. The guard without fencing, the one place fencing is off: a forced
+    // split brain in which nothing can make one side die. node-a's
+    // partition starts the group; its vip (on_duplicate=refuse) hears
+    // node-b answer for the VIP and fails its start with nothing configured,
+    // so the VIP stays single by the agent alone.
+    must("crm", &["configure", "property", "stonith-enabled=false"]);
+    println!("HOST: boot node-a");
+    wait_for("node-a back online", Duration::from_secs(300), || {
+        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
+    });
+    group_on(&cluster, "node-b", Duration::from_secs(30));
+    let watch = Watch::start(&client);
+    std::thread::sleep(Duration::from_secs(2));
+    let cut = Instant::now();
+    link0(false);
+    wire1(false);
+    // node-a's own partition, as node-a reports it over the service LAN.
+    let report = wait_for("node-a's vip start refused", Duration::from_secs(240), || {
+        let r = control("report");
+        r.contains("vip_start_0 on node-a 'error'").then_some(r)
+    });
+    let refused = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let seen = watch.stop();
+    let end = Instant::now();
+    let report_after = control("report");
+    link0(true);
+    wire1(true);
+    println!("node-a's report in the split:\n{report_after}");
+    assert!(report.contains("refusing to take it"), "the exit reason says why:\n{report}");
+    let addresses = report_after.split("== ipvs").next().unwrap_or_default();
+    assert!(!addresses.contains(VIP), "node-a's refused vip configured nothing:\n{addresses}");
+    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != br0_mac).collect();
+    assert!(foreign.is_empty(), "only node-b answers for the VIP without fencing too; also seen: {foreign:?}");
+    let gap = seen.longest_gap(cut, end);
+    assert!(gap < Duration::from_secs(10), "the client kept being served; longest gap {gap:?}");
+    assert!(seen.claims.iter().any(|(t, _)| *t >= refused), "the client asked after the refusal and got answers");
+    // The partitions merge: Pacemaker finds the group's first members
+    // active on both, stops them and keeps node-b's; node-a's failed start
+    // is cleaned up and node-a keeps nothing.
+    wait_for("both partitions merged", Duration::from_secs(120), || {
+        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
+    });
+    must("crm_resource", &["--cleanup", "-r", "vip"]);
+    group_on(&cluster, "node-b", Duration::from_secs(120));
+    wait_for("node-a keeps nothing after the merge", Duration::from_secs(60), || {
+        let r = control("report");
+        let ipvs = r.split("== ipvs").nth(1).and_then(|s| s.split("== daemons").next()).unwrap_or("");
+        (!r.split("== ipvs").next().unwrap_or("").contains(VIP) && !ipvs.contains(VIP) && r.contains("== daemons\n[]"))
+            .then_some(())
+    });
+    assert_eq!(fenced("node-b"), None, "nobody fenced node-b");
+    println!(
+        "pair: guard without fencing: node-a's vip refused to start {:.1} s after both links were cut (on_duplicate=refuse), {} ARP answers for the VIP, all from node-b; longest gap between served requests {:.1} s",
+        (refused - cut).as_secs_f64(),
+        seen.claims.len(),
         gap.as_secs_f64()
     );
 
