@@ -355,3 +355,19 @@ fn an_address_up_on_another_interface_is_refused_not_doubled() {
     assert_eq!(codes(&ours), [1], "{calls:?}");
     assert_eq!(ours.addresses, [("eth1".into(), 24, None, None)], "{calls:?}");
 }
+
+/// Deliberately different: `nic=lo` without `cidr_netmask` asks for a host
+/// address (/32) on lo; IPaddr2's findif has no rule for lo, finds no
+/// route there and fails.
+#[test]
+fn nic_lo_without_netmask_holds_a_host_address() {
+    let params = [("ip", "203.0.113.9"), ("nic", "lo")];
+    let (theirs, their_calls) = run(std::path::Path::new(IPADDR2), &[], &[], &["start"], &params);
+    assert_eq!(codes(&theirs), [1], "IPaddr2 finds no route on lo: {their_calls:?}");
+    let (ours, calls) = run(&bin("lvs-vip"), &[], &[], &["start"], &params);
+    assert_eq!(codes(&ours), [0], "{calls:?}");
+    assert_eq!(ours.addresses.iter().map(|a| (a.0.as_str(), a.1)).collect::<Vec<_>>(), [("lo", 32)], "{calls:?}");
+    let (ours, calls) = run(&bin("lvs-vip"), &[], &[], &["start", "monitor", "stop", "monitor"], &params);
+    assert_eq!(codes(&ours), [0, 0, 0, 7], "{calls:?}");
+    assert!(ours.addresses.is_empty(), "{calls:?}");
+}

@@ -45,7 +45,8 @@ static SPEC: AgentSpec = AgentSpec {
                 label. Default: the interface of the most specific route of the main table \
                 that contains ip (IPv4: directly connected routes only). With nic only its own \
                 routes count. When no route matches, start fails with OCF_ERR_GENERIC (another \
-                node may have the subnet up) unless both nic and cidr_netmask are set. A nic \
+                node may have the subnet up) unless both nic and cidr_netmask are set, or nic is \
+                lo (a host address, /32 or /128; IPaddr2 fails there). A nic \
                 that does not exist is a configuration error; a link-local IPv6 ip needs nic.",
         ),
         ParamSpec::string("broadcast", "IPv4 broadcast address").long(
@@ -344,6 +345,9 @@ impl Vip {
             }
             // Both given: no route needed, as in IPaddr2.
             (None, Some(link), Some(p)) => (link, p),
+            // nic=lo asks for a host address (a VIP held for DR or a local
+            // service); IPaddr2's findif has no rule for lo and fails.
+            (None, Some(link), None) if link.name == "lo" => (link, self.host_prefix()),
             (None, nic, p) => {
                 // Generic, not configured: a base address or link that is
                 // not up yet on this node may be on another.
