@@ -98,6 +98,32 @@ fn sorry_reload_moves_the_fallback_and_stop_removes_every_one() {
     assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
 }
 
+/// forward and weight are not unique, so Pacemaker reloads on a change:
+/// the fallback already in the table must take the new method and weight
+/// (it kept the old ones while it stayed in).
+#[test]
+fn sorry_reload_of_forward_and_weight_edits_the_fallback_in_place() {
+    let (d, _peer) = director();
+    let svc = [("service", "tcp:10.0.0.100:80")];
+    assert_eq!(agent(&d, "service", "start", &svc).code, 0);
+    let masq = [("service", "tcp:10.0.0.100:80"), ("fallback", "192.168.7.9:80"), ("forward", "masq")];
+    assert_eq!(agent(&d, "sorry", "start", &masq).code, 0);
+    let line = |t: &str| t.lines().find(|l| l.contains("192.168.7.9:80")).map(str::to_string);
+    let table = d.ipvsadm(&[]);
+    assert!(line(&table).is_some_and(|l| l.contains("Masq")), "fallback in by masq: {table}");
+    let gate = [("service", "tcp:10.0.0.100:80"), ("fallback", "192.168.7.9:80"), ("forward", "gate"), ("weight", "5")];
+    assert_eq!(agent(&d, "sorry", "reload", &gate).code, 0);
+    let table = d.ipvsadm_until(std::time::Duration::from_secs(5), |t| {
+        line(t).is_some_and(|l| l.split_whitespace().collect::<Vec<_>>()[2..4] == ["Route", "5"])
+    });
+    let l = line(&table).unwrap_or_else(|| panic!("the fallback stays in: {table}"));
+    assert_eq!(l.split_whitespace().collect::<Vec<_>>()[2..4], ["Route", "5"], "new method and weight: {table}");
+    assert_eq!(table.matches("192.168.7.9:80").count(), 1, "one fallback: {table}");
+    assert_eq!(agent(&d, "sorry", "stop", &gate).code, 0);
+    assert!(!d.ipvsadm(&[]).contains("192.168.7.9:80"));
+    assert_eq!(agent(&d, "service", "stop", &svc).code, 0);
+}
+
 #[test]
 fn sorry_leaves_as_soon_as_a_real_has_weight() {
     let (d, _peer) = director();

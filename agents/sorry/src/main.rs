@@ -317,6 +317,14 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                             if let Err(e) = remove_fallback(&ipvs, &sorry.service, sorry.fallback) {
                                 tracing::warn!("removing the old fallback: {e}");
                             }
+                        } else if (new.forward, new.weight) != (sorry.forward, sorry.weight) {
+                            // Same fallback: rounds never edit one that is
+                            // in, so it takes the new method and weight here.
+                            match ipvs.edit_destination(&new.service, &new.destination(local)) {
+                                Ok(()) => tracing::info!("fallback {} edited in place", new.fallback),
+                                Err(e) if e.is_not_found() => {}
+                                Err(e) => tracing::warn!("editing the fallback: {e}"),
+                            }
                         }
                         sorry = new;
                         local = is_local(sorry.fallback.ip());
