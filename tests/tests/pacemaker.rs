@@ -96,3 +96,31 @@ fn pacemaker_starts_monitors_recovers_and_stops_the_vip() {
     cluster.wait_role("vip", "Stopped", Duration::from_secs(30));
     must("crm", &["configure", "delete", "vip"]);
 }
+
+/// Two services sharing one real list is a legitimate configuration: pcs
+/// and crm must load it (a `unique` real list made pcs refuse the second
+/// resource, and made Pacemaker restart rather than reload on its change).
+#[test]
+fn two_services_may_share_one_real_list() {
+    assert!(nix::unistd::geteuid().is_root(), "the pacemaker lane needs root");
+    install_ocf_agent("realservers");
+    let dir = std::env::temp_dir().join(format!("lvs-shared-reals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cib = dir.join("cib.xml");
+    let reals = "real=192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2";
+    std::fs::write(&cib, must("cibadmin", &["--empty"])).expect("empty cib");
+    let f = cib.to_str().expect("path");
+    for (name, service) in [("reals-http", "tcp:10.0.0.100:80"), ("reals-alt", "tcp:10.0.0.100:8080")] {
+        let svc = format!("service={service}");
+        let out = std::process::Command::new("pcs")
+            .args(["-f", f, "resource", "create", name, "ocf:lvs:realservers", &svc, reals])
+            .output()
+            .expect("pcs");
+        assert!(out.status.success(), "pcs refused {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = std::fs::read_to_string(&cib).expect("cib");
+    assert_eq!(text.matches(r#"type="realservers""#).count(), 2, "both resources in the CIB:\n{text}");
+    let meta = must("crm_resource", &["--show-metadata", "ocf:lvs:realservers"]);
+    assert!(meta.contains(r#"<parameter name="real" unique="0""#), "real is not unique:\n{meta}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

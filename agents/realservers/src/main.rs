@@ -41,7 +41,7 @@ static SPEC: AgentSpec = AgentSpec {
     params: &[
         agent::SERVICE_SHARED,
         agent::FAMILY,
-        ParamSpec::string("real", "Real servers").required().unique().long(
+        ParamSpec::string("real", "Real servers").required().long(
             "Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
                 [WEIGHT] [\"REQUEST\" [\"RECEIVE\"]]. IPv6 in brackets; IPv4 ranges as \
                 192.168.6.2->192.168.6.7:80. Port defaults to the service's, method to gate, weight \
