@@ -29,6 +29,15 @@ static SPEC: AgentSpec = AgentSpec {
         every copy of ip whatever the other parameters now say, monitor fails (rather than \
         reporting stopped) while the address is on another interface than expected, and \
         reload moves the address when nic, cidr_netmask, iflabel, broadcast or mode changed. \
+        Deliberately different from IPaddr2, where matching it would be unsafe: stop goes by \
+        the record, not by parameters edited since (IPaddr2 looks only where its current \
+        parameters point and can leave the old address up while Pacemaker starts it \
+        elsewhere); monitor answers 1, not 7, for the address in an unexpected place (7 would \
+        make Pacemaker start a second copy); start refuses an address already up on another \
+        interface of this host (IPaddr2 adds a second copy); announcements are sent within \
+        the action and cut to its timeout less a second (IPaddr2 sends IPv4 ARPs in the \
+        background, after reporting success); nic=lo without cidr_netmask holds a host \
+        address (IPaddr2's findif finds no route on lo and fails). \
         heartbeat v1 form: lvs-vip::ip[/prefix[/nic[/broadcast]]].",
     params: &[
         ParamSpec::string("ip", "IPv4 or IPv6 address")
