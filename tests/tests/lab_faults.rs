@@ -2,8 +2,12 @@
 //! then an operator edits parameters with `crm_resource --set-parameter`.
 //! Whatever Pacemaker does with the edit (reload, restart, or a failed
 //! action and recovery), exactly one copy of each kernel object exists
-//! afterwards and the old one is gone, sampled all along the way. Then the
-//! wall clock steps forward and back: nothing restarts, no real leaves.
+//! afterwards and the old one is gone, sampled all along the way: vip's ip,
+//! nic, cidr_netmask, iflabel and mode, the service's scheduler and
+//! service, the reals' service, sorry's fallback and forward (family only
+//! matters for fwmark services: lab_change covers it). A health daemon is
+//! killed in its first round. Then the wall clock steps forward and back:
+//! nothing restarts, no real leaves.
 #![cfg(feature = "lab")]
 
 use std::time::{Duration, Instant};
@@ -11,15 +15,20 @@ use std::time::{Duration, Instant};
 use lvs_tests::cluster::{failcount, must, step_clock, wait_for, Cluster};
 use lvs_tests::group::{topology, CONFIG};
 use lvs_tests::topo::Host;
-use lvs_tests::topo::{daemon_pid, weights_in};
+use lvs_tests::topo::{daemon_pid, daemon_state, weights_in};
 
 /// Every copy of the VIP as (interface, prefix, label).
 fn vip_copies() -> Vec<(String, u64, String)> {
+    copies_of("10.0.0.100")
+}
+
+/// Every copy of `addr` on this node as (interface, prefix, label).
+fn copies_of(addr: &str) -> Vec<(String, u64, String)> {
     let v: serde_json::Value = serde_json::from_str(&must("ip", &["-j", "addr", "show"])).expect("ip -j");
     let mut found = Vec::new();
     for link in v.as_array().expect("array") {
         for a in link["addr_info"].as_array().cloned().unwrap_or_default() {
-            if a["local"] == "10.0.0.100" {
+            if a["local"] == addr {
                 found.push((
                     link["ifname"].as_str().unwrap_or("").to_string(),
                     a["prefixlen"].as_u64().unwrap_or(0),
@@ -97,6 +106,30 @@ fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
     edit("vip", "cidr_netmask", Some("25"), limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1")));
     edit("vip", "iflabel", Some("web"), limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1:web")));
 
+    // ip (unique: Pacemaker restarts vip): the new address alone, once.
+    edit("vip", "ip", Some("10.0.0.101"), limit, || {
+        cluster.role("vip").as_deref() == Some("Started") && copies_of("10.0.0.101").len() == 1
+    });
+    assert_eq!(vip_copies(), [], "the old address went with the edit");
+    edit("vip", "ip", Some("10.0.0.100"), limit, || {
+        vip_is(&cluster, ("lvsd1", 25, "lvsd1:web")) && copies_of("10.0.0.101").is_empty()
+    });
+
+    // mode: the address moves to lo as a real server's host address and
+    // back. The agent sets arp_ignore/arp_announce for realserver mode and
+    // leaves them on stop, so the test puts this VM's values back.
+    let sysctls = ["all", "lo"].map(|c| {
+        [format!("net.ipv4.conf.{c}.arp_ignore"), format!("net.ipv4.conf.{c}.arp_announce")]
+            .map(|k| (k.clone(), must("sysctl", &["-n", &k]).trim().to_string()))
+    });
+    edit("vip", "mode", Some("realserver"), limit, || {
+        cluster.role("vip").as_deref() == Some("Started") && vip_copies() == [("lo".to_string(), 32, "lo".to_string())]
+    });
+    edit("vip", "mode", None, limit, || vip_is(&cluster, ("lvsd1", 25, "lvsd1:web")));
+    for (k, v) in sysctls.iter().flatten() {
+        must("sysctl", &["-q", "-w", &format!("{k}={v}")]);
+    }
+
     // The service's scheduler changes in place; the reals stay.
     edit("web", "scheduler", Some("rr"), limit, || must("ipvsadm", &["-Ln"]).contains("TCP  10.0.0.100:80 rr"));
     // Both reals still there (a check may flap a weight under load).
@@ -111,7 +144,43 @@ fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
         (reals, t.contains("-> 127.0.0.1:80"))
     };
     edit("reals", "service", Some("tcp:10.0.0.100:8080"), limit, || on_80() == (0, true));
+
+    // While the fallback is in: sorry's fallback and forward. One fallback
+    // line at every sample, the new one, the old one gone.
+    let fallbacks = || -> Vec<String> {
+        must("ipvsadm", &["-Ln", "-t", "10.0.0.100:80"])
+            .lines()
+            .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress") && !l.contains("192.168.7.1"))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let sorry_edit = |param: &str, value: Option<&str>, want: &str| {
+        edit("sorry", param, value, limit, || {
+            let f = fallbacks();
+            assert!(f.len() <= 1, "sorry {param}={value:?}: two fallbacks: {f:?}");
+            f == [want]
+        })
+    };
+    sorry_edit("fallback", Some("192.168.7.99:80"), "-> 192.168.7.99:80 Masq");
+    sorry_edit("forward", Some("gate"), "-> 192.168.7.99:80 Route");
+    sorry_edit("forward", None, "-> 192.168.7.99:80 Masq");
+    sorry_edit("fallback", Some("127.0.0.1:80"), "-> 127.0.0.1:80 Local");
+
     edit("reals", "service", Some("tcp:10.0.0.100:80"), limit, || on_80() == (2, false));
+
+    // The service itself (unique: Pacemaker restarts web, and reals and
+    // sorry after it): one service line, on the new port, the old gone.
+    let service_lines = || -> Vec<String> {
+        must("ipvsadm", &["-Ln"]).lines().filter(|l| l.starts_with("TCP  10.0.0.100:")).map(str::to_string).collect()
+    };
+    edit("web", "service", Some("tcp:10.0.0.100:8080"), limit, || {
+        cluster.role("web").as_deref() == Some("Started")
+            && service_lines().len() == 1
+            && service_lines()[0].starts_with("TCP  10.0.0.100:8080 ")
+    });
+    edit("web", "service", Some("tcp:10.0.0.100:80"), limit, || {
+        service_lines().len() == 1 && service_lines()[0].starts_with("TCP  10.0.0.100:80 ") && on_80() == (2, false)
+    });
 
     // An edit no node can carry out: the failed action and Pacemaker's
     // recovery stop must take the VIP down, not leave it up unmanaged.
@@ -126,6 +195,40 @@ fn parameter_edits_under_pacemaker_leave_exactly_one_copy() {
     must("crm_resource", &["--cleanup", "-r", "vip"]);
     serving(&cluster, &t.client);
     assert_eq!(vip_copies(), [("lvsd0".to_string(), 24, "lvsd0".to_string())]);
+
+    // A health daemon killed -9 in its first round (a real that does not
+    // answer holds the round up to check_timeout): the failed start leaves
+    // no second daemon and no stray reals; after a cleanup one daemon
+    // serves again.
+    must("crm_resource", &["-r", "reals", "-p", "check_timeout", "-v", "8"]);
+    must(
+        "crm_resource",
+        &["-r", "reals", "-p", "real", "-v", "192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2, 192.168.7.30:80 masq 1"],
+    );
+    let old = daemon_pid("realservers-reals");
+    let restart = std::thread::spawn(|| {
+        std::process::Command::new("crm_resource").args(["--restart", "-r", "reals", "--timeout", "90s"]).output()
+    });
+    let (pid, in_first_round) = wait_for("the new daemon's pidfile", Duration::from_secs(60), || {
+        let p = daemon_pid("realservers-reals").filter(|p| Some(p) != old.as_ref())?;
+        // Its state file comes with the end of the first round.
+        let first = daemon_state("realservers-reals").is_none();
+        Some((p, first))
+    });
+    must("kill", &["-9", &pid]);
+    assert!(in_first_round, "daemon {pid} was killed before its first round ended");
+    let _ = restart.join();
+    must("crm_resource", &["-r", "reals", "-p", "real", "-v", "192.168.7.10:80 masq 1, 192.168.7.20:80 masq 2"]);
+    must("crm_resource", &["-r", "reals", "-p", "check_timeout", "-v", "1"]);
+    must("crm_resource", &["--cleanup", "-r", "reals"]);
+    serving(&cluster, &t.client);
+    let ours: Vec<String> = lvs_tests::topo::daemons_left(&[])
+        .into_iter()
+        .filter(|l| l.starts_with("process") && l.contains("lvs-realservers"))
+        .collect();
+    assert_eq!(ours.len(), 1, "one health daemon after the recovery: {ours:?}");
+    assert!(!must("ipvsadm", &["-Ln"]).contains("192.168.7.30"), "the killed daemon's extra real is gone");
+    println!("daemon {pid} killed -9 in its first round; after cleanup: {ours:?}");
 
     // The wall clock steps (an NTP correction, a bad RTC) under Pacemaker:
     // no monitor fails, no daemon restarts, no real leaves the table.
