@@ -13,16 +13,17 @@
 //!     the lane can tell); the move back, with it, must break none;
 //!  2. one heartbeat link lost: nothing moves, nobody is fenced, corosync
 //!     reports the link down;
-//!  3. node-a (holding the group) loses power: node-b fences it, takes the
-//!     VIP (gratuitous ARP moves the client) and serves again; the download
-//!     and the sessions running through node-a survive (connection sync);
-//!  4. split brain with the group on node-b (both heartbeat links cut, the
+//!  3. the guard without fencing (the only place `stonith-enabled=false`):
+//!     both heartbeat links cut, node-b's partition starts the group and its
+//!     vip (`on_duplicate=refuse`) refuses the address node-a answers for;
+//!     nothing but node-a ever answers, node-b keeps nothing after the merge;
+//!  4. node-a (holding the group) loses power: node-b fences it, takes the
+//!     VIP (gratuitous ARP moves the client) and serves again; a download
+//!     longer than the failover and the sessions running through node-a
+//!     survive (connection sync);
+//!  5. split brain with the group on node-b (both heartbeat links cut, the
 //!     service LAN up): exactly node-a is fenced, no other MAC ever answers
-//!     for the VIP, the client keeps being served;
-//!  5. the guard without fencing (the only place `stonith-enabled=false`):
-//!     the same split brain, node-a's partition starts the group and its
-//!     vip (`on_duplicate=refuse`) refuses the address node-b answers for;
-//!     nothing but node-b ever answers, node-a keeps nothing after the merge.
+//!     for the VIP, the client keeps being served.
 //!
 //! One test, three roles picked by LVS_FAILOVER_ROLE: unset on the host (boot
 //! the VMs, relay their output, return node-b's verdict), `a` and `b` inside
@@ -416,6 +417,28 @@ fn group_on(cluster: &Cluster, node: &str, limit: Duration) {
     }
 }
 
+/// Waits for the first request served through node-b after node-a lost
+/// power at `lost`; returns how long that took. node-a may still answer for
+/// a moment after the word, so only an answer while the client's neighbour
+/// entry for the VIP is node-b's (`br0_mac`) counts.
+fn served_through(client: &Host, br0_mac: &str, lost: Instant) -> Duration {
+    let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
+    let first = wait_for("a request served through node-b after node-a's power loss", FAILOVER_BOUND, || {
+        let served = client.within(|| http_get(vip, "/", Duration::from_secs(1))).map(|_| Instant::now());
+        served.filter(|_| client_sees(client).as_deref() == Some(br0_mac))
+    });
+    first - lost
+}
+
+/// node-b fenced node-a since `log` was marked. From the log, not from
+/// stonith_admin --history, which folds repeated fences of one node into
+/// one line.
+fn fenced_by_node_b(log: &LogMark) {
+    wait_for("node-b to have fenced node-a", Duration::from_secs(60), || {
+        log.since().contains("Operation 'reboot' targeting node-a by node-b for pacemaker-controld").then_some(())
+    });
+}
+
 /// No service for the VIP (not only no destinations), no pidfile, no
 /// lvs-realservers or lvs-sorry process on this node.
 fn nothing_left(when: &str) {
@@ -667,7 +690,7 @@ fn node_b() {
     // Without connection sync the move breaks the client's connections (the
     // control); with the ocf:lvs:sync clone the move back breaks none.
     let began = Instant::now();
-    let flows = Flows::start(&client);
+    let flows = Flows::start(&client, DOWNLOAD_BYTES);
     must("crm_resource", &["--move", "-r", "lvs", "-N", "node-b"]);
     group_on(&cluster, "node-b", Duration::from_secs(120));
     wait_for("the client to follow the move to node-b", Duration::from_secs(10), || {
@@ -701,7 +724,7 @@ fn node_b() {
     wait_for("the sync clone on both directors", Duration::from_secs(120), || {
         cluster.status().contains("Started: [ node-a node-b ]").then_some(())
     });
-    let flows = Flows::start(&client);
+    let flows = Flows::start(&client, DOWNLOAD_BYTES);
     must("crm_resource", &["--clear", "-r", "lvs"]);
     group_on(&cluster, "node-a", Duration::from_secs(120));
     wait_for("the client to follow the group home", Duration::from_secs(10), || {
@@ -737,25 +760,78 @@ fn node_b() {
         began.elapsed().as_secs_f64()
     );
 
-    // 3. Power loss of the active director. From here the client sends
-    // nothing until it is served again, so only node-b's gratuitous ARP
-    // can change its neighbour entry.
-    let flows = Flows::start(&client);
+    // 3. The guard without fencing, the one place fencing is off: a forced
+    // split brain in which nothing can make one side die. node-b's
+    // partition starts the group; its vip (on_duplicate=refuse) hears
+    // node-a answer for the VIP and fails its start with nothing
+    // configured, so the VIP stays single by the agent alone.
+    must("crm", &["configure", "property", "stonith-enabled=false"]);
+    let watch = Watch::start(&client);
+    std::thread::sleep(Duration::from_secs(2));
+    let cut = Instant::now();
+    link0(false);
+    wire1(false);
+    // --show-detail: without it crm_mon words failed actions differently.
+    let status = wait_for("node-b's vip start refused", Duration::from_secs(240), || {
+        let s = must("crm_mon", &["-1", "-r", "--show-detail"]);
+        s.contains("vip_start_0 on node-b 'error'").then_some(s)
+    });
+    let refused = Instant::now();
+    println!("node-b's partition:\n{status}");
+    assert!(status.contains("refusing to take it"), "the exit reason says why:\n{status}");
+    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b's refused vip configured nothing");
+    std::thread::sleep(Duration::from_secs(5));
+    let seen = watch.stop();
+    let end = Instant::now();
+    link0(true);
+    wire1(true);
+    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| m != MAC_A).collect();
+    assert!(foreign.is_empty(), "only node-a answers for the VIP without fencing too; also seen: {foreign:?}");
+    assert!(seen.claims.iter().any(|(t, _)| *t >= refused), "the client asked after the refusal and got answers");
+    let gap = seen.longest_gap(cut, end);
+    assert!(gap < Duration::from_secs(10), "the client kept being served; longest gap {gap:?}");
+    // The partitions merge: Pacemaker finds the group's first members
+    // active on both directors and keeps node-a's; node-b's failed start is
+    // cleaned up and node-b keeps nothing. Then fencing is back on.
+    wait_for("the partitions merged", Duration::from_secs(120), || {
+        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
+    });
+    must("crm_resource", &["--cleanup", "-r", "vip"]);
+    group_on(&cluster, "node-a", Duration::from_secs(120));
+    wait_for("node-b keeps nothing after the merge", Duration::from_secs(60), || {
+        (!must("ipvsadm", &["-Ln"]).contains(VIP) && daemons_left(&["realservers-reals", "sorry-sorry"]).is_empty())
+            .then_some(())
+    });
+    nothing_left("node-b after the merge");
+    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b holds no VIP after the merge");
+    must("crm", &["configure", "property", "stonith-enabled=true"]);
+    assert_eq!((fenced("node-a"), fenced("node-b")), (None, None), "nobody was fenced");
+    // node-a's group was restarted by the merge: its new health daemon
+    // weights the reals after its checks.
+    wait_for("both reals weighted on node-a after the merge", Duration::from_secs(30), || {
+        let w = weights_in(&control("report"));
+        (w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)).then_some(())
+    });
+    wrr_split(&client, "node-a after the merge");
+    println!(
+        "pair: guard without fencing: node-b's vip refused to start {:.1} s after both links were cut (on_duplicate=refuse); {} ARP answers for the VIP, all from node-a; longest gap between served requests {:.1} s",
+        (refused - cut).as_secs_f64(),
+        seen.claims.len(),
+        gap.as_secs_f64()
+    );
+
+    // 4. Power loss of the active director, with ocf:lvs:sync. From here
+    // the client sends nothing until it is served again, so only node-b's
+    // gratuitous ARP can change its neighbour entry. The download is
+    // DOWNLOAD_LONG here: longer than the failover takes.
+    let flows = Flows::start(&client, DOWNLOAD_LONG);
+    let log = LogMark::now("/var/log/pacemaker/pacemaker.log");
     let lost = Instant::now();
     control("power off");
-    let vip_addr: SocketAddr = format!("{VIP}:80").parse().expect("addr");
-    // Served through node-b: node-a may still answer for a moment after the
-    // word, so only an answer while the client's neighbour entry for the VIP
-    // is node-b's counts.
-    let first = wait_for("a request served through node-b after node-a's power loss", FAILOVER_BOUND, || {
-        let served = client.within(|| http_get(vip_addr, "/", Duration::from_secs(1))).map(|_| Instant::now());
-        served.filter(|_| client_sees(&client).as_deref() == Some(br0_mac.as_str()))
-    });
-    let took = first - lost;
+    let took = served_through(&client, &br0_mac, lost);
     group_on(&cluster, "node-b", Duration::from_secs(120));
     println!("{}", cluster.status());
-    let power_fence = fenced("node-a");
-    assert!(power_fence.is_some(), "node-b fenced node-a: {}", must("stonith_admin", &["--history", "*"]));
+    fenced_by_node_b(&log);
     assert!(must("ip", &["addr", "show", "br0"]).contains("10.0.0.100/24"), "the VIP is on node-b's br0");
     assert_eq!(client_sees(&client).as_deref(), Some(br0_mac.as_str()), "gratuitous ARP moved the client to node-b");
     let pid = daemon_pid("realservers-reals").expect("node-b's health daemon");
@@ -773,8 +849,7 @@ fn node_b() {
     );
 
     // node-a comes back; the group stays on node-b (a stronger preference
-    // than node-a's, not a ban: in the guard scenario node-a's partition
-    // must still want to run it), so in the split brain below node-b holds it.
+    // than node-a's), so in the split brain below node-b holds it.
     must("crm", &["configure", "location", "lvs-prefers-b", "lvs", "200:", "node-b"]);
     println!("HOST: boot node-a");
     wait_for("node-a back online", Duration::from_secs(300), || {
@@ -782,7 +857,7 @@ fn node_b() {
     });
     group_on(&cluster, "node-b", Duration::from_secs(30));
 
-    // 4. Split brain: both heartbeat links cut, both directors up, the
+    // 5. Split brain: both heartbeat links cut, both directors up, the
     // service LAN working. node-a's fence of node-b waits for
     // priority-fencing-delay; node-b's of node-a does not.
     let watch = Watch::start(&client);
@@ -822,65 +897,6 @@ fn node_b() {
         gap.as_secs_f64()
     );
 
-    // 5. The guard without fencing, the one place fencing is off: a forced
-    // split brain in which nothing can make one side die. node-a's
-    // partition starts the group; its vip (on_duplicate=refuse) hears
-    // node-b answer for the VIP and fails its start with nothing configured,
-    // so the VIP stays single by the agent alone.
-    must("crm", &["configure", "property", "stonith-enabled=false"]);
-    println!("HOST: boot node-a");
-    wait_for("node-a back online", Duration::from_secs(300), || {
-        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
-    });
-    group_on(&cluster, "node-b", Duration::from_secs(30));
-    let watch = Watch::start(&client);
-    std::thread::sleep(Duration::from_secs(2));
-    let cut = Instant::now();
-    link0(false);
-    wire1(false);
-    // node-a's own partition, as node-a reports it over the service LAN.
-    let report = wait_for("node-a's vip start refused", Duration::from_secs(240), || {
-        let r = control("report");
-        r.contains("vip_start_0 on node-a 'error'").then_some(r)
-    });
-    let refused = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
-    let seen = watch.stop();
-    let end = Instant::now();
-    let report_after = control("report");
-    link0(true);
-    wire1(true);
-    println!("node-a's report in the split:\n{report_after}");
-    assert!(report.contains("refusing to take it"), "the exit reason says why:\n{report}");
-    let addresses = report_after.split("== ipvs").next().unwrap_or_default();
-    assert!(!addresses.contains(VIP), "node-a's refused vip configured nothing:\n{addresses}");
-    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != br0_mac).collect();
-    assert!(foreign.is_empty(), "only node-b answers for the VIP without fencing too; also seen: {foreign:?}");
-    let gap = seen.longest_gap(cut, end);
-    assert!(gap < Duration::from_secs(10), "the client kept being served; longest gap {gap:?}");
-    assert!(seen.claims.iter().any(|(t, _)| *t >= refused), "the client asked after the refusal and got answers");
-    // The partitions merge: Pacemaker finds the group's first members
-    // active on both, stops them and keeps node-b's; node-a's failed start
-    // is cleaned up and node-a keeps nothing.
-    wait_for("both partitions merged", Duration::from_secs(120), || {
-        cluster.status().contains("Online: [ node-a node-b ]").then_some(())
-    });
-    must("crm_resource", &["--cleanup", "-r", "vip"]);
-    group_on(&cluster, "node-b", Duration::from_secs(120));
-    wait_for("node-a keeps nothing after the merge", Duration::from_secs(60), || {
-        let r = control("report");
-        let ipvs = r.split("== ipvs").nth(1).and_then(|s| s.split("== daemons").next()).unwrap_or("");
-        (!r.split("== ipvs").next().unwrap_or("").contains(VIP) && !ipvs.contains(VIP) && r.contains("== daemons\n[]"))
-            .then_some(())
-    });
-    assert_eq!(fenced("node-b"), None, "nobody fenced node-b");
-    println!(
-        "pair: guard without fencing: node-a's vip refused to start {:.1} s after both links were cut (on_duplicate=refuse), {} ARP answers for the VIP, all from node-b; longest gap between served requests {:.1} s",
-        (refused - cut).as_secs_f64(),
-        seen.claims.len(),
-        gap.as_secs_f64()
-    );
-
     // An orderly stop on node-b leaves nothing behind.
     must("crm_resource", &["-r", "lvs", "--set-parameter", "target-role", "--meta", "--parameter-value", "Stopped"]);
     for r in ["vip", "sorry", "reals", "web"] {
@@ -895,10 +911,14 @@ fn node_b() {
 
 // ---- connections across a takeover (ocf:lvs:sync) ----
 
-/// The throttled download: long enough to be in flight through a takeover.
+/// The throttled download: long enough to be in flight through a planned
+/// move (which takes seconds).
 const DOWNLOAD_BYTES: usize = 3 << 20;
+/// Across a power loss: longer than the failover takes (about 60 s).
+const DOWNLOAD_LONG: usize = 8 << 20;
 const DOWNLOAD_CHUNK: usize = 8 << 10;
-/// 8 KiB every 100 ms: 80 KiB/s, so 3 MiB take ~38 s unimpeded.
+/// 8 KiB every 100 ms: 80 KiB/s, so 3 MiB take ~38 s and 8 MiB ~102 s
+/// unimpeded.
 const DOWNLOAD_PACE: Duration = Duration::from_millis(100);
 const SESSIONS: usize = 4;
 /// How long a flow may stall before it counts as broken.
@@ -911,8 +931,8 @@ fn pattern(i: usize) -> u8 {
 }
 
 /// A real server's HTTP/1.1 on port 80 of every address in `h`'s namespace:
-/// `/test.html` answers "test" (the health check), `/big` the throttled
-/// download, anything else the real's name; connections stay open unless
+/// `/test.html` answers "test" (the health check), `/big/BYTES` the
+/// throttled download, anything else the real's name; connections stay open unless
 /// the client asks to close (the health check does).
 fn serve_real(h: &Host, name: &'static str) {
     let path = format!("/run/netns/{}", h.ns);
@@ -952,11 +972,11 @@ fn http_connection(s: TcpStream, name: &str) -> std::io::Result<()> {
         }
         let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
         let conn = if close { "close" } else { "keep-alive" };
-        if path == "/big" {
-            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {DOWNLOAD_BYTES}\r\nConnection: {conn}\r\n\r\n")?;
+        if let Some(total) = path.strip_prefix("/big/").and_then(|n| n.parse::<usize>().ok()) {
+            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nConnection: {conn}\r\n\r\n")?;
             let mut sent = 0;
-            while sent < DOWNLOAD_BYTES {
-                let n = DOWNLOAD_CHUNK.min(DOWNLOAD_BYTES - sent);
+            while sent < total {
+                let n = DOWNLOAD_CHUNK.min(total - sent);
                 let chunk: Vec<u8> = (sent..sent + n).map(pattern).collect();
                 w.write_all(&chunk)?;
                 sent += n;
@@ -1052,14 +1072,16 @@ fn session(stop: &AtomicBool) -> Flow {
     flow
 }
 
-/// The throttled download: complete, the right length, every byte right.
-fn download() -> Flow {
+/// The throttled download of `bytes`: complete, the right length, every
+/// byte right.
+fn download(bytes: usize) -> Flow {
     let mut flow = Flow { what: String::new(), requests: 1, broken: None, longest_stall: Duration::ZERO };
     let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
     let result = (|| -> Result<usize, String> {
         let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
         s.set_read_timeout(Some(STALL_LIMIT)).map_err(|e| e.to_string())?;
-        write!(s, "GET /big HTTP/1.1\r\nHost: {VIP}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+        write!(s, "GET /big/{bytes} HTTP/1.1\r\nHost: {VIP}\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
         let mut r = BufReader::new(s);
         let mut status = String::new();
         r.read_line(&mut status).map_err(|e| e.to_string())?;
@@ -1086,8 +1108,8 @@ fn download() -> Flow {
         Ok(got)
     })();
     match result {
-        Ok(n) if n == DOWNLOAD_BYTES => flow.what = format!("{n} bytes"),
-        Ok(n) => flow.broken = Some(format!("ended after {n} of {DOWNLOAD_BYTES} bytes")),
+        Ok(n) if n == bytes => flow.what = format!("{n} bytes"),
+        Ok(n) => flow.broken = Some(format!("ended after {n} of {bytes} bytes")),
         Err(e) => flow.broken = Some(e),
     }
     flow
@@ -1104,7 +1126,7 @@ struct Flows {
 }
 
 impl Flows {
-    fn start(client: &Host) -> Flows {
+    fn start(client: &Host, bytes: usize) -> Flows {
         let resets = Command::new("ip")
             .args([
                 "netns",
@@ -1131,7 +1153,7 @@ impl Flows {
         let enter = in_client.clone();
         let download = std::thread::spawn(move || {
             enter();
-            download()
+            download(bytes)
         });
         let sessions = (0..SESSIONS)
             .map(|_| {
