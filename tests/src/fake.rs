@@ -410,3 +410,63 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Body bytes [`send_endless_body`] has sent, in all connections so far.
+static ENDLESS_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many body bytes hostile reals have sent so far (all of them).
+pub fn endless_bytes_sent() -> u64 {
+    ENDLESS_SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A hostile real's answer: 200 with a chunked body that never ends.
+pub async fn send_endless_body(mut s: TcpStream) {
+    // One chunk for all connections.
+    static CHUNK: OnceLock<Vec<u8>> = OnceLock::new();
+    let chunk = CHUNK.get_or_init(|| [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat());
+    // A small send buffer: the writer only keeps up with the reader
+    // instead of copying megabytes into each socket (CPU the other tests need).
+    let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBuf, &(16 << 10));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    if s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.is_err() {
+        return;
+    }
+    while s.write_all(chunk).await.is_ok() {
+        ENDLESS_SENT.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Hostile reals: every connection to one of `listeners` gets an endless
+/// body ([`send_endless_body`]). Served by a thread and runtime of their
+/// own (not the fakes' runtime): a thousand endless writers would starve
+/// the other fakes. Listeners may come from any network namespace.
+pub fn serve_endless_bodies(listeners: Vec<StdTcpListener>) {
+    for l in &listeners {
+        l.set_nonblocking(true).expect("nonblocking");
+    }
+    std::thread::Builder::new()
+        .name("endless-bodies".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("endless runtime");
+            rt.block_on(async move {
+                let mut accepting = tokio::task::JoinSet::new();
+                for l in listeners {
+                    accepting.spawn(async move {
+                        let l = TcpListener::from_std(l).expect("tokio listener");
+                        while let Ok((s, _)) = l.accept().await {
+                            tokio::spawn(send_endless_body(s));
+                        }
+                    });
+                }
+                while accepting.join_next().await.is_some() {}
+            });
+        })
+        .expect("endless-bodies thread");
+}

@@ -409,59 +409,16 @@ async fn periodic_checks_go_on_past_a_hung_real() {
     assert!(took < Duration::from_secs(2), "5 checks of the good real took {took:?}");
 }
 
-/// A hostile real's answer: 200 with a chunked body that never ends.
-async fn send_endless_body(mut s: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // One chunk for all connections.
-    static CHUNK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let chunk = CHUNK.get_or_init(|| [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat());
-    // A small send buffer: the writer only keeps up with the reader
-    // instead of copying megabytes into each socket (CPU the other tests need).
-    let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBuf, &(16 << 10));
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    if s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await.is_err() {
-        return;
-    }
-    while s.write_all(chunk).await.is_ok() {}
-}
-
 fn endless_body(addr: &str) -> SocketAddr {
-    fake::tcp(addr, send_endless_body)
+    fake::tcp(addr, fake::send_endless_body)
 }
 
-/// Hostile reals on 127.0.9.1-`n`, served by a thread of their own: a
-/// thousand endless writers would starve the other tests' fakes.
+/// Hostile reals on 127.0.9.1-`n` (served by a thread of their own).
 fn hostile_reals(n: u8) -> Vec<SocketAddr> {
-    let listeners: Vec<std::net::TcpListener> = (1..=n)
-        .map(|i| {
-            let l = std::net::TcpListener::bind(("127.0.9.".to_string() + &i.to_string(), 0)).unwrap();
-            l.set_nonblocking(true).unwrap();
-            l
-        })
-        .collect();
+    let listeners: Vec<std::net::TcpListener> =
+        (1..=n).map(|i| std::net::TcpListener::bind(("127.0.9.".to_string() + &i.to_string(), 0)).unwrap()).collect();
     let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let mut accepting = tokio::task::JoinSet::new();
-            for l in listeners {
-                accepting.spawn(async move {
-                    let l = tokio::net::TcpListener::from_std(l).unwrap();
-                    while let Ok((s, _)) = l.accept().await {
-                        tokio::spawn(send_endless_body(s));
-                    }
-                });
-            }
-            while accepting.join_next().await.is_some() {}
-        });
-    });
+    fake::serve_endless_bodies(listeners);
     addrs
 }
 
