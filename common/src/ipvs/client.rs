@@ -131,7 +131,17 @@ impl IpvsClient {
         attrs: Vec<Attr>,
         context: &str,
     ) -> Result<Vec<AttrMap>> {
-        let dump = flags.contains(NlmF::DUMP);
+        let seq = self.send(nl_type, cmd, version, flags, attrs, context)?;
+        let mut out = Vec::new();
+        self.replies(seq, flags, context, &mut |reply| {
+            out.push(reply);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Sends one request; returns its sequence number.
+    fn send(&self, nl_type: u16, cmd: u8, version: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<u32> {
         let genl = GenlmsghdrBuilder::<u8, u16>::default()
             .cmd(cmd)
             .version(version)
@@ -148,8 +158,16 @@ impl IpvsClient {
             .build()
             .map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
         self.sock.send(&msg).map_err(|e| socket_error(context, e))?;
+        Ok(seq)
+    }
 
-        let mut out = Vec::new();
+    /// The replies to request `seq` (sent with `flags`), each handed to
+    /// `each` as it comes rather than collected: a dump of 65,536
+    /// destinations then never holds all its raw replies at once (about
+    /// 40 MiB of them). An error from `each` ends the exchange; the rest
+    /// of a dump is skipped by the next one (by sequence number).
+    fn replies(&self, seq: u32, flags: NlmF, context: &str, each: &mut dyn FnMut(AttrMap) -> Result<()>) -> Result<()> {
+        let dump = flags.contains(NlmF::DUMP);
         loop {
             let (iter, _) = loop {
                 match self.sock.recv::<u16, GenlMsg>() {
@@ -164,7 +182,7 @@ impl IpvsClient {
                     continue;
                 }
                 match reply.nl_payload() {
-                    NlPayload::Ack(_) => return Ok(out),
+                    NlPayload::Ack(_) => return Ok(()),
                     NlPayload::Err(e) => {
                         return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() })
                     }
@@ -172,17 +190,17 @@ impl IpvsClient {
                         if *e.error() != 0 {
                             return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() });
                         }
-                        return Ok(out);
+                        return Ok(());
                     }
                     NlPayload::Payload(p) => {
-                        out.push(AttrMap::from_attrs("reply", p.attrs()));
+                        each(AttrMap::from_attrs("reply", p.attrs()))?;
                         if !dump && !flags.contains(NlmF::ACK) {
-                            return Ok(out);
+                            return Ok(());
                         }
                     }
                     NlPayload::Empty => {
                         if *reply.nl_type() == u16::from(Nlmsg::Done) {
-                            return Ok(out);
+                            return Ok(());
                         }
                     }
                 }
@@ -246,16 +264,17 @@ impl IpvsClient {
     /// The destinations of `key`; empty when the service does not exist (the
     /// kernel's dump does not say which).
     pub fn destinations(&self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        let replies = self.ipvs(
-            wire::IPVS_CMD_GET_DEST,
-            NlmF::DUMP,
-            vec![wire::service_key_attr(key)?],
-            &format!("listing destinations of {key}"),
-        )?;
-        replies
-            .iter()
-            .map(|r| wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family()))
-            .collect()
+        let context = format!("listing destinations of {key}");
+        let attrs = vec![wire::service_key_attr(key)?];
+        let seq =
+            self.send(self.family, wire::IPVS_CMD_GET_DEST, wire::IPVS_GENL_VERSION, NlmF::DUMP, attrs, &context)?;
+        // Decoded as they come: only the destinations are kept.
+        let mut out = Vec::new();
+        self.replies(seq, NlmF::DUMP, &context, &mut |r| {
+            out.push(wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family())?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     pub fn add_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
