@@ -64,6 +64,19 @@ pub fn ocf(
     params: &[(&str, &str)],
     extra_env: &[(&str, &str)],
 ) -> Call {
+    ocf_command(agent, netns, action, params, extra_env).output().expect("run agent").into()
+}
+
+/// The command [`ocf`] runs, for a caller that runs it itself (to
+/// measure it, say). `ip netns exec` execs the agent in place, so the
+/// process is the agent's.
+pub fn ocf_command(
+    agent: &str,
+    netns: Option<&str>,
+    action: &str,
+    params: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
+) -> Command {
     let mut cmd = command(agent, netns);
     cmd.arg(action)
         .env("OCF_ROOT", "/usr/lib/ocf")
@@ -77,7 +90,7 @@ pub fn ocf(
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run agent").into()
+    cmd
 }
 
 /// A heartbeat v1 call: `agent ARG... ACTION`.
