@@ -553,7 +553,7 @@ impl Daemon {
     /// `routine`: the pass of an interval, which counts towards failing
     /// monitor (passes prompted by changes come in bursts; they do not).
     fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
-        let problem = self.apply(ipvs);
+        let problem = self.apply(ipvs, instance);
         let fault = self.count(problem.as_ref(), routine);
         let state = self.state(problem.map(|p| p.text));
         instance.write_state(&state);
@@ -631,9 +631,12 @@ impl Daemon {
     }
 
     /// Makes the kernel match the health state; returns a problem to report.
-    fn apply(&self, ipvs: &IpvsClient) -> Option<Problem> {
+    /// `instance` beats while the writes go on (see [`Instance::sign_of_life`]).
+    fn apply(&self, ipvs: &IpvsClient, instance: &Instance) -> Option<Problem> {
         let desired = self.cfg.desired(|ep| self.is_up(ep));
-        match ipvs.reconcile_destinations(&self.cfg.service, &self.cfg.owned(), &desired) {
+        match ipvs.reconcile_destinations_with(&self.cfg.service, &self.cfg.owned(), &desired, &mut || {
+            instance.sign_of_life()
+        }) {
             Ok(ops) => {
                 for op in ops {
                     tracing::debug!("{}: {op:?}", self.cfg.service);
@@ -705,9 +708,20 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         );
         // Reals that start up go in before any check; then one round of
         // every real at once, whose state file tells start we are ready.
-        d.apply(&ipvs);
+        d.apply(&ipvs, instance);
         let sched = Scheduler::new(in_flight, d.cfg.timeout)?;
-        for report in sched.round(&d.cfg.jobs()).await {
+        let jobs = d.cfg.jobs();
+        let round = sched.round(&jobs);
+        tokio::pin!(round);
+        // Thousands of checks that time out make a long first round.
+        let mut beat = tokio::time::interval(lvs_common::daemon::ALIVE_EVERY);
+        let reports = loop {
+            tokio::select! {
+                reports = &mut round => break reports,
+                _ = beat.tick() => instance.sign_of_life(),
+            }
+        };
+        for report in reports {
             d.record(report);
         }
         d.sync(&ipvs, instance, true)?;
@@ -783,6 +797,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                                 Err(e) if e.is_not_found() => {}
                                 Err(e) => tracing::warn!("removing {ep}: {e}"),
                             }
+                            instance.sign_of_life();
                         }
                         d.sync(&ipvs, instance, false)?;
                         tracing::info!("reloaded: {} reals", d.cfg.reals.len());

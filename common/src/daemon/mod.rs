@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,6 +70,8 @@ struct PidLock {
     ino: u64,
     /// The last state-write errno, so each new problem is logged once.
     errno: AtomicI32,
+    /// CLOCK_BOOTTIME (ms) of the last [`Instance::sign_of_life`] beat.
+    alive_at: AtomicU64,
 }
 
 fn run_dir() -> PathBuf {
@@ -147,6 +149,10 @@ fn legacy_stem(name: &str) -> String {
 
 /// The current time on CLOCK_BOOTTIME: steady (no wall-clock steps) and
 /// counting suspend, the same in every process of this boot.
+/// How often [`Instance::sign_of_life`] writes at most: well inside the shortest
+/// freshness limit (3 x 1 s + 1 s).
+pub const ALIVE_EVERY: Duration = Duration::from_millis(500);
+
 pub fn boottime() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
         .map(|t| Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().clamp(0, 999_999_999) as u32))
@@ -404,6 +410,26 @@ impl Instance {
         self.beat(r, false);
     }
 
+    /// A sign of life in the middle of long work (the first fill of a
+    /// large table takes minutes of kernel writes, the first round of
+    /// thousands of slow checks tens of seconds): the heartbeat only, at
+    /// most every [`ALIVE_EVERY`]; errno and readiness stay as they were.
+    /// Called from the work itself, so a daemon stuck in it still goes stale.
+    pub fn sign_of_life(&self) {
+        let Some(held) = self.held.get() else { return };
+        let now = boottime();
+        let ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let every = u64::try_from(ALIVE_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if ms.saturating_sub(held.alive_at.load(Ordering::Relaxed)) < every {
+            return;
+        }
+        held.alive_at.store(ms, Ordering::Relaxed);
+        let beat = Heartbeat { at: now, errno: held.errno.load(Ordering::Relaxed), ready: read_ready(&held.beat) };
+        if let Err(e) = held.beat.write_all_at(beat.line().as_bytes(), 0) {
+            tracing::warn!("writing {}: {e}", self.heartbeatfile().display());
+        }
+    }
+
     fn beat(&self, r: Result<()>, ready: bool) {
         let Some(held) = self.held.get() else { return };
         let errno = match &r {
@@ -504,7 +530,14 @@ impl Instance {
             .map_err(|e| Error::io(format!("writing {}", beat_path.display()), e))?;
         file.set_len(0).map_err(io)?;
         file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0).map_err(io)?;
-        let lock = PidLock { file, beat, dev: meta.dev(), ino: meta.ino(), errno: AtomicI32::new(0) };
+        let lock = PidLock {
+            file,
+            beat,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            errno: AtomicI32::new(0),
+            alive_at: AtomicU64::new(0),
+        };
         self.held.set(lock).map_err(|_| Error::generic("the pidfile is claimed twice"))
     }
 
@@ -913,6 +946,30 @@ mod tests {
     fn tmp_instance(tag: &str) -> Instance {
         let dir = std::env::temp_dir().join(format!("lvs-daemon-test-{tag}-{}", std::process::id()));
         Instance::in_dir("t", "res:1", dir)
+    }
+
+    #[test]
+    fn sign_of_life_freshens_the_heartbeat_and_keeps_readiness_at_most_every_alive_every() {
+        let i = tmp_instance("alive");
+        let _ = fs::remove_dir_all(&i.dir);
+        i.claim_pidfile().unwrap();
+        let first = i.read_heartbeat().unwrap();
+        assert!(!first.ready);
+        i.write_state(&1);
+        let ready = i.read_heartbeat().unwrap();
+        assert!(ready.ready);
+        i.sign_of_life();
+        let beat = i.read_heartbeat().unwrap();
+        assert!(beat.ready && beat.errno == 0 && beat.at >= ready.at, "{beat:?} after {ready:?}");
+        // Within ALIVE_EVERY of that beat: no write.
+        i.sign_of_life();
+        assert_eq!(i.read_heartbeat().unwrap().at, beat.at);
+        std::thread::sleep(ALIVE_EVERY + Duration::from_millis(50));
+        i.sign_of_life();
+        let later = i.read_heartbeat().unwrap();
+        assert!(later.at >= beat.at + ALIVE_EVERY, "{later:?} after {beat:?}");
+        assert!(later.ready);
+        let _ = fs::remove_dir_all(&i.dir);
     }
 
     #[test]

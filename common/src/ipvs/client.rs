@@ -264,6 +264,12 @@ impl IpvsClient {
     /// The destinations of `key`; empty when the service does not exist (the
     /// kernel's dump does not say which).
     pub fn destinations(&self, key: &ServiceKey) -> Result<Vec<Destination>> {
+        self.destinations_with(key, &mut || {})
+    }
+
+    /// [`destinations`](Self::destinations), calling `after_each` after
+    /// every destination read (a dump of tens of thousands takes seconds).
+    pub fn destinations_with(&self, key: &ServiceKey, after_each: &mut dyn FnMut()) -> Result<Vec<Destination>> {
         let context = format!("listing destinations of {key}");
         let attrs = vec![wire::service_key_attr(key)?];
         let seq =
@@ -272,6 +278,7 @@ impl IpvsClient {
         let mut out = Vec::new();
         self.replies(seq, NlmF::DUMP, &context, &mut |r| {
             out.push(wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family())?);
+            after_each();
             Ok(())
         })?;
         Ok(out)
@@ -394,7 +401,22 @@ impl IpvsClient {
         owned: &BTreeSet<SocketAddr>,
         desired: &[Destination],
     ) -> Result<Vec<DestOp>> {
-        let current = self.destinations(key)?;
+        self.reconcile_destinations_with(key, owned, desired, &mut || {})
+    }
+
+    /// [`reconcile_destinations`](Self::reconcile_destinations), calling
+    /// `after_each` after every destination read and kernel write: filling
+    /// a large table takes
+    /// minutes (the kernel looks each new destination up in the service's
+    /// list), and a daemon shows it is alive meanwhile.
+    pub fn reconcile_destinations_with(
+        &self,
+        key: &ServiceKey,
+        owned: &BTreeSet<SocketAddr>,
+        desired: &[Destination],
+        after_each: &mut dyn FnMut(),
+    ) -> Result<Vec<DestOp>> {
+        let current = self.destinations_with(key, after_each)?;
         let ops = reconcile(&current, owned, desired)?;
         for op in &ops {
             match op {
@@ -404,6 +426,7 @@ impl IpvsClient {
                 },
                 other => self.apply(key, std::slice::from_ref(other))?,
             }
+            after_each();
         }
         Ok(ops)
     }
