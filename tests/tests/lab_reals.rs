@@ -179,7 +179,10 @@ fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_i
         std::thread::sleep(Duration::from_secs(1));
     }
     let filled = began.elapsed();
-    println!("start returned after {started:?}; the table filled after {filled:?}; {} monitors meanwhile", monitors.len());
+    println!(
+        "start returned after {started:?}; the table filled after {filled:?}; {} monitors meanwhile",
+        monitors.len()
+    );
     // Monitor's limit is 3 x check_interval + 1 s = 4 s: a fill that ends
     // sooner after start could not show the defect.
     assert!(
@@ -188,7 +191,13 @@ fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_i
         filled.saturating_sub(started)
     );
     let failed: Vec<_> = monitors.iter().filter(|m| m.1 != 0).collect();
-    assert!(failed.is_empty(), "{} of {} monitors during the fill failed, first: {:?}", failed.len(), monitors.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} of {} monitors during the fill failed, first: {:?}",
+        failed.len(),
+        monitors.len(),
+        failed.first()
+    );
     assert!(daemon_pid(&format!("realservers-reals-{}", d.ns)).is_some(), "the daemon that filled the table runs");
     assert_eq!(in_kernel(), REALS, "the daemon's first state is written, yet the table is not full");
 
