@@ -368,10 +368,11 @@ fn node_a() {
             }
             "report" => {
                 let report = format!(
-                    "== addresses\n{}== ipvs\n{}== daemons\n{:?}\n== connections\n{}{}== crm_mon\n{}",
+                    "== addresses\n{}== ipvs\n{}== daemons\n{:?}\n== state\n{}\n== connections\n{}{}== crm_mon\n{}",
                     must("ip", &["-4", "addr", "show"]),
                     must("ipvsadm", &["-Ln"]),
                     daemons_left(&["realservers-reals", "sorry-sorry"]),
+                    std::fs::read_to_string(STATE).unwrap_or_default().replace('\n', " "),
                     must("ipvsadm", &["-Lnc"]),
                     must("ipvsadm", &["-L", "--daemon"]),
                     Command::new("crm_mon")
@@ -600,33 +601,76 @@ impl Watch {
     }
 }
 
-/// 30 requests through the director that `table` reads split 10:20 over
-/// r1 (weight 1) and r2 (weight 2). First waits until that table holds
-/// exactly the two reals at those weights and no sorry fallback: any edit
-/// of a destination (sorry removing its fallback once a real has weight)
-/// puts the kernel's wrr round back at the list head, which shifts one
-/// request of a split. CI saw 9:21 right after the power loss, where the
-/// test waited for the weights only and sorry's removal landed in the split.
-fn wrr_split(client: &Host, via: &str, table: impl Fn() -> String) {
+/// 30 requests through the serving director (whose table and health
+/// state `read` returns, see [`director_b`], [`director_a`]) split 10:20
+/// over r1 (weight 1) and r2 (weight 2).
+///
+/// First waits until that table holds exactly the two reals at those
+/// weights and no sorry fallback: any edit or removal of a destination
+/// (sorry removing its fallback once a real has weight) puts the kernel's
+/// wrr round back at the list head, which shifts one request of a split.
+/// A real whose health changed during the split (a check that timed out
+/// `fall` times in a row on the emulated VMs: quiesced for a moment) also
+/// shifts requests: CI saw 9:21 right after the power loss, and this host
+/// 11:19 after the merge. That is health, not scheduling, and the split
+/// is repeated (at most twice); a wrong split with no transition fails.
+fn wrr_split(client: &Host, via: &str, read: impl Fn() -> Director) {
     let settled = |t: &str| {
         let w = weights_in(t);
         w.len() == 2 && w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)
     };
-    wait_for(&format!("only r1 (1) and r2 (2) in the table of {via}"), Duration::from_secs(30), || {
-        settled(&table()).then_some(())
-    });
-    let c = client.requests(&format!("{VIP}:80"), 30);
-    if (c.get("r1"), c.get("r2")) != (Some(&10), Some(&20)) {
-        panic!("wrr 1:2 through {via}: {c:?}; the table now:\n{}", table());
+    for _ in 0..3 {
+        wait_for(&format!("only r1 (1) and r2 (2) in the table of {via}"), Duration::from_secs(30), || {
+            settled(&read().table).then_some(())
+        });
+        let before = read().transitions();
+        let c = client.requests(&format!("{VIP}:80"), 30);
+        if (c.get("r1"), c.get("r2")) == (Some(&10), Some(&20)) {
+            return;
+        }
+        let now = read();
+        let after = now.transitions();
+        if after == before {
+            panic!("wrr 1:2 through {via}: {c:?}, no health transition meanwhile; the table now:\n{}", now.table);
+        }
+        println!("wrr split through {via}: {c:?}, with a health transition meanwhile ({before:?} -> {after:?}): again");
+    }
+    panic!("wrr 1:2 through {via}: three splits, each with a health transition");
+}
+
+/// What [`wrr_split`] reads of the serving director.
+struct Director {
+    /// `ipvsadm -Ln` (node-a's whole report).
+    table: String,
+    /// The realservers daemon's state file.
+    state: String,
+}
+
+impl Director {
+    /// Each real's health and the time of its last transition.
+    fn transitions(&self) -> Vec<(String, bool, u64)> {
+        let v: serde_json::Value = serde_json::from_str(&self.state).unwrap_or_default();
+        let reals = v["reals"].as_array().cloned().unwrap_or_default();
+        reals
+            .iter()
+            .map(|r| {
+                let real = r["real"].as_str().unwrap_or_default().to_string();
+                (real, r["up"].as_bool().unwrap_or_default(), r["since"].as_u64().unwrap_or_default())
+            })
+            .collect()
     }
 }
 
-fn table_b() -> String {
-    must("ipvsadm", &["-Ln"])
+const STATE: &str = "/run/lvs-agents/realservers-reals.state";
+
+fn director_b() -> Director {
+    Director { table: must("ipvsadm", &["-Ln"]), state: std::fs::read_to_string(STATE).unwrap_or_default() }
 }
 
-fn table_a() -> String {
-    control("report")
+fn director_a() -> Director {
+    let report = control("report");
+    let state = report.split_once("== state\n").map(|(_, s)| s.lines().next().unwrap_or_default().to_string());
+    Director { table: report, state: state.unwrap_or_default() }
 }
 
 /// Processes in uninterruptible sleep, with where in the kernel they wait.
@@ -702,7 +746,7 @@ fn node_b() {
     // node-a directs: its VIP, its table; node-b holds nothing.
     group_on(&cluster, "node-a", Duration::from_secs(120));
     println!("{}", cluster.status());
-    wrr_split(&client, "node-a", table_a);
+    wrr_split(&client, "node-a", director_a);
     assert_eq!(client_sees(&client).as_deref(), Some(MAC_A), "the client reaches the VIP at node-a");
     assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b holds no VIP");
     assert!(weights_in(&must("ipvsadm", &["-Ln"])).is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
@@ -727,7 +771,7 @@ fn node_b() {
         "without connection sync a move must break connections, or this lane cannot tell: {without_sync}"
     );
     assert!(daemon_pid("realservers-reals").is_some(), "node-b runs the health daemon after --move");
-    wrr_split(&client, "node-b after --move", table_b);
+    wrr_split(&client, "node-b after --move", director_b);
 
     must(
         "crm",
@@ -759,7 +803,7 @@ fn node_b() {
     let with_sync = flows_line(&dl, &sessions);
     assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b released the VIP");
     nothing_left("node-b's stop after --clear");
-    wrr_split(&client, "node-a again", table_a);
+    wrr_split(&client, "node-a again", director_a);
     assert_eq!((fenced("node-a"), fenced("node-b")), (None, None), "a planned move fences nobody");
     println!("pair: planned move to node-b and back in {:.1} s, nobody fenced", began.elapsed().as_secs_f64());
     println!("pair: planned move without connection sync (control): {without_sync}");
@@ -777,7 +821,7 @@ fn node_b() {
     group_on(&cluster, "node-a", Duration::from_secs(1));
     assert_eq!((fenced("node-a"), fenced("node-b")), (None, None), "one lost link fences nobody");
     assert_eq!(link_up(0), Some(true), "link 0 still carries the cluster");
-    wrr_split(&client, "node-a with one heartbeat link", table_a);
+    wrr_split(&client, "node-a with one heartbeat link", director_a);
     wire1(true);
     println!(
         "pair: one heartbeat link down for {:.1} s: link 1 reported down, nothing moved, nobody fenced",
@@ -836,7 +880,7 @@ fn node_b() {
         let w = weights_in(&control("report"));
         (w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)).then_some(())
     });
-    wrr_split(&client, "node-a after the merge", table_a);
+    wrr_split(&client, "node-a after the merge", director_a);
     println!(
         "pair: guard without fencing: node-b's vip refused to start {:.1} s after both links were cut (on_duplicate=refuse); {} ARP answers for the VIP, all from node-a; longest gap between served requests {:.1} s",
         (refused - cut).as_secs_f64(),
@@ -863,7 +907,7 @@ fn node_b() {
         let w = weights_in(&must("ipvsadm", &["-Ln"]));
         (w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)).then_some(())
     });
-    wrr_split(&client, "node-b after the failover", table_b);
+    wrr_split(&client, "node-b after the failover", director_b);
     let (dl, sessions) = flows.finish(Duration::from_secs(3));
     assert_survived("node-a's power loss with ocf:lvs:sync", &dl, &sessions);
     println!("pair: power loss with ocf:lvs:sync: {}", flows_line(&dl, &sessions));
