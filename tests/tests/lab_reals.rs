@@ -109,23 +109,40 @@ fn a_full_list_validates_and_stops_quickly() {
     assert!(c.stderr.contains("more than 65536 reals"), "{}", c.stderr);
 }
 
-/// Reaps `child` with wait4: its exit code, and its peak resident memory
-/// in KiB (ru_maxrss, for that very process).
-fn wait_with_maxrss(child: &mut std::process::Child) -> (i32, u64) {
+/// What wait4 says of a finished agent.
+struct Usage {
+    code: i32,
+    /// Peak resident memory in KiB (ru_maxrss, for that very process).
+    maxrss: u64,
+    /// CPU in user space (ours) and in the kernel on its behalf (netlink).
+    user: Duration,
+    system: Duration,
+}
+
+fn cpu(t: libc::timeval) -> Duration {
+    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_usec).unwrap_or(0) * 1000)
+}
+
+/// Reaps `child` with wait4.
+fn wait_with_usage(child: &mut std::process::Child) -> Usage {
     let pid = i32::try_from(child.id()).expect("pid");
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     // SAFETY: pid is our own child, not yet waited for; status and usage
     // are ours to write.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    (code, u64::try_from(usage.ru_maxrss).unwrap_or(0))
+    Usage {
+        code: if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 },
+        maxrss: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        user: cpu(usage.ru_utime),
+        system: cpu(usage.ru_stime),
+    }
 }
 
 /// A realservers action like [`realservers`], measured: its wall time and
-/// its peak resident memory in KiB (`ip netns exec` execs the agent in
-/// place, so the process measured is the agent).
-fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration, u64) {
+/// what wait4 says (`ip netns exec` execs the agent in place, so the
+/// process measured is the agent).
+fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration, Usage) {
     use std::io::Read;
     let instance = format!("reals-{}", d.ns);
     let mut cmd = ocf_command("lvs-realservers", Some(&d.ns), action, params, &[("OCF_RESOURCE_INSTANCE", &instance)]);
@@ -135,8 +152,8 @@ fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration,
     let (mut stdout, mut stderr) = (String::new(), String::new());
     child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("stdout");
     child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
-    let (code, maxrss) = wait_with_maxrss(&mut child);
-    (Call { code, stdout, stderr }, began.elapsed(), maxrss)
+    let usage = wait_with_usage(&mut child);
+    (Call { code: usage.code, stdout, stderr }, began.elapsed(), usage)
 }
 
 /// A large list in the kernel for real. The daemon's first fill takes
@@ -201,8 +218,12 @@ fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_i
     assert!(daemon_pid(&format!("realservers-reals-{}", d.ns)).is_some(), "the daemon that filled the table runs");
     assert_eq!(in_kernel(), REALS, "the daemon's first state is written, yet the table is not full");
 
-    let (c, took, rss) = measured(&d, "stop", &p);
-    println!("stop of {REALS} reals in the kernel: {took:?}, peak RSS {rss} KiB");
+    let (c, took, usage) = measured(&d, "stop", &p);
+    let rss = usage.maxrss;
+    println!(
+        "stop of {REALS} reals in the kernel: {took:?}, peak RSS {rss} KiB, CPU {:?} in user space, {:?} in the kernel",
+        usage.user, usage.system
+    );
     assert_eq!(c.code, 0, "stop: {c:?}");
     assert_eq!(in_kernel(), 0, "stop left reals in the table");
     assert!(rss < STOP_RSS_KIB, "stop of {REALS} reals peaked at {rss} KiB");
