@@ -172,7 +172,7 @@ fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration,
 fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_it() {
     // LVS_LAB_REALS=65536 for the figures by hand (with release agents:
     // tests/lab/lab --env LVS_BIN_DIR=target/release --env LVS_LAB_REALS=65536).
-    let reals: usize = std::env::var("LVS_LAB_REALS").ok().and_then(|v| v.parse().ok()).unwrap_or(16_384);
+    let reals: usize = std::env::var("LVS_LAB_REALS").map_or(16_384, |v| v.parse().expect("LVS_LAB_REALS: a number"));
     assert!(reals.is_power_of_two() && (256..=65_536).contains(&reals), "LVS_LAB_REALS: a power of two, 256-65536");
     let last = format!("10.1.{}.255", reals / 256 - 1);
     let list = format!("10.1.0.0->{last}:80 gate 1");

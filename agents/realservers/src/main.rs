@@ -716,7 +716,9 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         let jobs = d.cfg.jobs();
         let round = sched.round(&jobs);
         tokio::pin!(round);
-        // Thousands of checks that time out make a long first round.
+        // Thousands of checks that time out make a long first round. A
+        // timer beats here, not the work: each check is bounded by
+        // check_timeout, so the round ends.
         let mut beat = tokio::time::interval(lvs_common::daemon::ALIVE_EVERY);
         let reports = loop {
             tokio::select! {

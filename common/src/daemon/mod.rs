@@ -147,12 +147,12 @@ fn legacy_stem(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
 }
 
-/// The current time on CLOCK_BOOTTIME: steady (no wall-clock steps) and
-/// counting suspend, the same in every process of this boot.
 /// How often [`Instance::sign_of_life`] writes at most: well inside the shortest
 /// freshness limit (3 x 1 s + 1 s).
 pub const ALIVE_EVERY: Duration = Duration::from_millis(500);
 
+/// The current time on CLOCK_BOOTTIME: steady (no wall-clock steps) and
+/// counting suspend, the same in every process of this boot.
 pub fn boottime() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
         .map(|t| Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().clamp(0, 999_999_999) as u32))

@@ -164,9 +164,25 @@ impl IpvsClient {
     /// The replies to request `seq` (sent with `flags`), each handed to
     /// `each` as it comes rather than collected: a dump of 65,536
     /// destinations then never holds all its raw replies at once (about
-    /// 40 MiB of them). An error from `each` ends the exchange; the rest
-    /// of a dump is skipped by the next one (by sequence number).
+    /// 40 MiB of them). After an error from `each` the rest is still read
+    /// (and not handed on), then that first error returned: a dump left
+    /// unread keeps the socket's dump running, and the kernel would answer
+    /// the next dump on it with EBUSY instead.
     fn replies(&self, seq: u32, flags: NlmF, context: &str, each: &mut dyn FnMut(AttrMap) -> Result<()>) -> Result<()> {
+        let mut first_error = None;
+        let mut each = |reply: AttrMap| {
+            if first_error.is_none() {
+                first_error = each(reply).err();
+            }
+        };
+        let done = self.read_replies(seq, flags, context, &mut each);
+        match first_error {
+            Some(e) => Err(e),
+            None => done,
+        }
+    }
+
+    fn read_replies(&self, seq: u32, flags: NlmF, context: &str, each: &mut dyn FnMut(AttrMap)) -> Result<()> {
         let dump = flags.contains(NlmF::DUMP);
         loop {
             let (iter, _) = loop {
@@ -193,7 +209,7 @@ impl IpvsClient {
                         return Ok(());
                     }
                     NlPayload::Payload(p) => {
-                        each(AttrMap::from_attrs("reply", p.attrs()))?;
+                        each(AttrMap::from_attrs("reply", p.attrs()));
                         if !dump && !flags.contains(NlmF::ACK) {
                             return Ok(());
                         }
