@@ -49,8 +49,8 @@ static SPEC: AgentSpec = AgentSpec {
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
                 haresources needs since it splits on spaces. At most 65,536 reals in all, ranges \
                 expanded. Reals in the kernel cost kernel time on stop: with scheduler wrr each \
-                removal walks the whole list (65,536 reals took 396 s to remove in an emulated VM, \
-                7.2 s under wlc), so keep wrr lists in the low thousands or raise the stop \
+                removal recomputes the scheduler's weights over the whole list (65,536 reals took \
+                396 s to remove in an emulated VM, 7.2 s under wlc; see README), so keep wrr lists in the low thousands or raise the stop \
                 timeout. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
                 ::) and ports above 0, except port 0 for a service without a port (fwmark, or \
                 port 0). Each distinct request/receive pair is parsed once and shared by the reals \

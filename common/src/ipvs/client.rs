@@ -422,9 +422,9 @@ impl IpvsClient {
 
     /// [`reconcile_destinations`](Self::reconcile_destinations), calling
     /// `after_each` after every destination read and kernel write: filling
-    /// a large table takes
-    /// minutes (the kernel looks each new destination up in the service's
-    /// list), and a daemon shows it is alive meanwhile.
+    /// a large table takes minutes (each addition walks the service's list,
+    /// and under wrr recomputes the scheduler's weights over it), and a
+    /// daemon shows it is alive meanwhile.
     pub fn reconcile_destinations_with(
         &self,
         key: &ServiceKey,
