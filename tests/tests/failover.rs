@@ -24,6 +24,10 @@
 //!  5. split brain with the group on node-b (both heartbeat links cut, the
 //!     service LAN up): exactly node-a is fenced, no other MAC ever answers
 //!     for the VIP, the client keeps being served.
+//!  6. the same pair under heartbeat v1 (haresources, `crm off`) instead of
+//!     Pacemaker, in the same VMs: node-a booted again runs heartbeat; moves
+//!     by heartbeat's stop and start, hb_standby/hb_takeover and a power
+//!     loss, the VIP never on both (failover/heartbeat.rs).
 //!
 //! One test, three roles picked by LVS_FAILOVER_ROLE: unset on the host (boot
 //! the VMs, relay their output, return node-b's verdict), `a` and `b` inside
@@ -33,7 +37,7 @@
 //! fenced or powered off). node-b's namespace-hosts are the client and two
 //! DR real servers on a bridge with wire0, so both directors reach them:
 //!
-//!   node-a eth0 10.0.0.1 ── wire0 ── eth0 ─ br0 10.0.0.2 (node-b)
+//!   node-a eth0 10.0.0.1 ── wire0 ── lan0 ─ eth0 10.0.0.2 (node-b, a bridge)
 //!          eth1 10.1.0.1 ── wire1 ── eth1 10.1.0.2    ├─ r1 10.0.0.11 (VIP on lo)
 //!          /dev/vda ═══ one sbd image ═══ /dev/vda     ├─ r2 10.0.0.12 (VIP on lo)
 //!                                                      └─ client 10.0.0.50
@@ -44,7 +48,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,6 +56,9 @@ use std::time::{Duration, Instant};
 use lvs_tests::agent::bin;
 use lvs_tests::cluster::{install_ocf_agent, must, wait_for, Cluster, LogMark};
 use lvs_tests::topo::{daemon_pid, daemons_left, http_get, ip, weights_in, Host};
+
+#[path = "failover/heartbeat.rs"]
+mod heartbeat;
 
 const NODES: [(&str, [&str; 2]); 2] = [("node-a", ["10.0.0.1", "10.1.0.1"]), ("node-b", ["10.0.0.2", "10.1.0.2"])];
 const MAC_A: &str = "52:54:00:4c:56:0a";
@@ -62,6 +69,9 @@ const MAC_B1: &str = "52:54:00:4c:57:0b";
 /// "report" (what node-a has configured, printed when a flow breaks).
 const CONTROL: &str = "10.0.0.1:7777";
 const VIP: &str = "10.0.0.100";
+/// Set (on the host) to run the heartbeat pair only, without the Pacemaker
+/// scenarios (for work on it; the lane runs both).
+const HEARTBEAT_ONLY: &str = "LVS_PAIR_HEARTBEAT_ONLY";
 /// The SBD disk as both guests see it.
 const SBD_DISK: &str = "/dev/vda";
 /// SBD timeouts written to the disk: the watchdog fires after 10 s without a
@@ -88,7 +98,7 @@ const PROPERTIES: [(&str, &str); 4] = [
     ("dc-deadtime", "2s"),
 ];
 
-// No nic: each director finds its own (eth0 on node-a, br0 on node-b).
+// No nic: each director finds its own (eth0 on both; a bridge on node-b).
 // vip last in the group: a director announces the VIP only once its table
 // is built, and on stop gives the VIP up first. With vip first, the old
 // director kept the VIP while it dismantled service and reals, and its own
@@ -110,6 +120,7 @@ location lvs-prefers-a lvs 100: node-a
 fn two_directors_fail_over() {
     match std::env::var("LVS_FAILOVER_ROLE").as_deref() {
         Ok("a") => node_a(),
+        Ok("a-heartbeat") => heartbeat::node_a(),
         Ok("b") => node_b(),
         _ => {
             assert!(std::env::var_os("LVS_IN_LAB").is_none(), "run this test on the host: it boots two lab VMs");
@@ -151,7 +162,7 @@ fn boot(role: &str, args: &[String], on_line: impl Fn(&str) + Send + Sync + 'sta
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab");
     let me = std::env::current_exe().expect("own path");
     let mut child = Command::new(lab)
-        .args(["--mem", "1536", "--timeout", "1800", "--watchdog"])
+        .args(["--mem", "1536", "--timeout", "2700", "--watchdog"])
         .args(args)
         .args(["--env", &format!("LVS_FAILOVER_ROLE={role}"), "--"])
         .arg(me)
@@ -200,8 +211,9 @@ impl Lab {
     }
 }
 
-fn boot_node_a(lab: &Lab) {
-    let vm = boot("a", &lab.wires("connect", [MAC_A, MAC_A1]), |_| {});
+/// Boots node-a in `role`: "a" (the Pacemaker pair) or "a-heartbeat".
+fn boot_node_a(lab: &Lab, role: &str) {
+    let vm = boot(role, &lab.wires("connect", [MAC_A, MAC_A1]), |_| {});
     // node-a's output ends with its power; nobody waits for its relays.
     drop(vm.relays);
     lab.node_a.lock().expect("node-a list").push(vm.child);
@@ -230,19 +242,21 @@ fn hmp(socket: &Path, command: &str) -> std::io::Result<String> {
 
 /// What node-b asks of the host ("HOST: ..." lines).
 fn serve_node_b(lab: &Lab, line: &str) {
-    let Some(ask) = line.trim().strip_prefix("HOST: ") else { return };
+    // Anywhere in the line: the first one may follow the test harness's
+    // "test ... " without a newline.
+    let Some((_, ask)) = line.trim().split_once("HOST: ") else { return };
     match ask {
         "set_link wire1 off" | "set_link wire1 on" => match hmp(&lab.monitor(), ask) {
             Ok(_) => println!("host: {ask} done on node-b's qemu"),
             Err(e) => println!("host: {ask} failed: {e}"),
         },
-        "boot node-a" => {
+        "boot node-a" | "boot node-a for heartbeat" => {
             // The fenced node-a's qemu exits on the reset; make sure.
             for mut c in lab.node_a.lock().expect("node-a list").drain(..) {
                 let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
                 let _ = c.wait();
             }
-            boot_node_a(lab);
+            boot_node_a(lab, if ask.ends_with("heartbeat") { "a-heartbeat" } else { "a" });
             println!("host: node-a booted again");
         }
         other => println!("host: node-b asked for something unknown: {other}"),
@@ -261,13 +275,19 @@ fn host() {
     // node-b listens on both wires, so node-a can be booted again and
     // reconnect after it was fenced.
     let mut b_args = lab.wires("listen", [MAC_B, MAC_B1]);
+    if std::env::var_os(HEARTBEAT_ONLY).is_some() {
+        b_args.extend(["--env".to_string(), format!("{HEARTBEAT_ONLY}=1")]);
+    }
     b_args.extend(["--monitor".to_string(), lab.monitor().display().to_string()]);
     let served = lab.clone();
     let Vm { child: mut b, out: b_out, relays: b_relays } = boot("b", &b_args, move |l| serve_node_b(&served, l));
     wait_for("node-b's ends of the wires", Duration::from_secs(60), || {
         lab.ports.iter().all(|p| must("ss", &["-Hltn", &format!("sport = :{p}")]).contains("LISTEN")).then_some(())
     });
-    boot_node_a(&lab);
+    // node-b asks for node-a's boot when it runs the heartbeat pair only.
+    if std::env::var_os(HEARTBEAT_ONLY).is_none() {
+        boot_node_a(&lab, "a");
+    }
     let b_status = b.wait().expect("wait for node-b");
     for r in b_relays {
         let _ = r.join();
@@ -286,7 +306,13 @@ fn host() {
         "node-b's output does not show its one test passing"
     );
     let figures: Vec<&str> = out.iter().map(|l| l.trim()).filter(|l| l.starts_with("pair: ")).collect();
-    assert_eq!(figures.len(), 8, "node-b printed every figure: {figures:?}");
+    let expected = if std::env::var_os(HEARTBEAT_ONLY).is_some() { 0 } else { 8 };
+    assert_eq!(figures.len(), expected, "node-b printed every figure: {figures:?}");
+    for f in figures {
+        println!("two-node lane: {f}");
+    }
+    let figures: Vec<&str> = out.iter().map(|l| l.trim()).filter(|l| l.starts_with("heartbeat pair: ")).collect();
+    assert_eq!(figures.len(), heartbeat::FIGURES, "node-b printed every heartbeat figure: {figures:?}");
     for f in figures {
         println!("two-node lane: {f}");
     }
@@ -294,17 +320,26 @@ fn host() {
 
 // ---- both directors ----
 
-/// Both wires up with this node's addresses; eth0 joins `bridge` if given.
-fn wires(eth0: &str, eth1: &str, bridge: Option<&str>) {
-    if let Some(br) = bridge {
+/// The service LAN's interface on both directors. node-b's is a bridge
+/// (its NIC, renamed lan0, is a port of it, and so are its namespace-hosts)
+/// named eth0 like node-a's NIC, so both run one configuration: heartbeat's
+/// haresources must be identical on both nodes and names the interface.
+const LAN: &str = "eth0";
+
+/// Both wires up with this node's addresses; on node-b (`bridge`) the LAN
+/// is a bridge over the NIC.
+fn wires(eth0: &str, eth1: &str, bridge: bool) {
+    if bridge {
+        ip(&["link", "set", "eth0", "down"]);
+        ip(&["link", "set", "eth0", "name", "lan0"]);
         // Fixed, so it does not follow the lowest MAC of the ports added later.
-        ip(&["link", "add", br, "address", MAC_B, "type", "bridge"]);
-        ip(&["link", "set", "eth0", "master", br]);
-        ip(&["link", "set", br, "up"]);
+        ip(&["link", "add", LAN, "address", MAC_B, "type", "bridge"]);
+        ip(&["link", "set", "lan0", "master", LAN]);
+        ip(&["link", "set", "lan0", "up"]);
     }
-    ip(&["addr", "add", eth0, "dev", bridge.unwrap_or("eth0")]);
+    ip(&["addr", "add", eth0, "dev", LAN]);
     ip(&["addr", "add", eth1, "dev", "eth1"]);
-    for l in ["eth0", "eth1"] {
+    for l in [LAN, "eth1"] {
         ip(&["link", "set", l, "up"]);
     }
     for a in ["vip", "service", "realservers", "sorry", "sync"] {
@@ -349,7 +384,7 @@ fn members() -> Vec<(&'static str, Vec<&'static str>)> {
 
 fn node_a() {
     must("hostname", &["node-a"]);
-    wires("10.0.0.1/24", "10.1.0.1/24", None);
+    wires("10.0.0.1/24", "10.1.0.1/24", false);
     let control = TcpListener::bind(CONTROL).expect("listen for control");
     start_sbd("node-a");
     let _cluster = Cluster::start_with(&members(), &PROPERTIES);
@@ -395,7 +430,7 @@ fn plug_in(name: &str, addr: &str) -> Host {
     let h = Host::new(name);
     let port = format!("lvs{name}");
     ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &h.ns]);
-    ip(&["link", "set", &port, "master", "br0"]);
+    ip(&["link", "set", &port, "master", LAN]);
     ip(&["link", "set", &port, "up"]);
     h.must(&["ip", "addr", "add", addr, "dev", "eth0"]);
     h.must(&["ip", "link", "set", "eth0", "up"]);
@@ -421,12 +456,12 @@ fn group_on(cluster: &Cluster, node: &str, limit: Duration) {
 /// Waits for the first request served through node-b after node-a lost
 /// power at `lost`; returns how long that took. node-a may still answer for
 /// a moment after the word, so only an answer while the client's neighbour
-/// entry for the VIP is node-b's (`br0_mac`) counts.
-fn served_through(client: &Host, br0_mac: &str, lost: Instant) -> Duration {
+/// entry for the VIP is node-b's (`lan_mac`) counts.
+fn served_through(client: &Host, lan_mac: &str, lost: Instant) -> Duration {
     let vip: SocketAddr = format!("{VIP}:80").parse().expect("addr");
     let first = wait_for("a request served through node-b after node-a's power loss", FAILOVER_BOUND, || {
         let served = client.within(|| http_get(vip, "/", Duration::from_secs(1))).map(|_| Instant::now());
-        served.filter(|_| client_sees(client).as_deref() == Some(br0_mac))
+        served.filter(|_| client_sees(client).as_deref() == Some(lan_mac))
     });
     first - lost
 }
@@ -497,7 +532,7 @@ fn link_up(link: u32) -> Option<bool> {
 }
 
 /// Cuts (or restores) corosync's link 0 on the service LAN at node-b: its
-/// knet UDP port on br0, in both directions; service traffic keeps flowing.
+/// knet UDP port on its LAN bridge, in both directions; service traffic keeps flowing.
 fn link0(up: bool) {
     if up {
         must("nft", &["delete", "table", "inet", "lvs_cut"]);
@@ -508,8 +543,8 @@ fn link0(up: bool) {
                 "nft",
                 &["add", "chain", "inet", "lvs_cut", chain, &format!("{{ type filter hook {hook} priority 0 ; }}")],
             );
-            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, "br0", "udp", "dport", "5405", "drop"]);
-            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, "br0", "udp", "sport", "5405", "drop"]);
+            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, LAN, "udp", "dport", "5405", "drop"]);
+            must("nft", &["add", "rule", "inet", "lvs_cut", chain, dir, LAN, "udp", "sport", "5405", "drop"]);
         }
     }
 }
@@ -518,6 +553,9 @@ fn link0(up: bool) {
 struct Seen {
     /// (time, MAC) of every ARP packet whose sender address is the VIP.
     claims: Vec<(Instant, String)>,
+    /// (time, MAC) of the gratuitous ones among them (the VIP asking for
+    /// itself: an announcement, not an answer).
+    gratuitous: Vec<(Instant, String)>,
     /// Times of requests through the VIP that were answered.
     served: Vec<Instant>,
     asked: usize,
@@ -542,7 +580,7 @@ impl Seen {
 /// HTTP request through it.
 struct Watch {
     tcpdump: Child,
-    claims: Arc<Mutex<Vec<(Instant, String)>>>,
+    claims: Arc<Mutex<Vec<(Instant, String, bool)>>>,
     reader: JoinHandle<()>,
     stop: Arc<AtomicBool>,
     asker: JoinHandle<(Vec<Instant>, usize)>,
@@ -563,9 +601,10 @@ impl Watch {
             // "52:54:..:0b > ..., ethertype ARP (0x0806), length 42: Reply 10.0.0.100 is-at 52:54:..:0b, length 28"
             // or a gratuitous "Request who-has 10.0.0.100 tell 10.0.0.100, ..."
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let from_vip = line.contains(&format!("Reply {VIP} is-at")) || line.contains(&format!("tell {VIP},"));
+                let announced = line.contains(&format!("tell {VIP},"));
+                let from_vip = line.contains(&format!("Reply {VIP} is-at")) || announced;
                 if let (true, Some(mac)) = (from_vip, line.split_whitespace().next()) {
-                    kept.lock().expect("claims").push((Instant::now(), mac.to_string()));
+                    kept.lock().expect("claims").push((Instant::now(), mac.to_string(), announced));
                 }
             }
         });
@@ -596,8 +635,10 @@ impl Watch {
         let _ = self.tcpdump.kill();
         let _ = self.tcpdump.wait();
         let _ = self.reader.join();
-        let claims = self.claims.lock().expect("claims").clone();
-        Seen { claims, served, asked }
+        let all = self.claims.lock().expect("claims").clone();
+        let claims = all.iter().map(|(t, m, _)| (*t, m.clone())).collect();
+        let gratuitous = all.into_iter().filter(|(_, _, g)| *g).map(|(t, m, _)| (t, m)).collect();
+        Seen { claims, gratuitous, served, asked }
     }
 }
 
@@ -609,12 +650,17 @@ impl Watch {
 /// weights and no sorry fallback: any edit or removal of a destination
 /// (sorry removing its fallback once a real has weight) puts the kernel's
 /// wrr round back at the list head, which shifts one request of a split.
+/// Each split comes from a client address of its own: a request whose
+/// address and port match a connection entry the director already has (its
+/// own, or one synced from the other director) follows that entry, not the
+/// scheduler (seen: 11:19 with only 28 new entries in the table).
 /// A real whose health changed during the split (a check that timed out
 /// `fall` times in a row on the emulated VMs: quiesced for a moment) also
 /// shifts requests: CI saw 9:21 right after the power loss, and this host
 /// 11:19 after the merge. That is health, not scheduling, and the split
 /// is repeated (at most twice); a wrong split with no transition fails.
 fn wrr_split(client: &Host, via: &str, read: impl Fn() -> Director) {
+    static NEXT_SOURCE: AtomicU32 = AtomicU32::new(60);
     let settled = |t: &str| {
         let w = weights_in(t);
         w.len() == 2 && w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)
@@ -623,19 +669,58 @@ fn wrr_split(client: &Host, via: &str, read: impl Fn() -> Director) {
         wait_for(&format!("only r1 (1) and r2 (2) in the table of {via}"), Duration::from_secs(30), || {
             settled(&read().table).then_some(())
         });
+        let host = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+        assert!(host < 100, "wrr_split ran out of client addresses (10.0.0.100 is the VIP)");
+        let source = format!("10.0.0.{host}");
+        client.must(&["ip", "addr", "add", &format!("{source}/24"), "dev", "eth0"]);
         let before = read().transitions();
-        let c = client.requests(&format!("{VIP}:80"), 30);
+        let c = client.within(|| requests_from(&source, 30));
         if (c.get("r1"), c.get("r2")) == (Some(&10), Some(&20)) {
             return;
         }
         let now = read();
         let after = now.transitions();
         if after == before {
-            panic!("wrr 1:2 through {via}: {c:?}, no health transition meanwhile; the table now:\n{}", now.table);
+            let entries = if via.starts_with("node-b") { must("ipvsadm", &["-Lnc"]) } else { now.table.clone() };
+            panic!(
+                "wrr 1:2 through {via} from {source}: {c:?}, no health transition meanwhile; the table now:\n{}\n\
+                 connection entries:\n{entries}",
+                now.table
+            );
         }
         println!("wrr split through {via}: {c:?}, with a health transition meanwhile ({before:?} -> {after:?}): again");
     }
     panic!("wrr 1:2 through {via}: three splits, each with a health transition");
+}
+
+/// `n` HTTP/1.0 requests for `/` to the VIP from `source` (an address of
+/// the calling thread's namespace); counts of answers by body, "failed"
+/// for requests that got none.
+fn requests_from(source: &str, n: usize) -> std::collections::HashMap<String, usize> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let get = || -> Result<String, String> {
+        let fd =
+            socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| e.to_string())?;
+        let from: std::net::SocketAddrV4 = format!("{source}:0").parse().map_err(|e| format!("{e}"))?;
+        let to: std::net::SocketAddrV4 = format!("{VIP}:80").parse().map_err(|e| format!("{e}"))?;
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(from)).map_err(|e| format!("bind: {e}"))?;
+        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).map_err(|e| format!("connect: {e}"))?;
+        let mut s = TcpStream::from(fd);
+        s.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
+        write!(s, "GET / HTTP/1.0\r\nHost: {VIP}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        answer.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).ok_or_else(|| format!("no body: {answer:?}"))
+    };
+    let mut counts = std::collections::HashMap::new();
+    for i in 0..n {
+        let key = get().unwrap_or_else(|why| {
+            println!("request {} of {n} from {source} failed: {why}", i + 1);
+            "failed".into()
+        });
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// What [`wrr_split`] reads of the serving director.
@@ -687,6 +772,7 @@ fn diagnose_on_panic() {
             ("stonith_admin", &["--history", "*"][..]),
             ("corosync-cfgtool", &["-s"][..]),
             ("sh", &["-c", "grep -E 'fence|stonith|sbd|error' /var/log/pacemaker/pacemaker.log | tail -n 40"][..]),
+            ("sh", &["-c", "tail -n 60 /var/log/ha-log"][..]),
             // A process stuck on the shared disk (sbd's I/O) is in D state.
             ("sh", &["-c", D_STATE][..]),
             ("sh", &["-c", "echo w > /proc/sysrq-trigger; dmesg | tail -n 60"][..]),
@@ -700,6 +786,9 @@ fn diagnose_on_panic() {
                 );
             }
         }
+        if let Some(log) = heartbeat::node_a_log() {
+            println!("== node-a's heartbeat log (if it runs heartbeat)\n{log}");
+        }
         default(info);
     }));
 }
@@ -707,8 +796,8 @@ fn diagnose_on_panic() {
 fn node_b() {
     diagnose_on_panic();
     must("hostname", &["node-b"]);
-    wires("10.0.0.2/24", "10.1.0.2/24", Some("br0"));
-    let br0_mac = std::fs::read_to_string("/sys/class/net/br0/address").expect("br0 mac").trim().to_string();
+    wires("10.0.0.2/24", "10.1.0.2/24", true);
+    let lan_mac = std::fs::read_to_string(format!("/sys/class/net/{LAN}/address")).expect("LAN mac").trim().to_string();
 
     // DR real servers: the VIP on lo by our own agent (mode=realserver sets
     // arp_ignore/arp_announce in their namespaces), and an HTTP server with
@@ -728,6 +817,10 @@ fn node_b() {
         reals.push(r);
     }
     let client = plug_in("client", "10.0.0.50/24");
+    if std::env::var_os(HEARTBEAT_ONLY).is_some() {
+        heartbeat::run(&client, &lan_mac);
+        return;
+    }
 
     // The shared disk gets its header here, once; node-a waits for it.
     must("sbd", &["-d", SBD_DISK, "-1", SBD_WATCHDOG_S, "-4", SBD_MSGWAIT_S, "create"]);
@@ -748,7 +841,7 @@ fn node_b() {
     println!("{}", cluster.status());
     wrr_split(&client, "node-a", director_a);
     assert_eq!(client_sees(&client).as_deref(), Some(MAC_A), "the client reaches the VIP at node-a");
-    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b holds no VIP");
+    assert!(!must("ip", &["addr", "show", LAN]).contains(VIP), "node-b holds no VIP");
     assert!(weights_in(&must("ipvsadm", &["-Ln"])).is_empty(), "node-b has no table: {}", must("ipvsadm", &["-Ln"]));
     assert!(daemon_pid("realservers-reals").is_none(), "node-b runs no health daemon");
 
@@ -762,7 +855,7 @@ fn node_b() {
     must("crm_resource", &["--move", "-r", "lvs", "-N", "node-b"]);
     group_on(&cluster, "node-b", Duration::from_secs(120));
     wait_for("the client to follow the move to node-b", Duration::from_secs(10), || {
-        (client_sees(&client).as_deref() == Some(br0_mac.as_str())).then_some(())
+        (client_sees(&client).as_deref() == Some(lan_mac.as_str())).then_some(())
     });
     let (dl, sessions) = flows.finish(Duration::from_secs(3));
     let without_sync = flows_line(&dl, &sessions);
@@ -801,7 +894,7 @@ fn node_b() {
     let (dl, sessions) = flows.finish(Duration::from_secs(3));
     assert_survived("the move back with ocf:lvs:sync", &dl, &sessions);
     let with_sync = flows_line(&dl, &sessions);
-    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b released the VIP");
+    assert!(!must("ip", &["addr", "show", LAN]).contains(VIP), "node-b released the VIP");
     nothing_left("node-b's stop after --clear");
     wrr_split(&client, "node-a again", director_a);
     assert_eq!((fenced("node-a"), fenced("node-b")), (None, None), "a planned move fences nobody");
@@ -847,7 +940,7 @@ fn node_b() {
     let refused = Instant::now();
     println!("node-b's partition:\n{status}");
     assert!(status.contains("refusing to take it"), "the exit reason says why:\n{status}");
-    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b's refused vip configured nothing");
+    assert!(!must("ip", &["addr", "show", LAN]).contains(VIP), "node-b's refused vip configured nothing");
     std::thread::sleep(Duration::from_secs(5));
     let seen = watch.stop();
     let end = Instant::now();
@@ -871,7 +964,7 @@ fn node_b() {
             .then_some(())
     });
     nothing_left("node-b after the merge");
-    assert!(!must("ip", &["addr", "show", "br0"]).contains(VIP), "node-b holds no VIP after the merge");
+    assert!(!must("ip", &["addr", "show", LAN]).contains(VIP), "node-b holds no VIP after the merge");
     must("crm", &["configure", "property", "stonith-enabled=true"]);
     assert_eq!((fenced("node-a"), fenced("node-b")), (None, None), "nobody was fenced");
     // node-a's group was restarted by the merge: its new health daemon
@@ -896,12 +989,12 @@ fn node_b() {
     let log = LogMark::now("/var/log/pacemaker/pacemaker.log");
     let lost = Instant::now();
     control("power off");
-    let took = served_through(&client, &br0_mac, lost);
+    let took = served_through(&client, &lan_mac, lost);
     group_on(&cluster, "node-b", Duration::from_secs(120));
     println!("{}", cluster.status());
     fenced_by_node_b(&log);
-    assert!(must("ip", &["addr", "show", "br0"]).contains("10.0.0.100/24"), "the VIP is on node-b's br0");
-    assert_eq!(client_sees(&client).as_deref(), Some(br0_mac.as_str()), "gratuitous ARP moved the client to node-b");
+    assert!(must("ip", &["addr", "show", LAN]).contains("10.0.0.100/24"), "the VIP is on node-b's LAN bridge");
+    assert_eq!(client_sees(&client).as_deref(), Some(lan_mac.as_str()), "gratuitous ARP moved the client to node-b");
     let pid = daemon_pid("realservers-reals").expect("node-b's health daemon");
     wait_for("both reals weighted on node-b", Duration::from_secs(15), || {
         let w = weights_in(&must("ipvsadm", &["-Ln"]));
@@ -948,7 +1041,7 @@ fn node_b() {
     // node-a is fenced: the wires come back with no peer to see them by.
     link0(true);
     println!("HOST: set_link wire1 on");
-    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != br0_mac).collect();
+    let foreign: Vec<&(Instant, String)> = seen.claims.iter().filter(|(_, m)| *m != lan_mac).collect();
     assert!(foreign.is_empty(), "only node-b may answer for the VIP in a split brain; also seen: {foreign:?}");
     let after_fence = seen.claims.iter().filter(|(t, _)| *t >= fence_done).count();
     assert!(after_fence > 0, "the client asked for the VIP after the fence and got answers ({} asked)", seen.asked);
@@ -973,6 +1066,9 @@ fn node_b() {
     nothing_left("node-b's orderly stop");
     stop_sbd();
     drop(cluster);
+
+    // 6. The same pair under heartbeat v1 instead (its own module).
+    heartbeat::run(&client, &lan_mac);
     drop(client);
     drop(reals);
 }
@@ -998,10 +1094,15 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
 
+/// Whether the reals publish `/` (their name). The heartbeat pair's check
+/// asks for `/`: without the page a real is unhealthy ("404 Not Found").
+static INDEX_PAGE: AtomicBool = AtomicBool::new(true);
+
 /// A real server's HTTP/1.1 on port 80 of every address in `h`'s namespace:
 /// `/test.html` answers "test" (the health check), `/big/BYTES` the
-/// throttled download, anything else the real's name; connections stay open unless
-/// the client asks to close (the health check does).
+/// throttled download, anything else the real's name (404 while
+/// [`INDEX_PAGE`] is off); connections stay open unless the client asks to
+/// close (the health check does).
 fn serve_real(h: &Host, name: &'static str) {
     let path = format!("/run/netns/{}", h.ns);
     let (ready, listening) = std::sync::mpsc::channel();
@@ -1012,14 +1113,14 @@ fn serve_real(h: &Host, name: &'static str) {
         let _ = ready.send(());
         for c in l.incoming().flatten() {
             std::thread::spawn(move || {
-                let _ = http_connection(c, name);
+                let _ = http_connection(c, name, &INDEX_PAGE);
             });
         }
     });
     listening.recv_timeout(Duration::from_secs(10)).expect("real's server listening");
 }
 
-fn http_connection(s: TcpStream, name: &str) -> std::io::Result<()> {
+fn http_connection(s: TcpStream, name: &str, index: &AtomicBool) -> std::io::Result<()> {
     let mut r = BufReader::new(s.try_clone()?);
     let mut w = s;
     loop {
@@ -1050,9 +1151,11 @@ fn http_connection(s: TcpStream, name: &str) -> std::io::Result<()> {
                 sent += n;
                 std::thread::sleep(DOWNLOAD_PACE);
             }
-        } else {
+        } else if path == "/test.html" || index.load(Ordering::Relaxed) {
             let body = if path == "/test.html" { "test\n".to_string() } else { format!("{name}\n") };
             write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}", body.len())?;
+        } else {
+            write!(w, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: {conn}\r\n\r\n")?;
         }
         if close {
             return Ok(());
