@@ -220,3 +220,92 @@ fn ipv6_nat_service() {
         0
     );
 }
+
+/// `lvsctl list` in each view prints what `ipvsadm -Ln` prints with the
+/// same options, on a table with NAT traffic in both directions, a
+/// persistent service (templates in the connection table) and timeouts
+/// that are not the defaults.
+#[test]
+fn lvsctl_lists_what_ipvsadm_lists() {
+    let n = net(Some("8080"));
+    let d = &n.director;
+    for (name, service, extra) in [("web", "tcp:10.0.0.100:80", None), ("alt", "tcp:10.0.0.100:8080", Some("300"))] {
+        let mut p = vec![("service", service), ("scheduler", "rr")];
+        if let Some(t) = extra {
+            p.push(("persistent", t));
+        }
+        assert_eq!(ocf("lvs-service", Some(&d.ns), "start", &p, &[("OCF_RESOURCE_INSTANCE", name)]).code, 0);
+    }
+    add_reals(d, "tcp:10.0.0.100:80".parse().expect("key"), 80, [1, 2]);
+    add_reals(d, "tcp:10.0.0.100:8080".parse().expect("key"), 8080, [1, 1]);
+    d.must(&["ipvsadm", "--set", "1000", "100", "200"]);
+    let a = n.client.requests("10.0.0.100:80", 30);
+    let b = n.client.requests("10.0.0.100:8080", 10);
+    assert_eq!((a.get("failed"), b.get("failed")), (None, None), "{a:?} {b:?}");
+    // The kernel folds its per-CPU counters into the listed ones every 2 s.
+    d.ipvsadm_until(Duration::from_secs(10), |_| {
+        let stats = d.ipvsadm(&["--stats"]);
+        let web = stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80 ")).unwrap_or_default().to_string();
+        web.split_whitespace().nth(2).and_then(|c| c.parse::<u64>().ok()).is_some_and(|c| c >= 30)
+    });
+
+    let lvsctl = lvs_tests::agent::bin("lvsctl");
+    let lvsctl = lvsctl.to_str().expect("path");
+    // Rates and expiry times move while we read: ours must equal what
+    // ipvsadm printed just before or just after it.
+    let same = |ours: &[&str], theirs: &[&str]| -> String {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let before = d.must(&[&["ipvsadm"], theirs].concat());
+            let got = d.must(&[&[lvsctl, "list"], ours].concat());
+            let after = d.must(&[&["ipvsadm"], theirs].concat());
+            if got == before || got == after {
+                return got;
+            }
+            last = format!("lvsctl list {ours:?}:\n{got}\nipvsadm {theirs:?} before:\n{before}\nafter:\n{after}");
+        }
+        panic!("ten tries, never the same:\n{last}");
+    };
+    let plain = same(&[], &["-Ln"]);
+    let stats = same(&["--stats"], &["-Ln", "--stats"]);
+    same(&["--stats", "--exact"], &["-Ln", "--stats", "--exact"]);
+    let rate = same(&["--rate"], &["-Ln", "--rate"]);
+    same(&["--rate", "--exact"], &["-Ln", "--rate", "--exact"]);
+    let timeout = same(&["--timeout"], &["-Ln", "--timeout"]);
+    let conns = same(&["-c"], &["-Lnc"]);
+    same(&["--connections", "--persistent-conn"], &["-Lnc", "--persistent-conn"]);
+    same(&["--stats", "--service", "tcp:10.0.0.100:8080"], &["-Ln", "--stats", "-t", "10.0.0.100:8080"]);
+    println!("{plain}{stats}{rate}{timeout}{conns}");
+    // Not vacuous: the counters saw the traffic, the table its connections.
+    assert_eq!(timeout, "Timeout (tcp tcpfin udp): 1000 100 200\n");
+    let web = stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80 ")).expect("the service's line");
+    let f: Vec<u64> = web.split_whitespace().skip(2).map(|x| x.parse().expect("a number")).collect();
+    assert!(f[0] >= 30 && f[1] > 0 && f[2] > 0 && f[3] > 0 && f[4] > 0, "counters in both directions: {web}");
+    assert!(
+        conns.lines().any(|l| l.contains(" ASSURED ") && l.contains("10.0.0.2:0 ")),
+        "a persistence template (client port 0): {conns}"
+    );
+    assert!(conns.lines().filter(|l| l.starts_with("TCP ")).count() >= 40, "{conns}");
+
+    // Filtered connection listings are ipvsadm's lines for that real or
+    // service, in the same order.
+    let filtered = |args: &[&str], keep: &dyn Fn(&[&str]) -> bool| {
+        for _ in 0..10 {
+            let all = d.must(&["ipvsadm", "-Lnc"]);
+            let ours = d.must(&[&[lvsctl, "list", "-c"], args].concat());
+            let theirs: Vec<&str> =
+                all.lines().skip(2).filter(|l| keep(&l.split_whitespace().collect::<Vec<_>>())).collect();
+            if ours.lines().skip(2).collect::<Vec<_>>() == theirs {
+                assert!(!theirs.is_empty(), "{args:?} selects something:\n{all}");
+                return;
+            }
+        }
+        panic!("lvsctl list -c {args:?} never matched ipvsadm's lines");
+    };
+    filtered(&["--real", "192.168.7.20:80"], &|f| f.get(5) == Some(&"192.168.7.20:80"));
+    filtered(&["--service", "tcp:10.0.0.100:8080"], &|f| f.get(4) == Some(&"10.0.0.100:8080"));
+    let (ok, out) = d.run(&[lvsctl, "list", "-c", "--service", "fwmark:1"]);
+    assert!(!ok && out.contains("firewall marks"), "{out}");
+    let (ok, out) = d.run(&[lvsctl, "list", "--stats", "--service", "tcp:10.0.0.100:81"]);
+    assert!(!ok && out.contains("no service"), "{out}");
+}

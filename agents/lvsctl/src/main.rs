@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod import;
 mod lint;
-use lvs_common::ipvs::{destination_line, service_line, IpvsClient, SyncDaemon, Table};
+use lvs_common::ipvs::{
+    conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, IpvsClient, ServiceKey,
+    SyncDaemon, Table,
+};
 use lvs_common::status::{read_all, AllStates, RealState};
 use lvs_common::sync::{describe, Record};
 use serde_json::{json, Value};
@@ -35,8 +38,37 @@ enum Cmd {
         #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
         run_dir: PathBuf,
     },
-    /// The IPVS table exactly as `ipvsadm -Ln` prints it.
-    List,
+    /// The IPVS table exactly as `ipvsadm -Ln` prints it, or with
+    /// --stats, --rate, --timeout or --connections what `ipvsadm -Ln` prints
+    /// with those options. Counters, rates and timeouts come from IPVS
+    /// netlink; connections from /proc/net/ip_vs_conn (netlink has none).
+    List {
+        /// Counters per service and real: connections, packets, bytes.
+        #[arg(long, group = "view")]
+        stats: bool,
+        /// The kernel's rate estimates: connections, packets and bytes per second.
+        #[arg(long, group = "view")]
+        rate: bool,
+        /// Counters in full instead of shortened to K, M, G, T.
+        #[arg(long)]
+        exact: bool,
+        /// The connection timeouts (tcp tcpfin udp), in seconds.
+        #[arg(long, group = "view")]
+        timeout: bool,
+        /// The connection table (`ipvsadm -Lnc`).
+        #[arg(short = 'c', long, group = "view")]
+        connections: bool,
+        /// With --connections: the persistence engine's columns too.
+        #[arg(long, requires = "connections")]
+        persistent_conn: bool,
+        /// Only this service (tcp:10.0.0.100:80, fwmark:7); like ipvsadm
+        /// -t/-u/-f, the version line is left out.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this real server (10.0.0.11:80, [2001:db8::11]:80).
+        #[arg(long)]
+        real: Option<String>,
+    },
     /// Translate ldirectord.cf or keepalived.conf into configuration for
     /// the lvs agents. Exit 0: all translated; 3: some directives were
     /// unsupported (listed with line numbers); 2: unreadable input.
@@ -219,6 +251,83 @@ fn sync_json(daemons: &[(SyncDaemon, Option<String>)]) -> Value {
     )
 }
 
+struct ListArgs {
+    stats: bool,
+    rate: bool,
+    exact: bool,
+    timeout: bool,
+    connections: bool,
+    persistent_conn: bool,
+    service: Option<String>,
+    real: Option<String>,
+}
+
+/// `lvsctl list`: exit 0, or 2 when a filter does not parse or the kernel
+/// cannot be read.
+fn list(a: ListArgs, mut table: Table) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("lvsctl: {msg}");
+        ExitCode::from(2)
+    };
+    let service = match a.service.as_deref().map(str::parse::<ServiceKey>).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--service: {e}")),
+    };
+    let real = match a.real.as_deref().map(parse_addr_port).transpose() {
+        Ok(r) => r.map(|(ip, port)| std::net::SocketAddr::new(ip, port)),
+        Err(e) => return fail(format!("--real: {e}")),
+    };
+    if a.timeout {
+        return match IpvsClient::connect().and_then(|c| c.timeouts()) {
+            Ok(t) => {
+                print!("{}", timeouts_line(&t));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    if a.connections {
+        let conns = match conns::read() {
+            Ok(c) => c,
+            Err(e) => return fail(e.to_string()),
+        };
+        let of_service = |c: &conns::Connection| match &service {
+            None => true,
+            Some(ServiceKey::Addr { protocol, addr, port }) => {
+                (c.protocol == protocol.listing_name() || c.protocol == "IP")
+                    && c.virtual_addr == std::net::SocketAddr::new(*addr, *port)
+            }
+            Some(ServiceKey::FwMark { .. }) => false,
+        };
+        if let Some(ServiceKey::FwMark { .. }) = &service {
+            return fail("--service: connection entries name addresses, not firewall marks: filter by --real".into());
+        }
+        let shown: Vec<conns::Connection> =
+            conns.into_iter().filter(|c| of_service(c) && real.is_none_or(|r| c.destination == r)).collect();
+        print!("{}", conns::listing(&shown, a.persistent_conn));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(r) = real {
+        for e in &mut table.entries {
+            e.destinations.retain(|d| d.endpoint() == r);
+        }
+    }
+    let columns = if a.stats {
+        Columns::Stats
+    } else if a.rate {
+        Columns::Rate
+    } else {
+        Columns::Table
+    };
+    if let Some(k) = &service {
+        if table.get(k).is_none() {
+            return fail(format!("no service {k} in the table"));
+        }
+    }
+    print!("{}", listing(&table, columns, a.exact, service.as_ref()));
+    ExitCode::SUCCESS
+}
+
 fn read(file: &PathBuf) -> Result<String, ExitCode> {
     std::fs::read_to_string(file).map_err(|e| {
         eprintln!("lvsctl: {}: {e}", file.display());
@@ -272,7 +381,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Cmd::Import { .. } | Cmd::Lint { .. } => {}
-        Cmd::List => print!("{table}"),
+        Cmd::List { stats, rate, exact, timeout, connections, persistent_conn, service, real } => {
+            return list(ListArgs { stats, rate, exact, timeout, connections, persistent_conn, service, real }, table);
+        }
         Cmd::Status { json, run_dir } => {
             let states = read_all(&run_dir);
             let sync = sync_owners(&daemons, &run_dir);

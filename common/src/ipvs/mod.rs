@@ -7,8 +7,10 @@
 //! - `client`: [`IpvsClient`], synchronous, one socket.
 //! - `table`: the whole table, printed like `ipvsadm -Ln`.
 //! - `reconcile`: the operations that make owned destinations match.
+//! - `conns`: the connection table (/proc/net/ip_vs_conn), like `ipvsadm -Lnc`.
 
 mod client;
+pub mod conns;
 mod key;
 mod model;
 mod reconcile;
@@ -25,4 +27,6 @@ pub use model::{
     Timeouts, TunnelFlags, TunnelType, DEFAULT_PERSISTENCE_TIMEOUT, DEFAULT_SCHEDULER, SCHEDULERS,
 };
 pub use reconcile::{reconcile, DestOp};
-pub use table::{destination_line, service_line, service_name, Table, TableEntry};
+pub use table::{
+    destination_line, large_number, listing, service_line, service_name, timeouts_line, Columns, Table, TableEntry,
+};
