@@ -185,6 +185,21 @@ impl Config {
 }
 
 /// `d` as `ipvsadm -L --daemon` prints it, unset options left out.
+/// Every `ocf:lvs:sync` resource's record in `run_dir`: (instance, record).
+/// Unreadable or foreign files are skipped.
+pub fn records(run_dir: &std::path::Path) -> Vec<(String, Record)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix("sync-").and_then(|n| n.strip_suffix(".record")) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        if let Ok(r) = serde_json::from_str::<Record>(&text) {
+            out.push((crate::daemon::decode(stem), r));
+        }
+    }
+    out
+}
+
 pub fn describe(d: &SyncDaemon) -> String {
     let mut s = format!("{} sync daemon (mcast={}, syncid={}", d.state, d.mcast_ifn, d.syncid);
     if let Some(v) = d.sync_maxlen {

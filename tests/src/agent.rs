@@ -135,3 +135,24 @@ pub fn check_metadata(binary: &std::path::Path, agent: &str) {
     }
     let _ = std::fs::remove_file(&tmp);
 }
+
+/// `lvsctl doctor --json` with `args` in namespace `ns`: its exit status,
+/// the checks it reported, in order, and the whole JSON.
+pub fn doctor(ns: &str, args: &[&str]) -> (i32, Vec<String>, serde_json::Value) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(bin("lvsctl"))
+        .args(["doctor", "--json"])
+        .args(args)
+        .output()
+        .expect("run lvsctl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor's JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let checks = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["check"].as_str().unwrap_or("").to_string())
+        .collect();
+    (out.status.code().unwrap_or(-1), checks, v)
+}

@@ -243,3 +243,24 @@ pub fn step_clock(secs: i64) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
     must("date", &["-s", &format!("@{}", now + secs)]);
 }
+
+/// heartbeat v1's files (lab-facts: heartbeat 3.0.6): `ha_cf`, authkeys
+/// (mode 600), `haresources`, our agents linked as
+/// /etc/ha.d/resource.d/lvs-*, and the run directories a lab VM's fresh
+/// /run lacks (the package made them on the host's).
+pub fn configure_heartbeat(ha_cf: &str, haresources: &str) {
+    std::fs::create_dir_all("/etc/ha.d/resource.d").expect("ha.d");
+    std::fs::write("/etc/ha.d/ha.cf", ha_cf).expect("ha.cf");
+    std::fs::write("/etc/ha.d/authkeys", "auth 1\n1 sha1 6c766d2d6167656e74732d6c6162\n").expect("authkeys");
+    must("chmod", &["600", "/etc/ha.d/authkeys"]);
+    std::fs::write("/etc/ha.d/haresources", haresources).expect("haresources");
+    for a in ["vip", "service", "realservers", "sorry"] {
+        let link = format!("/etc/ha.d/resource.d/lvs-{a}");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(crate::agent::bin(&format!("lvs-{a}")), &link).expect("resource.d link");
+    }
+    for d in ["/run/heartbeat", "/run/heartbeat/rsctmp", "/run/heartbeat/ccm", "/var/lib/heartbeat"] {
+        std::fs::create_dir_all(d).expect("heartbeat run dir");
+    }
+    let _ = Command::new("chown").args(["hacluster:haclient", "/run/heartbeat/ccm"]).status();
+}

@@ -7,8 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use lvs_tests::agent::bin;
-use lvs_tests::cluster::{must, wait_for, LogMark};
+use lvs_tests::cluster::{configure_heartbeat, must, wait_for, LogMark};
 use lvs_tests::topo::{ip, web_root, Host, Switch};
 
 const HARESOURCES: &str = "lab lvs-vip::10.0.0.100/24/lvsh0 lvs-service::tcp:10.0.0.100:80::wrr \
@@ -73,30 +72,11 @@ fn heartbeat_v1_takes_and_releases_the_director() {
     }
 
     // heartbeat's configuration (lab-facts: one node, crm off, legacy failback).
-    std::fs::create_dir_all("/etc/ha.d/resource.d").expect("ha.d");
-    std::fs::write(
-        "/etc/ha.d/ha.cf",
-        format!(
-            "logfile {HA_LOG}\nkeepalive 1\ndeadtime 5\ninitdead 5\nudpport 694\nucast lo 127.0.0.1\n\
-             node {node}\ncrm off\nauto_failback legacy\n"
-        ),
-    )
-    .expect("ha.cf");
-    std::fs::write("/etc/ha.d/authkeys", "auth 1\n1 sha1 6c766d2d6167656e74732d6c6162\n").expect("authkeys");
-    must("chmod", &["600", "/etc/ha.d/authkeys"]);
-    std::fs::write("/etc/ha.d/haresources", HARESOURCES).expect("haresources");
-    for a in ["vip", "service", "realservers", "sorry"] {
-        let link = format!("/etc/ha.d/resource.d/lvs-{a}");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(bin(&format!("lvs-{a}")), &link).expect("resource.d link");
-    }
-
-    // The VM's /run is a fresh tmpfs: the directories the package made on
-    // the host's /run are not there.
-    for d in ["/run/heartbeat", "/run/heartbeat/rsctmp", "/run/heartbeat/ccm", "/var/lib/heartbeat"] {
-        std::fs::create_dir_all(d).expect("heartbeat run dir");
-    }
-    let _ = Command::new("chown").args(["hacluster:haclient", "/run/heartbeat/ccm"]).status();
+    let ha_cf = format!(
+        "logfile {HA_LOG}\nkeepalive 1\ndeadtime 5\ninitdead 5\nudpport 694\nucast lo 127.0.0.1\n\
+         node {node}\ncrm off\nauto_failback legacy\n"
+    );
+    configure_heartbeat(&ha_cf, HARESOURCES);
     let started = LogMark::now(HA_LOG);
     must(hb, &[]);
     wait_for("heartbeat to take the resources", Duration::from_secs(90), || {

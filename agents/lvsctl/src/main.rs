@@ -5,18 +5,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod doctor;
 mod import;
 mod lint;
+mod man;
 use lvs_common::ipvs::{
     conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, IpvsClient, ServiceKey,
     SyncDaemon, Table,
 };
 use lvs_common::status::{read_all, AllStates, RealState};
-use lvs_common::sync::{describe, Record};
+use lvs_common::sync::describe;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -32,8 +34,17 @@ enum Cmd {
     /// then the sync daemons and the ocf:lvs:sync resource that runs each.
     Status {
         /// Machine-readable output.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraw in place every --interval seconds, like `watch -d`:
+        /// lines that changed since the last screen in reverse video (a
+        /// real's age, which changes every second, does not count).
+        /// Ctrl-C ends it.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between screens with --watch.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600), requires = "watch")]
+        interval: u64,
         /// Where the daemons keep their state.
         #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
         run_dir: PathBuf,
@@ -79,6 +90,23 @@ enum Cmd {
         /// What the file is; detected from its content when omitted.
         #[arg(long, value_enum)]
         kind: Option<ImportKind>,
+    },
+    /// What this director's IPVS services need from the kernel around them
+    /// (forwarding, redirects, the connection table's size, sync daemons,
+    /// the VIP held here and by nobody else), each problem with the command
+    /// that fixes it; with --realserver VIP, what a DR or TUN real server
+    /// needs (the VIP on lo, arp_ignore/arp_announce, rp_filter on tunl0).
+    /// Exit 0: clean; 1: warnings; 2: errors.
+    Doctor {
+        /// Check this host as a real server of VIP instead.
+        #[arg(long, value_name = "VIP")]
+        realserver: Option<std::net::IpAddr>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Where the agents keep their state (sync resources' records).
+        #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
+        run_dir: PathBuf,
     },
     /// Check the lvs primitives of a `crm configure` text or a file of
     /// `pcs resource create` commands, offline. Exit 0: clean; 1: problems.
@@ -208,15 +236,7 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
 /// The kernel's sync daemons, each with the `ocf:lvs:sync` resource that
 /// started (or uses) it, from the records in `run_dir`.
 fn sync_owners(daemons: &[SyncDaemon], run_dir: &std::path::Path) -> Vec<(SyncDaemon, Option<String>)> {
-    let mut records = Vec::new();
-    for e in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_prefix("sync-").and_then(|n| n.strip_suffix(".record")) else { continue };
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-        if let Ok(r) = serde_json::from_str::<Record>(&text) {
-            records.push((lvs_common::daemon::decode(stem), r));
-        }
-    }
+    let records = lvs_common::sync::records(run_dir);
     daemons
         .iter()
         .map(|d| {
@@ -249,6 +269,67 @@ fn sync_json(daemons: &[(SyncDaemon, Option<String>)]) -> Value {
             })
             .collect(),
     )
+}
+
+/// The status screen as [`text`] and [`sync_text`] print it, or the error
+/// that kept it from being read.
+fn status_screen(run_dir: &std::path::Path) -> String {
+    match IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?))) {
+        Ok((table, daemons)) => {
+            let states = read_all(run_dir);
+            format!("{}{}", text(&table, &states), sync_text(&sync_owners(&daemons, run_dir)))
+        }
+        Err(e) => format!("lvsctl: {e}\n"),
+    }
+}
+
+/// A line as compared between screens: without the ages ("up for 4s"),
+/// which change every second.
+fn without_ages(line: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = line.split(' ').peekable();
+    while let Some(w) = words.next() {
+        out.push(w);
+        let age = |a: &&str| {
+            a.len() > 1 && a[..a.len() - 1].bytes().all(|b| b.is_ascii_digit()) && a.ends_with(['s', 'm', 'h'])
+        };
+        if w == "for" && words.peek().is_some_and(age) {
+            words.next();
+        }
+    }
+    out.join(" ")
+}
+
+/// `lvsctl status --watch`: redraws until killed.
+fn watch(every: Duration, run_dir: &std::path::Path) -> ! {
+    let mut before: Option<Vec<String>> = None;
+    loop {
+        let screen = status_screen(run_dir);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut out = format!(
+            "\x1b[H\x1b[1mEvery {}s: lvsctl status\x1b[0m  (at {:02}:{:02}:{:02} UTC)\x1b[K\n\x1b[K\n",
+            every.as_secs(),
+            now / 3600 % 24,
+            now / 60 % 60,
+            now % 60
+        );
+        let lines: Vec<String> = screen.lines().map(without_ages).collect();
+        for (line, stable) in screen.lines().zip(&lines) {
+            let changed = before.as_ref().is_some_and(|b| !b.contains(stable));
+            if changed {
+                out.push_str(&format!("\x1b[7m{line}\x1b[0m\x1b[K\n"));
+            } else {
+                out.push_str(&format!("{line}\x1b[K\n"));
+            }
+        }
+        out.push_str("\x1b[J");
+        let mut stdout = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut stdout, out.as_bytes());
+        let _ = std::io::Write::flush(&mut stdout);
+        drop(stdout);
+        before = Some(lines);
+        std::thread::sleep(every);
+    }
 }
 
 struct ListArgs {
@@ -336,6 +417,11 @@ fn read(file: &PathBuf) -> Result<String, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // The man page, from the same declaration as --help (rpm/build installs it).
+    if std::env::args().nth(1).as_deref() == Some("--man") {
+        print!("{}", man::render(&<Cli as clap::CommandFactory>::command()));
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     match &cli.command {
         Cmd::Import { file, format, kind } => {
@@ -369,6 +455,16 @@ fn main() -> ExitCode {
             }
             return if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
         }
+        Cmd::Doctor { realserver, json, run_dir } => {
+            let findings = match realserver {
+                Some(vip) => doctor::judge_realserver(&doctor::gather_realserver(*vip)),
+                None => doctor::judge(&doctor::gather(run_dir)),
+            };
+            let (text, status) = doctor::report(&findings, *json);
+            print!("{text}");
+            return ExitCode::from(status);
+        }
+        Cmd::Status { watch: true, interval, run_dir, .. } => watch(Duration::from_secs(*interval), run_dir),
         _ => {}
     }
     let got = IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?)));
@@ -380,11 +476,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Cmd::Import { .. } | Cmd::Lint { .. } => {}
+        Cmd::Import { .. } | Cmd::Lint { .. } | Cmd::Doctor { .. } => {}
         Cmd::List { stats, rate, exact, timeout, connections, persistent_conn, service, real } => {
             return list(ListArgs { stats, rate, exact, timeout, connections, persistent_conn, service, real }, table);
         }
-        Cmd::Status { json, run_dir } => {
+        Cmd::Status { json, run_dir, .. } => {
             let states = read_all(&run_dir);
             let sync = sync_owners(&daemons, &run_dir);
             if json {
@@ -397,4 +493,21 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_ages;
+
+    #[test]
+    fn a_line_compares_without_its_age() {
+        let a = "  -> 192.168.7.10:80              Masq    0      0          20          DOWN for 1s (down: refused; reals)";
+        let b = "  -> 192.168.7.10:80              Masq    0      0          20          DOWN for 12m (down: refused; reals)";
+        assert_eq!(without_ages(a), without_ages(b));
+        // Anything else that changes is a change.
+        let c = "  -> 192.168.7.10:80              Masq    1      0          20          DOWN for 1s (down: refused; reals)";
+        assert_ne!(without_ages(a), without_ages(c));
+        // "for" followed by something else is kept.
+        assert_eq!(without_ages("wait for it"), "wait for it");
+    }
 }

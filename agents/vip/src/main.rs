@@ -427,9 +427,8 @@ impl Vip {
             }
         }
         if self.realserver && self.ip.is_ipv4() {
-            for conf in ["all", "lo"] {
-                net::write_sysctl(&format!("net.ipv4.conf.{conf}.arp_ignore"), "1")?;
-                net::write_sysctl(&format!("net.ipv4.conf.{conf}.arp_announce"), "2")?;
+            for (name, value) in net::REALSERVER_ARP_SYSCTLS {
+                net::write_sysctl(name, &value.to_string())?;
             }
         }
         let spec = AddressSpec {

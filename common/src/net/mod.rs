@@ -415,6 +415,18 @@ fn sysctl_path(name: &str) -> String {
     format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
+/// What an LVS-DR or LVS-TUN real server needs so that it never answers
+/// ARP for the VIP it holds on lo, and never announces it: each sysctl and
+/// the least value that does it. `ocf:lvs:vip mode=realserver` sets them,
+/// `lvsctl doctor --realserver` checks them (the kernel applies the larger
+/// of `all` and the interface's own value).
+pub const REALSERVER_ARP_SYSCTLS: [(&str, u32); 4] = [
+    ("net.ipv4.conf.all.arp_ignore", 1),
+    ("net.ipv4.conf.lo.arp_ignore", 1),
+    ("net.ipv4.conf.all.arp_announce", 2),
+    ("net.ipv4.conf.lo.arp_announce", 2),
+];
+
 pub fn write_sysctl(name: &str, value: &str) -> Result<()> {
     std::fs::write(sysctl_path(name), value).map_err(|e| Error::io(format!("setting {name}={value}"), e))
 }

@@ -67,25 +67,9 @@ const HA_LOG: &str = "/var/log/ha-log";
 /// (check_interval 5 s); generous for a loaded host.
 const MOVE_BOUND: Duration = Duration::from_secs(300);
 
-/// heartbeat's configuration, identical on both directors, and our agents
-/// as /etc/ha.d/resource.d/lvs-*.
+/// heartbeat's configuration, identical on both directors.
 fn configure() {
-    std::fs::create_dir_all("/etc/ha.d/resource.d").expect("ha.d");
-    std::fs::write("/etc/ha.d/ha.cf", HA_CF).expect("ha.cf");
-    std::fs::write("/etc/ha.d/authkeys", "auth 1\n1 sha1 6c766d2d6167656e74732d6c6162\n").expect("authkeys");
-    must("chmod", &["600", "/etc/ha.d/authkeys"]);
-    std::fs::write("/etc/ha.d/haresources", HARESOURCES).expect("haresources");
-    for a in ["vip", "service", "realservers", "sorry"] {
-        let link = format!("/etc/ha.d/resource.d/lvs-{a}");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(bin(&format!("lvs-{a}")), &link).expect("resource.d link");
-    }
-    // The VM's /run is a fresh tmpfs: the directories the package made on
-    // the host's /run are not there.
-    for d in ["/run/heartbeat", "/run/heartbeat/rsctmp", "/run/heartbeat/ccm", "/var/lib/heartbeat"] {
-        std::fs::create_dir_all(d).expect("heartbeat run dir");
-    }
-    let _ = Command::new("chown").args(["hacluster:haclient", "/run/heartbeat/ccm"]).status();
+    lvs_tests::cluster::configure_heartbeat(HA_CF, HARESOURCES);
 }
 
 fn heartbeat_running() -> bool {
