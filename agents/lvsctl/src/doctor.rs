@@ -88,8 +88,9 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
                 severity: Severity::Error,
                 check: "ip_forward",
                 message: format!(
-                    "{} forward by NAT (masq) but {name} is not 1: the reals' replies are not routed back",
-                    nat.join(", ")
+                    "NAT (masq) for {} needs {name} = 1 (it is {}): the reals' replies are not routed back",
+                    nat.join(", "),
+                    f.sysctls.get(name).map(String::as_str).unwrap_or("unreadable")
                 ),
                 fix: Some(format!("sysctl -w {name}=1 (and put it in /etc/sysctl.d/ to keep it)")),
             });

@@ -106,7 +106,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::select("mode", &["director", "realserver"], "Where the address goes").default("director").long(
             "director: the address goes on nic and is announced. realserver: the address \
                 goes on lo as /32 or /128 and is never announced; net.ipv4.conf.all and .lo get \
-                arp_ignore=1 and arp_announce=2 (left set on stop), as LVS direct routing needs.",
+                arp_ignore=1 and arp_announce=2 (also when the address was on lo already; left \
+                set on stop), as LVS direct routing needs.",
         ),
     ],
     actions: ocf::STANDARD_ACTIONS,
@@ -397,6 +398,13 @@ impl Vip {
         let began = Instant::now();
         let at = self.placement(nl, true).await?;
         let link = &at.link;
+        // Before anything else: a VIP already on lo (a hand-made setup the
+        // agent adopts) must stop being answered too.
+        if self.realserver && self.ip.is_ipv4() {
+            for (name, value) in net::REALSERVER_ARP_SYSCTLS {
+                net::write_sysctl(name, &value.to_string())?;
+            }
+        }
         if let Some(have) = nl.find_address(self.ip).await? {
             if have.index == link.index {
                 tracing::info!("{} is already on {}", self.ip, link.name);
@@ -424,11 +432,6 @@ impl Vip {
                     }
                     tracing::warn!("{msg}; taking it anyway (on_duplicate=warn)");
                 }
-            }
-        }
-        if self.realserver && self.ip.is_ipv4() {
-            for (name, value) in net::REALSERVER_ARP_SYSCTLS {
-                net::write_sysctl(name, &value.to_string())?;
             }
         }
         let spec = AddressSpec {
