@@ -12,6 +12,15 @@ fn doctor(h: &Host) -> (i32, Vec<String>, serde_json::Value) {
     lvs_tests::agent::doctor(&h.ns, &["--realserver", VIP])
 }
 
+/// The kernel's ARP defaults in `h`: a new namespace copies IPv4's
+/// settings from the host's, which may have been changed.
+fn arp_defaults(h: &Host) {
+    for conf in ["all", "lo", "eth0"] {
+        h.sysctl(&format!("net.ipv4.conf.{conf}.arp_ignore"), "0");
+        h.sysctl(&format!("net.ipv4.conf.{conf}.arp_announce"), "0");
+    }
+}
+
 /// Whether `h` answers an ARP request for the VIP sent from `peer`.
 fn answers_arp(peer: &Host) -> bool {
     peer.run(&["arping", "-c", "2", "-w", "2", "-I", "eth0", VIP]).0
@@ -23,6 +32,7 @@ fn doctor_judges_a_real_server_as_the_kernel_behaves() {
     let r = Host::new("rs");
     let peer = Host::new("dir");
     wire(&r, "eth0", Some("10.0.0.11/24"), &peer, "eth0", Some("10.0.0.1/24"));
+    arp_defaults(&r);
 
     // Nothing done yet: no VIP, ARP sysctls at the kernel's defaults.
     let (code, checks, v) = doctor(&r);
@@ -74,11 +84,15 @@ fn realserver_start_sets_the_arp_sysctls_when_the_vip_is_already_on_lo() {
     let r = Host::new("rs2");
     let peer = Host::new("dir2");
     wire(&r, "eth0", Some("10.0.0.11/24"), &peer, "eth0", Some("10.0.0.1/24"));
+    arp_defaults(&r);
     r.must(&["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
     assert!(answers_arp(&peer), "the kernel's defaults: the VIP on lo is answered on eth0");
+    // An operator's stricter arp_ignore on lo stays as it is.
+    r.sysctl("net.ipv4.conf.lo.arp_ignore", "2");
     let c = ocf("lvs-vip", Some(&r.ns), "start", &[("ip", VIP), ("mode", "realserver")], &[]);
     assert_eq!(c.code, 0, "{c:?}");
     assert!(!answers_arp(&peer), "after start nobody answers ARP for the VIP");
+    assert_eq!(r.must(&["sysctl", "-n", "net.ipv4.conf.lo.arp_ignore"]).trim(), "2", "raised, never lowered");
     let (code, checks, v) = doctor(&r);
     assert_eq!((code, checks), (0, Vec::<String>::new()), "{v:#}");
 }

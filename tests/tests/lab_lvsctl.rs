@@ -27,7 +27,13 @@ fn doctor_finds_what_a_director_lacks_and_its_fixes_work() {
     let run = run_dir.to_str().expect("path");
     d.must(&["ip", "addr", "add", "10.0.0.100/24", "dev", "eth0"]);
 
-    // NAT with forwarding off (a new namespace's default).
+    // A new namespace copies IPv4's settings from the VM's own, which
+    // earlier tests in the lane may have changed: each problem is made here.
+    d.sysctl("net.ipv4.ip_forward", "0");
+    for conf in ["all", "eth0"] {
+        d.sysctl(&format!("net.ipv4.conf.{conf}.send_redirects"), "1");
+    }
+    // NAT with forwarding off.
     d.must(&["ipvsadm", "-A", "-t", "10.0.0.100:80", "-s", "rr"]);
     d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:80", "-r", "192.168.7.10:80", "-m"]);
     let (code, checks, v) = doctor(&d.ns, run);
@@ -40,7 +46,7 @@ fn doctor_finds_what_a_director_lacks_and_its_fixes_work() {
     let (code, checks, v) = doctor(&d.ns, run);
     assert_eq!((code, checks), (0, Vec::<String>::new()), "{v:#}");
 
-    // DR with redirects on (the default).
+    // DR with redirects on.
     d.must(&["ipvsadm", "-A", "-t", "10.0.0.100:81", "-s", "rr"]);
     d.must(&["ipvsadm", "-a", "-t", "10.0.0.100:81", "-r", "10.0.0.2:81", "-g"]);
     let (code, checks, v) = doctor(&d.ns, run);

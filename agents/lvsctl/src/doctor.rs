@@ -36,8 +36,8 @@ pub struct Facts {
     pub table: Option<Table>,
     /// sysctl name → value, for those read (a missing one was not there).
     pub sysctls: BTreeMap<String, String>,
-    /// This host's addresses and their interfaces.
-    pub addrs: Vec<(IpAddr, String)>,
+    /// This host's addresses: address, interface (not the label), prefix.
+    pub addrs: Vec<(IpAddr, String, u8)>,
     /// Entries in the kernel's connection table.
     pub connections: usize,
     pub daemons: Vec<SyncDaemon>,
@@ -53,8 +53,8 @@ fn sysctl(f: &BTreeMap<String, String>, name: &str) -> Option<u32> {
 }
 
 /// The interface holding `ip` here, if any.
-fn holder(addrs: &[(IpAddr, String)], ip: IpAddr) -> Option<&str> {
-    addrs.iter().find(|(a, _)| *a == ip).map(|(_, i)| i.as_str())
+fn holder(addrs: &[(IpAddr, String, u8)], ip: IpAddr) -> Option<&str> {
+    addrs.iter().find(|(a, _, _)| *a == ip).map(|(_, i, _)| i.as_str())
 }
 
 fn service_ip(key: &ServiceKey) -> Option<IpAddr> {
@@ -88,21 +88,23 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
                 severity: Severity::Error,
                 check: "ip_forward",
                 message: format!(
-                    "NAT (masq) for {} needs {name} = 1 (it is {}): the reals' replies are not routed back",
+                    "NAT (masq) for {} needs {name} = 1 (it is {}): the reals' replies are not routed back; \
+                     keep it in /etc/sysctl.d/",
                     nat.join(", "),
                     f.sysctls.get(name).map(String::as_str).unwrap_or("unreadable")
                 ),
-                fix: Some(format!("sysctl -w {name}=1 (and put it in /etc/sysctl.d/ to keep it)")),
+                fix: Some(format!("sysctl -w {name}=1")),
             });
         }
     }
-    // A DR director forwards back out of the interface packets came in
-    // on; with redirects on it teaches clients to bypass it.
+    // Redirects off on DR directors, as LVS-DR setups have them: a
+    // director that sends ICMP redirects on the VIP's LAN can teach
+    // clients a route around it.
     for e in uses(ForwardMethod::Route, false) {
         let iface = service_ip(&e.service.key).and_then(|ip| holder(&f.addrs, ip));
         let mut on = Vec::new();
         for conf in ["all"].into_iter().chain(iface) {
-            let name = format!("net.ipv4.conf.{conf}.send_redirects");
+            let name = net::ipv4_conf(conf, "send_redirects");
             if sysctl(&f.sysctls, &name) != Some(0) {
                 on.push(name);
             }
@@ -130,13 +132,11 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
             check: "conn_tab",
             message: format!(
                 "{} connection entries in a table of {size} buckets (more than 4 per bucket): lookups \
-                 walk long chains",
+                 walk long chains; the size applies when ip_vs loads, and unloading it empties the \
+                 IPVS table, so reload it on a standby or at the next reboot",
                 f.connections
             ),
-            fix: Some(format!(
-                "echo 'options ip_vs conn_tab_bits={bits}' > /etc/modprobe.d/ip_vs.conf, then reload ip_vs \
-                 (it takes effect when the module loads)"
-            )),
+            fix: Some(format!("echo 'options ip_vs conn_tab_bits={bits}' >> /etc/modprobe.d/ip_vs.conf")),
         });
     }
     for (instance, record) in &f.sync_records {
@@ -147,10 +147,10 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
                     check: "sync",
                     message: format!(
                         "the ocf:lvs:sync resource {instance} runs a {} sync daemon, but the kernel runs none \
-                         like it: connections are not synced",
+                         like it: connections are not synced (a cleanup makes Pacemaker start it again)",
                         e.state().map(|s| s.to_string()).unwrap_or_else(|| "?".into())
                     ),
-                    fix: Some(format!("crm_resource --cleanup -r {instance} (Pacemaker restarts it)")),
+                    fix: Some(format!("crm_resource --cleanup -r {instance}")),
                 });
             }
         }
@@ -195,7 +195,7 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
 #[derive(Debug, Default)]
 pub struct RealserverFacts {
     pub vip: Option<IpAddr>,
-    pub addrs: Vec<(IpAddr, String)>,
+    pub addrs: Vec<(IpAddr, String, u8)>,
     pub sysctls: BTreeMap<String, String>,
     /// Interfaces other than lo.
     pub interfaces: Vec<String>,
@@ -212,14 +212,20 @@ pub fn judge_realserver(f: &RealserverFacts) -> Vec<Finding> {
             message: format!("{vip} is not on this host: packets the director routes here for it are dropped"),
             fix: Some(format!("ip addr add {vip}/{} dev lo (or ocf:lvs:vip mode=realserver)", host_prefix(vip))),
         }),
-        Some(i) if i != "lo" && !i.starts_with("tunl") && !i.starts_with("ip6tnl") => out.push(Finding {
-            severity: Severity::Error,
-            check: "vip",
-            message: format!(
-                "{vip} is on {i}: this real server answers ARP for the VIP and takes the director's traffic"
-            ),
-            fix: Some(format!("ip addr del {vip}/{0} dev {i}; ip addr add {vip}/{0} dev lo", host_prefix(vip))),
-        }),
+        Some(i) if i != "lo" && !i.starts_with("tunl") && !i.starts_with("ip6tnl") => {
+            let prefix = f.addrs.iter().find(|(a, _, _)| *a == vip).map(|(_, _, p)| *p).unwrap_or(host_prefix(vip));
+            out.push(Finding {
+                severity: Severity::Error,
+                check: "vip",
+                message: format!(
+                    "{vip} is on {i}: this real server answers ARP for the VIP and takes the director's traffic"
+                ),
+                fix: Some(format!(
+                    "ip addr del {vip}/{prefix} dev {i} && ip addr add {vip}/{} dev lo",
+                    host_prefix(vip)
+                )),
+            })
+        }
         Some(_) => {}
     }
     if vip.is_ipv4() {
@@ -233,7 +239,7 @@ pub fn judge_realserver(f: &RealserverFacts) -> Vec<Finding> {
             let short: Vec<String> = f
                 .interfaces
                 .iter()
-                .filter(|i| all.max(sysctl(&f.sysctls, &format!("net.ipv4.conf.{i}.{param}")).unwrap_or(0)) < least)
+                .filter(|i| all.max(sysctl(&f.sysctls, &net::ipv4_conf(i, param)).unwrap_or(0)) < least)
                 .cloned()
                 .collect();
             if !short.is_empty() {
@@ -279,25 +285,33 @@ fn host_prefix(ip: IpAddr) -> u8 {
     }
 }
 
-/// This host's addresses, with their interfaces.
-fn addresses() -> Vec<(IpAddr, String)> {
+/// This host's addresses, with their interfaces (an address label such
+/// as lo:0 is cut at the colon) and prefix lengths.
+fn addresses() -> Vec<(IpAddr, String, u8)> {
     let mut out = Vec::new();
     for ifa in nix::ifaddrs::getifaddrs().into_iter().flatten() {
         let Some(a) = ifa.address else { continue };
+        let iface = ifa.interface_name.split(':').next().unwrap_or_default().to_string();
+        let mask = ifa.netmask.as_ref();
         if let Some(v4) = a.as_sockaddr_in() {
-            out.push((IpAddr::V4(v4.ip()), ifa.interface_name.clone()));
+            let prefix = mask.and_then(|m| m.as_sockaddr_in()).map(|m| m.ip().to_bits().count_ones() as u8);
+            out.push((IpAddr::V4(v4.ip()), iface, prefix.unwrap_or(32)));
         } else if let Some(v6) = a.as_sockaddr_in6() {
-            out.push((IpAddr::V6(v6.ip()), ifa.interface_name.clone()));
+            let prefix = mask.and_then(|m| m.as_sockaddr_in6()).map(|m| m.ip().to_bits().count_ones() as u8);
+            out.push((IpAddr::V6(v6.ip()), iface, prefix.unwrap_or(128)));
         }
     }
     out
 }
 
+/// The network interfaces other than lo (directories in /sys/class/net,
+/// not files such as bonding_masters).
 fn interfaces() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n != "lo")
         .collect();
@@ -332,12 +346,14 @@ pub fn gather(run_dir: &Path) -> Facts {
     let mut names = vec!["net.ipv4.ip_forward".to_string(), "net.ipv6.conf.all.forwarding".into()];
     names.push("net.ipv4.conf.all.send_redirects".into());
     let mut answered_by = BTreeMap::new();
+    // One probe per VIP (300 ms each), however many services share it.
+    let mut probed = std::collections::BTreeSet::new();
     if let Some(t) = &table {
         for e in &t.entries {
             let Some(ip) = service_ip(&e.service.key) else { continue };
             if let Some(iface) = holder(&addrs, ip) {
-                names.push(format!("net.ipv4.conf.{iface}.send_redirects"));
-                if !answered_by.contains_key(&ip) && iface != "lo" {
+                names.push(net::ipv4_conf(iface, "send_redirects"));
+                if iface != "lo" && probed.insert(ip) {
                     if let Some(mac) = probe(ip, iface) {
                         answered_by.insert(ip, mac);
                     }
@@ -349,7 +365,7 @@ pub fn gather(run_dir: &Path) -> Facts {
         table,
         sysctls: read_sysctls(names),
         addrs,
-        connections: conns::read().map(|c| c.len()).unwrap_or(0),
+        connections: conns::count().unwrap_or(0),
         daemons,
         sync_records: lvs_common::sync::records(run_dir),
         answered_by,
@@ -361,7 +377,7 @@ pub fn gather_realserver(vip: IpAddr) -> RealserverFacts {
     let mut names = Vec::new();
     for i in ["all", "lo"].iter().map(|s| s.to_string()).chain(interfaces.iter().cloned()) {
         for p in ["arp_ignore", "arp_announce", "rp_filter"] {
-            names.push(format!("net.ipv4.conf.{i}.{p}"));
+            names.push(net::ipv4_conf(&i, p));
         }
     }
     RealserverFacts { vip: Some(vip), addrs: addresses(), sysctls: read_sysctls(names), interfaces }
@@ -416,7 +432,7 @@ mod tests {
         Facts {
             table: Some(table("tcp:10.0.0.100:80", forward)),
             sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            addrs: vec![("10.0.0.100".parse().unwrap(), "eth0".into())],
+            addrs: vec![("10.0.0.100".parse().unwrap(), "eth0".into(), 24)],
             ..Facts::default()
         }
     }
@@ -429,7 +445,7 @@ mod tests {
     fn nat_needs_forwarding() {
         let f = judge(&facts(ForwardMethod::Masq, &[("net.ipv4.ip_forward", "0")]));
         assert_eq!(checks(&f), [("ip_forward", Severity::Error)]);
-        assert!(f[0].fix.as_deref().unwrap().starts_with("sysctl -w net.ipv4.ip_forward=1"), "{f:?}");
+        assert_eq!(f[0].fix.as_deref(), Some("sysctl -w net.ipv4.ip_forward=1"), "{f:?}");
         assert!(judge(&facts(ForwardMethod::Masq, &[("net.ipv4.ip_forward", "1")])).is_empty());
         // DR does not need it.
         let dr = [("net.ipv4.conf.all.send_redirects", "0"), ("net.ipv4.conf.eth0.send_redirects", "0")];
@@ -491,13 +507,13 @@ mod tests {
             ("net.ipv4.conf.eth0.arp_ignore", "0"),
             ("net.ipv4.conf.eth0.arp_announce", "0"),
         ];
-        let rs = |addrs: Vec<(IpAddr, String)>, s: &[(&str, &str)]| RealserverFacts {
+        let rs = |addrs: Vec<(IpAddr, String, u8)>, s: &[(&str, &str)]| RealserverFacts {
             vip: Some("10.0.0.100".parse().unwrap()),
             addrs,
             sysctls: s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             interfaces: vec!["eth0".into()],
         };
-        let on_lo = vec![("10.0.0.100".parse().unwrap(), "lo".to_string())];
+        let on_lo = vec![("10.0.0.100".parse().unwrap(), "lo".to_string(), 32)];
         assert!(judge_realserver(&rs(on_lo.clone(), &good)).is_empty());
         // The interface's own value counts when all's is lower.
         let own = [("net.ipv4.conf.eth0.arp_ignore", "1"), ("net.ipv4.conf.eth0.arp_announce", "2")];
@@ -506,7 +522,9 @@ mod tests {
         assert_eq!(checks(&f), [("arp_ignore", Severity::Error), ("arp_announce", Severity::Error)]);
         assert!(f[0].fix.as_deref().unwrap().contains("net.ipv4.conf.lo.arp_announce=2"), "{f:?}");
         assert_eq!(checks(&judge_realserver(&rs(vec![], &good))), [("vip", Severity::Error)]);
-        let on_eth0 = vec![("10.0.0.100".parse().unwrap(), "eth0".to_string())];
-        assert_eq!(checks(&judge_realserver(&rs(on_eth0, &good))), [("vip", Severity::Error)]);
+        let on_eth0 = vec![("10.0.0.100".parse().unwrap(), "eth0".to_string(), 24)];
+        let f = judge_realserver(&rs(on_eth0, &good));
+        assert_eq!(checks(&f), [("vip", Severity::Error)]);
+        assert_eq!(f[0].fix.as_deref(), Some("ip addr del 10.0.0.100/24 dev eth0 && ip addr add 10.0.0.100/32 dev lo"));
     }
 }

@@ -61,7 +61,7 @@ enum Cmd {
         #[arg(long, group = "view")]
         rate: bool,
         /// Counters in full instead of shortened to K, M, G, T.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["timeout", "connections"])]
         exact: bool,
         /// The connection timeouts (tcp tcpfin udp), in seconds.
         #[arg(long, group = "view")]
@@ -74,10 +74,10 @@ enum Cmd {
         persistent_conn: bool,
         /// Only this service (tcp:10.0.0.100:80, fwmark:7); like ipvsadm
         /// -t/-u/-f, the version line is left out.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "timeout")]
         service: Option<String>,
         /// Only this real server (10.0.0.11:80, [2001:db8::11]:80).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "timeout")]
         real: Option<String>,
     },
     /// Translate ldirectord.cf or keepalived.conf into configuration for
@@ -291,7 +291,7 @@ fn without_ages(line: &str) -> String {
     while let Some(w) = words.next() {
         out.push(w);
         let age = |a: &&str| {
-            a.len() > 1 && a[..a.len() - 1].bytes().all(|b| b.is_ascii_digit()) && a.ends_with(['s', 'm', 'h'])
+            a.strip_suffix(['s', 'm', 'h']).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         };
         if w == "for" && words.peek().is_some_and(age) {
             words.next();
@@ -324,8 +324,13 @@ fn watch(every: Duration, run_dir: &std::path::Path) -> ! {
         }
         out.push_str("\x1b[J");
         let mut stdout = std::io::stdout().lock();
-        let _ = std::io::Write::write_all(&mut stdout, out.as_bytes());
-        let _ = std::io::Write::flush(&mut stdout);
+        // Nobody reads any more (a closed pipe, a gone terminal): done.
+        if std::io::Write::write_all(&mut stdout, out.as_bytes())
+            .and_then(|_| std::io::Write::flush(&mut stdout))
+            .is_err()
+        {
+            std::process::exit(0);
+        }
         drop(stdout);
         before = Some(lines);
         std::thread::sleep(every);
@@ -369,7 +374,11 @@ fn list(a: ListArgs, mut table: Table) -> ExitCode {
     }
     if a.connections {
         let conns = match conns::read() {
-            Ok(c) => c,
+            Ok((c, 0)) => c,
+            Ok((c, skipped)) => {
+                eprintln!("lvsctl: {skipped} lines of {} did not parse and are not listed", conns::CONN_FILE);
+                c
+            }
             Err(e) => return fail(e.to_string()),
         };
         let of_service = |c: &conns::Connection| match &service {
@@ -509,5 +518,7 @@ mod tests {
         assert_ne!(without_ages(a), without_ages(c));
         // "for" followed by something else is kept.
         assert_eq!(without_ages("wait for it"), "wait for it");
+        // Free text (a check's reason) may hold any character.
+        assert_eq!(without_ages("waited for café and for 5é"), "waited for café and for 5é");
     }
 }

@@ -32,7 +32,8 @@ pub fn render(cmd: &Command) -> String {
     for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
         let positionals: Vec<String> =
             sub.get_positionals().map(|a| format!("\\fI{}\\fR", a.get_id().as_str().to_uppercase())).collect();
-        s.push_str(&format!(".SS \"lvsctl {} {}\"\n", sub.get_name(), positionals.join(" ")));
+        let usage = [sub.get_name().to_string()].into_iter().chain(positionals).collect::<Vec<_>>().join(" ");
+        s.push_str(&format!(".SS \"lvsctl {usage}\"\n"));
         let text = sub.get_long_about().or(sub.get_about()).map(|a| a.to_string()).unwrap_or_default();
         s.push_str(&paragraphs(&text));
         s.push('\n');
@@ -70,7 +71,7 @@ pub fn render(cmd: &Command) -> String {
         }
     }
     s.push_str(
-        ".SH FILES\n.TP\n/run/lvs-agents\nThe agents' daemons' state (LVS_RUN_DIR overrides it).\n\
+        ".SH FILES\n.TP\n/run/lvs\\-agents\nThe agents' daemons' state (LVS_RUN_DIR overrides it).\n\
          .TP\n/proc/net/ip_vs_conn\nThe kernel's connection table, read by \\fBlist \\-\\-connections\\fR.\n\
          .SH SEE ALSO\n\\fBipvsadm\\fR(8), \\fBocf_lvs_vip\\fR(7), \\fBocf_lvs_service\\fR(7), \
          \\fBocf_lvs_realservers\\fR(7), \\fBocf_lvs_sorry\\fR(7), \\fBocf_lvs_sync\\fR(7)\n",

@@ -106,8 +106,8 @@ static SPEC: AgentSpec = AgentSpec {
         ParamSpec::select("mode", &["director", "realserver"], "Where the address goes").default("director").long(
             "director: the address goes on nic and is announced. realserver: the address \
                 goes on lo as /32 or /128 and is never announced; net.ipv4.conf.all and .lo get \
-                arp_ignore=1 and arp_announce=2 (also when the address was on lo already; left \
-                set on stop), as LVS direct routing needs.",
+                at least arp_ignore=1 and arp_announce=2 (higher values are kept; set also when \
+                the address was on lo already; left set on stop), as LVS direct routing needs.",
         ),
     ],
     actions: ocf::STANDARD_ACTIONS,
@@ -401,8 +401,13 @@ impl Vip {
         // Before anything else: a VIP already on lo (a hand-made setup the
         // agent adopts) must stop being answered too.
         if self.realserver && self.ip.is_ipv4() {
-            for (name, value) in net::REALSERVER_ARP_SYSCTLS {
-                net::write_sysctl(name, &value.to_string())?;
+            // Raised to the least that works, never lowered: an operator's
+            // stricter value (arp_ignore 2..8) stays.
+            for (name, least) in net::REALSERVER_ARP_SYSCTLS {
+                let now = net::read_sysctl(name).ok().and_then(|v| v.parse::<u32>().ok());
+                if now.is_none_or(|v| v < least) {
+                    net::write_sysctl(name, &least.to_string())?;
+                }
             }
         }
         if let Some(have) = nl.find_address(self.ip).await? {

@@ -29,14 +29,22 @@ pub struct Connection {
 
 /// Parses the whole file: a title line, then one entry per line. IPv4
 /// addresses are 8 hex digits, IPv6 ones in full colon form; ports 4 hex
-/// digits.
-pub fn parse(text: &str) -> Result<Vec<Connection>> {
+/// digits. A line that does not parse is skipped, as ipvsadm skips it, and
+/// counted (the second value).
+pub fn parse(text: &str) -> Result<(Vec<Connection>, usize)> {
     let mut lines = text.lines();
     match lines.next() {
         Some(title) if title.starts_with("Pro ") => {}
         other => return Err(Error::generic(format!("{CONN_FILE}: unexpected title {other:?}"))),
     }
-    lines.filter(|l| !l.trim().is_empty()).map(parse_line).collect()
+    let (mut conns, mut skipped) = (Vec::new(), 0);
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        match parse_line(line) {
+            Ok(c) => conns.push(c),
+            Err(_) => skipped += 1,
+        }
+    }
+    Ok((conns, skipped))
 }
 
 fn parse_line(line: &str) -> Result<Connection> {
@@ -64,10 +72,24 @@ fn parse_line(line: &str) -> Result<Connection> {
     })
 }
 
-/// Reads and parses [`CONN_FILE`]; a missing file means no IPVS here.
-pub fn read() -> Result<Vec<Connection>> {
-    let text = std::fs::read_to_string(CONN_FILE).map_err(|e| Error::io(format!("reading {CONN_FILE}"), e))?;
-    parse(&text)
+/// Reads and parses [`CONN_FILE`] (bytes that are not UTF-8 are replaced,
+/// not fatal).
+pub fn read() -> Result<(Vec<Connection>, usize)> {
+    let bytes = std::fs::read(CONN_FILE).map_err(|e| Error::io(format!("reading {CONN_FILE}"), e))?;
+    parse(&String::from_utf8_lossy(&bytes))
+}
+
+/// How many entries the kernel's connection table holds, counted without
+/// parsing them (a busy director has millions).
+pub fn count() -> Result<usize> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(CONN_FILE).map_err(|e| Error::io(format!("reading {CONN_FILE}"), e))?;
+    let mut n: usize = 0;
+    for line in std::io::BufReader::new(f).split(b'\n') {
+        line.map_err(|e| Error::io(format!("reading {CONN_FILE}"), e))?;
+        n += 1;
+    }
+    Ok(n.saturating_sub(1))
 }
 
 fn endpoint(a: &SocketAddr) -> String {
@@ -115,8 +137,8 @@ mod tests {
 
     #[test]
     fn the_kernels_file_is_read_field_by_field() {
-        let c = parse(PROC).unwrap();
-        assert_eq!(c.len(), 4);
+        let (c, skipped) = parse(PROC).unwrap();
+        assert_eq!((c.len(), skipped), (4, 0));
         assert_eq!(c[0].client, "192.168.1.5:51234".parse().unwrap());
         assert_eq!(c[0].virtual_addr, "10.0.0.1:80".parse().unwrap());
         assert_eq!(c[0].destination, "192.168.1.10:80".parse().unwrap());
@@ -127,7 +149,7 @@ mod tests {
 
     #[test]
     fn listed_as_ipvsadm_lists_them() {
-        let c = parse(PROC).unwrap();
+        let (c, _) = parse(PROC).unwrap();
         let text = listing(&c, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "IPVS connection entries");
@@ -144,9 +166,12 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_file_is_an_error_not_a_panic() {
-        for text in ["", "nonsense\n", "Pro x\nTCP 1 2 3\n", "Pro x\nTCP ZZ 0050 0A000001 0050 0A000001 0050 S 1\n"] {
+    fn a_malformed_file_is_an_error_and_a_malformed_line_is_skipped() {
+        for text in ["", "nonsense\n"] {
             assert!(parse(text).is_err(), "{text:?}");
+        }
+        for text in ["Pro x\nTCP 1 2 3\n", "Pro x\nTCP ZZ 0050 0A000001 0050 0A000001 0050 S 1\n"] {
+            assert_eq!(parse(text).unwrap(), (vec![], 1), "{text:?}");
         }
     }
 }

@@ -411,8 +411,25 @@ impl Netlink {
     }
 }
 
+/// A sysctl's file. As sysctl(8) reads names: dots separate, and a slash
+/// stands for a dot within a part (`net.ipv4.conf.eth0/100.rp_filter` is
+/// VLAN eth0.100's).
 fn sysctl_path(name: &str) -> String {
-    format!("/proc/sys/{}", name.replace('.', "/"))
+    let path: String = name
+        .chars()
+        .map(|c| match c {
+            '.' => '/',
+            '/' => '.',
+            c => c,
+        })
+        .collect();
+    format!("/proc/sys/{path}")
+}
+
+/// The sysctl name of `param` of interface `iface` under net.ipv4.conf,
+/// in sysctl(8)'s form (a dot in the interface name written as a slash).
+pub fn ipv4_conf(iface: &str, param: &str) -> String {
+    format!("net.ipv4.conf.{}.{param}", iface.replace('.', "/"))
 }
 
 /// What an LVS-DR or LVS-TUN real server needs so that it never answers
@@ -496,6 +513,7 @@ mod tests {
     #[test]
     fn sysctl_names_map_to_proc_paths() {
         assert_eq!(sysctl_path("net.ipv4.conf.lo.arp_ignore"), "/proc/sys/net/ipv4/conf/lo/arp_ignore");
+        assert_eq!(sysctl_path(&ipv4_conf("eth0.100", "rp_filter")), "/proc/sys/net/ipv4/conf/eth0.100/rp_filter");
     }
 
     #[test]
