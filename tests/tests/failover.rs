@@ -418,6 +418,12 @@ fn node_a() {
                 );
                 let _ = s.write_all(report.as_bytes());
             }
+            // A failure's dump asks for this; heartbeat's node-a answers with its own log.
+            "log" => {
+                let log = Command::new("tail").args(["-n", "80", "/var/log/pacemaker/pacemaker.log"]).output();
+                let text = log.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+                let _ = s.write_all(format!("(pacemaker's log)\n{text}").as_bytes());
+            }
             other => println!("node-a: unknown control word {other:?}"),
         }
     }
@@ -654,17 +660,21 @@ impl Watch {
 /// address and port match a connection entry the director already has (its
 /// own, or one synced from the other director) follows that entry, not the
 /// scheduler (seen: 11:19 with only 28 new entries in the table).
-/// A real whose health changed during the split (a check that timed out
-/// `fall` times in a row on the emulated VMs: quiesced for a moment) also
-/// shifts requests: CI saw 9:21 right after the power loss, and this host
-/// 11:19 after the merge. That is health, not scheduling, and the split
-/// is repeated (at most twice); a wrong split with no transition fails.
+/// Even so a split is now and then one request off (CI: 11:19 with 30 new
+/// entries and both reals healthy throughout, after the move back with
+/// sync; a health transition, a check timing out on the emulated VMs, does
+/// the same). A lab run of 48 splits through one director with the same
+/// agents, their monitors and a sync daemon, but no peer, saw none off. So
+/// a split that is off is repeated from a new address, at most twice:
+/// weights that are not 1:2 (1:1 gives 15:15, one real alone 30:0) fail
+/// all three.
 fn wrr_split(client: &Host, via: &str, read: impl Fn() -> Director) {
     static NEXT_SOURCE: AtomicU32 = AtomicU32::new(60);
     let settled = |t: &str| {
         let w = weights_in(t);
         w.len() == 2 && w.get("10.0.0.11:80") == Some(&1) && w.get("10.0.0.12:80") == Some(&2)
     };
+    let mut seen = Vec::new();
     for _ in 0..3 {
         wait_for(&format!("only r1 (1) and r2 (2) in the table of {via}"), Duration::from_secs(30), || {
             settled(&read().table).then_some(())
@@ -680,17 +690,12 @@ fn wrr_split(client: &Host, via: &str, read: impl Fn() -> Director) {
         }
         let now = read();
         let after = now.transitions();
-        if after == before {
-            let entries = if via.starts_with("node-b") { must("ipvsadm", &["-Lnc"]) } else { now.table.clone() };
-            panic!(
-                "wrr 1:2 through {via} from {source}: {c:?}, no health transition meanwhile; the table now:\n{}\n\
-                 connection entries:\n{entries}",
-                now.table
-            );
-        }
-        println!("wrr split through {via}: {c:?}, with a health transition meanwhile ({before:?} -> {after:?}): again");
+        let health = if after == before { "no health transition meanwhile" } else { "a health transition meanwhile" };
+        println!("wrr split through {via} from {source}: {c:?}, {health} ({before:?} -> {after:?}): again");
+        let entries = if via.starts_with("node-b") { must("ipvsadm", &["-Lnc"]) } else { String::new() };
+        seen.push(format!("from {source}: {c:?}, {health}; the table then:\n{}\n{entries}", now.table));
     }
-    panic!("wrr 1:2 through {via}: three splits, each with a health transition");
+    panic!("wrr 1:2 through {via}: three splits, none 10:20:\n{}", seen.join("\n"));
 }
 
 /// `n` HTTP/1.0 requests for `/` to the VIP from `source` (an address of
@@ -787,7 +792,7 @@ fn diagnose_on_panic() {
             }
         }
         if let Some(log) = heartbeat::node_a_log() {
-            println!("== node-a's heartbeat log (if it runs heartbeat)\n{log}");
+            println!("== node-a's log\n{log}");
         }
         default(info);
     }));

@@ -168,7 +168,7 @@ fn answer(mut s: TcpStream) {
 
 // ---- node-b ----
 
-/// The tail of node-a's heartbeat log, for a failure's diagnosis.
+/// The tail of node-a's log (heartbeat's or pacemaker's), for a failure's diagnosis.
 pub fn node_a_log() -> Option<String> {
     ask_a("log", Duration::from_secs(10))
 }
