@@ -9,6 +9,7 @@ pub mod agent;
 pub mod daemon;
 pub mod error;
 pub mod ipvs;
+pub mod metrics;
 pub mod net;
 pub mod ocf;
 pub mod probe;

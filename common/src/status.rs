@@ -15,8 +15,12 @@ pub struct RealState {
     pub last_result: String,
     /// Unix time of the last state change.
     pub since: u64,
+    /// Consecutive successes and failures (what rise and fall count).
     pub successes: u32,
     pub failures: u32,
+    /// Every check since the daemon started, for metrics.
+    #[serde(default)]
+    pub checks: crate::metrics::CheckStats,
 }
 
 /// The realservers daemon's state file.
@@ -30,6 +34,14 @@ pub struct RealserversState {
     pub healthy: usize,
     pub reals: Vec<RealState>,
     pub last_error: Option<String>,
+    /// Checks finished since the daemon started.
+    #[serde(default)]
+    pub checks_total: u64,
+    /// Checks finished per second since the previous routine pass.
+    #[serde(default)]
+    pub checks_per_second: f64,
+    #[serde(default)]
+    pub checks_in_flight: usize,
 }
 
 /// The sorry daemon's state file.

@@ -309,3 +309,146 @@ fn lvsctl_lists_what_ipvsadm_lists() {
     let (ok, out) = d.run(&[lvsctl, "list", "--stats", "--service", "tcp:10.0.0.100:81"]);
     assert!(!ok && out.contains("no service"), "{out}");
 }
+
+/// The realservers agent's `metrics_listen` scraped by a real Prometheus
+/// (Debian's package): the real's `lvs_real_up` is 1, and 0 once the real
+/// fails. `lvsctl metrics` passes `promtool check metrics`, and counts the
+/// traffic the kernel saw; the endpoint serves the same families.
+#[test]
+fn prometheus_sees_a_real_fail_through_metrics_listen() {
+    let mut n = net(None);
+    let d = &n.director;
+    let inst = |name: &'static str| [("OCF_RESOURCE_INSTANCE", name)];
+    let web = [("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr")];
+    assert_eq!(ocf("lvs-service", Some(&d.ns), "start", &web, &inst("web")).code, 0);
+    let reals = |listen: &'static str| {
+        [
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", "192.168.7.10 masq 1, 192.168.7.20 masq 2"),
+            ("check", "http"),
+            ("request", "/test.html"),
+            ("receive", "test"),
+            ("check_interval", "1"),
+            ("check_timeout", "1"),
+            ("metrics_listen", listen),
+        ]
+    };
+    // A port already taken fails start, saying so.
+    let taken = d.within(|| std::net::TcpListener::bind("127.0.0.1:9465").expect("bind"));
+    let c = ocf("lvs-realservers", Some(&d.ns), "start", &reals("127.0.0.1:9465"), &inst("busy"));
+    assert_eq!(c.code, 1, "{c:?}");
+    assert!(c.stderr.contains("metrics_listen 127.0.0.1:9465") && c.stderr.contains("in use"), "{c:?}");
+    drop(taken);
+
+    let c = ocf("lvs-realservers", Some(&d.ns), "start", &reals("127.0.0.1:9464"), &inst("reals"));
+    assert_eq!(c.code, 0, "{c:?}");
+    d.ipvsadm_until(Duration::from_secs(20), |t| t.contains("192.168.7.10:80") && t.contains("192.168.7.20:80"));
+    let served = n.client.requests("10.0.0.100:80", 30);
+    assert_eq!(served.get("failed"), None, "{served:?}");
+
+    // lvsctl metrics: well-formed for Prometheus' own linter, and true.
+    let lvsctl = lvs_tests::agent::bin("lvsctl");
+    let metrics = || d.must(&[lvsctl.to_str().expect("path"), "metrics"]);
+    let connections = "lvs_service_connections_total{service=\"tcp:10.0.0.100:80\"} ";
+    // The kernel folds its per-CPU counters into the listed ones every 2 s.
+    let mut text = metrics();
+    for _ in 0..50 {
+        if !text.contains(&format!("{connections}0\n")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        text = metrics();
+    }
+    println!("$ lvsctl metrics (head)\n{}", text.lines().take(40).collect::<Vec<_>>().join("\n"));
+    let (ok, lint) = fed(&["promtool", "check", "metrics"], &text);
+    assert!(ok, "promtool check metrics: {lint}");
+    let value = |text: &str, series: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} in:\n{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+    };
+    let r1 = r#"resource="reals",service="tcp:10.0.0.100:80",real="192.168.7.10:80""#;
+    assert_eq!(value(&text, &format!("lvs_real_up{{{r1}}} ")), 1.0);
+    assert!(value(&text, connections) >= 30.0, "{text}");
+    assert!(value(&text, &format!("lvs_real_check_duration_seconds_count{{{r1}}} ")) >= 1.0, "{text}");
+    // The endpoint: the same families (its own resource and service only).
+    let scrape = d
+        .within(|| {
+            lvs_tests::topo::http_get("127.0.0.1:9464".parse().expect("addr"), "/metrics", Duration::from_secs(5))
+        })
+        .expect("a scrape");
+    let families = |t: &str| -> std::collections::BTreeSet<String> {
+        t.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(String::from).collect()
+    };
+    assert_eq!(families(&scrape), families(&text), "endpoint:\n{scrape}");
+
+    // A real Prometheus scraping every second.
+    let dir = lvs_tests::topo::tempdir::Dir::new("prometheus");
+    let config = dir.path.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: lvs\n    \
+         static_configs:\n      - targets: ['127.0.0.1:9464']\n",
+    )
+    .expect("config");
+    let data = dir.path.join("data");
+    let (config, data) =
+        (format!("--config.file={}", config.display()), format!("--storage.tsdb.path={}", data.display()));
+    let prometheus = n.director.spawn(&["prometheus", &config, &data, "--web.listen-address=127.0.0.1:9090"]);
+    let d = &n.director;
+    let query = |q: &str| -> Option<String> {
+        let path = format!("/api/v1/query?query={}", q.replace('{', "%7B").replace('}', "%7D").replace('"', "%22"));
+        let body = d.within(|| {
+            lvs_tests::topo::http_get("127.0.0.1:9090".parse().expect("addr"), &path, Duration::from_secs(5))
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str().map(String::from)
+    };
+    let up = "lvs_real_up{real=\"192.168.7.10:80\"}";
+    let began = std::time::Instant::now();
+    let until = |want: &str, limit: Duration| {
+        while began.elapsed() < limit {
+            if query(up).as_deref() == Some(want) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("Prometheus never said {up} = {want} in {limit:?}; last: {:?}", query(up));
+    };
+    until("1", Duration::from_secs(180));
+    println!("Prometheus has {up} = 1 after {:?}", began.elapsed());
+    // r1's web server dies: refused checks take it down.
+    let killed = std::time::Instant::now();
+    n._reals[0].kill(0);
+    let began_wait = began.elapsed();
+    until("0", began_wait + Duration::from_secs(60));
+    println!("Prometheus has {up} = 0 {:?} after r1's httpd died", killed.elapsed());
+    let refused = query("lvs_real_check_failures_total{real=\"192.168.7.10:80\",reason=\"refused\"}");
+    assert!(refused.as_deref().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v >= 1.0), "{refused:?}");
+    assert_eq!(query("lvs_real_up{real=\"192.168.7.20:80\"}").as_deref(), Some("1"), "r2 stays up");
+    // Two reals checked every second.
+    let rate = query("lvs_realservers_checks_per_second").and_then(|v| v.parse::<f64>().ok());
+    assert!(rate.is_some_and(|r| (1.0..=4.0).contains(&r)), "checks per second: {rate:?}");
+    n.director.kill(prometheus);
+
+    let d = &n.director;
+    assert_eq!(ocf("lvs-realservers", Some(&d.ns), "stop", &reals("127.0.0.1:9464"), &inst("reals")).code, 0);
+    let gone = d.within(|| std::net::TcpStream::connect("127.0.0.1:9464").is_err());
+    assert!(gone, "the endpoint ends with the daemon");
+    assert_eq!(ocf("lvs-service", Some(&d.ns), "stop", &web, &inst("web")).code, 0);
+}
+
+/// `argv` run with `input` on its stdin: (succeeded, stdout + stderr).
+fn fed(argv: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let o = child.wait_with_output().expect("wait");
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}

@@ -108,6 +108,17 @@ enum Cmd {
         #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
         run_dir: PathBuf,
     },
+    /// The IPVS counters and the health daemons' state as Prometheus
+    /// metrics (text format 0.0.4), for node_exporter's textfile
+    /// collector: `lvsctl metrics > DIR/lvs.prom.tmp && mv DIR/lvs.prom.tmp
+    /// DIR/lvs.prom`. The same names as a realservers resource's
+    /// metrics_listen serves. Exit 1 (after printing the daemons' part)
+    /// when the kernel table cannot be read.
+    Metrics {
+        /// Where the daemons keep their state.
+        #[arg(long, default_value = "/run/lvs-agents", env = "LVS_RUN_DIR")]
+        run_dir: PathBuf,
+    },
     /// Check the lvs primitives of a `crm configure` text or a file of
     /// `pcs resource create` commands, offline. Exit 0: clean; 1: problems.
     Lint { file: PathBuf },
@@ -474,6 +485,22 @@ fn main() -> ExitCode {
             return ExitCode::from(status);
         }
         Cmd::Status { watch: true, interval, run_dir, .. } => watch(Duration::from_secs(*interval), run_dir),
+        Cmd::Metrics { run_dir } => {
+            let mut e = lvs_common::metrics::Exposition::default();
+            let kernel = IpvsClient::connect().and_then(|c| c.table());
+            if let Ok(t) = &kernel {
+                e.ipvs(t);
+            }
+            e.daemons(&read_all(run_dir));
+            print!("{}", e.render());
+            return match kernel {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("lvsctl: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         _ => {}
     }
     let got = IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?)));
@@ -485,7 +512,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Cmd::Import { .. } | Cmd::Lint { .. } | Cmd::Doctor { .. } => {}
+        Cmd::Import { .. } | Cmd::Lint { .. } | Cmd::Doctor { .. } | Cmd::Metrics { .. } => {}
         Cmd::List { stats, rate, exact, timeout, connections, persistent_conn, service, real } => {
             return list(ListArgs { stats, rate, exact, timeout, connections, persistent_conn, service, real }, table);
         }

@@ -5,11 +5,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
 use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
+use lvs_common::metrics::{self, CheckStats, Exposition};
 use lvs_common::ocf::{
     self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
@@ -109,6 +111,16 @@ static SPEC: AgentSpec = AgentSpec {
                 on recovery either way.",
         ),
         ParamSpec::boolean("cleanstop", "Remove the reals on stop").default("true"),
+        ParamSpec::string("metrics_listen", "Address and port for Prometheus scrapes").long(
+            "Off when unset. ADDRESS:PORT ([IPv6]:PORT) where the daemon answers GET /metrics in \
+                Prometheus' text format: each real's health (lvs_real_up), weight, last transition, \
+                check durations (histogram) and failures by reason, the daemon's checks per second \
+                and checks in flight, and the service's kernel counters; lvsctl metrics prints the \
+                same for every resource. The address may be one that is not up yet (IP_FREEBIND: \
+                the VIP, say); if the port is taken, start fails. At most 4 scrapes are answered \
+                at once, a request must arrive within 5 s, and past 1,000 reals the health part \
+                is as old as the state file (up to ceil(reals/1000) intervals).",
+        ),
         ParamSpec::string("node_attribute", "Pacemaker node attribute for the healthy count").long(
             "When set, the number of healthy reals is published with attrd_updater under this \
                 name, so location rules can prefer the director that sees more of them. \
@@ -147,6 +159,10 @@ fn main() -> std::process::ExitCode {
                 Action::ValidateAll => Ok(Outcome::Running),
                 Action::Start => {
                     IpvsClient::connect()?;
+                    // A port taken is said here, not only in the daemon's log.
+                    if let Some(addr) = cfg.metrics_listen {
+                        drop(metrics::listen(addr)?);
+                    }
                     sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
                     Ok(Outcome::Running)
                 }
@@ -175,6 +191,7 @@ struct Config {
     checkport: Option<u16>,
     source: Option<std::net::IpAddr>,
     node_attribute: Option<String>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The check options the parameters set explicitly, in probe's words,
@@ -307,6 +324,7 @@ impl Config {
             .str("source")
             .map(|s| s.parse().map_err(|_| Error::configured(format!("source '{s}' is not an address"))))
             .transpose()?;
+        let metrics_listen = p.str("metrics_listen").map(metrics_address).transpose()?;
         Ok(Config {
             service,
             reals,
@@ -320,6 +338,7 @@ impl Config {
             checkport: p.int("checkport").map(|n| n as u16),
             source,
             node_attribute: p.str("node_attribute").map(String::from),
+            metrics_listen,
         })
     }
 
@@ -362,6 +381,19 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// `metrics_listen`'s value: an address (not a name) and a port above 0.
+fn metrics_address(text: &str) -> Result<SocketAddr> {
+    let bad = |why: &str| Error::configured(format!("metrics_listen '{text}' {why}"));
+    let addr: SocketAddr = text.parse().map_err(|_| bad("is not ADDRESS:PORT ([IPv6]:PORT for IPv6)"))?;
+    if addr.port() == 0 {
+        return Err(bad("needs a port above 0"));
+    }
+    if addr.ip().is_multicast() || addr.ip() == std::net::Ipv4Addr::BROADCAST {
+        return Err(bad("is not a unicast address"));
+    }
+    Ok(addr)
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -500,6 +532,16 @@ struct Daemon {
     kernel_failures: u32,
     /// Whether the fault file is there.
     faulted: bool,
+    /// Every check's duration and failure reason, per real, for metrics.
+    checks: HashMap<SocketAddr, CheckStats>,
+    checks_total: u64,
+    /// Checks per second between the last two routine passes, and the
+    /// count and time of the last one.
+    rate: f64,
+    rate_mark: (Instant, u64),
+    in_flight: Arc<AtomicUsize>,
+    /// Where a metrics server reads the state from.
+    publish: Option<tokio::sync::watch::Sender<Option<Arc<State>>>>,
 }
 
 impl Daemon {
@@ -526,6 +568,12 @@ impl Daemon {
             attribute: Attribute::new(&["attrd_updater"]),
             kernel_failures: 0,
             faulted: false,
+            checks: HashMap::new(),
+            checks_total: 0,
+            rate: 0.0,
+            rate_mark: (Instant::now(), 0),
+            in_flight: Arc::default(),
+            publish: None,
         })
     }
 
@@ -536,6 +584,8 @@ impl Daemon {
     /// Takes one check's result; true when the real changed state.
     fn record(&mut self, r: probe::Report<SocketAddr>) -> bool {
         let Some(h) = self.health.get_mut(&r.key) else { return false };
+        self.checks.entry(r.key).or_default().observe(&r.outcome, r.elapsed);
+        self.checks_total += 1;
         // When the check ended, without reading the clock again.
         match h.record(&r.outcome, r.started + r.elapsed) {
             Some(Transition::Up) => {
@@ -558,6 +608,14 @@ impl Daemon {
     fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
         let problem = self.apply(ipvs, instance);
         let fault = self.count(problem.as_ref(), routine);
+        if routine {
+            let now = Instant::now();
+            let secs = now.duration_since(self.rate_mark.0).as_secs_f64();
+            if secs > 0.0 {
+                self.rate = (self.checks_total - self.rate_mark.1) as f64 / secs;
+            }
+            self.rate_mark = (now, self.checks_total);
+        }
         let state = self.state(problem.map(|p| p.text));
         instance.write_state(&state);
         match fault {
@@ -581,6 +639,10 @@ impl Daemon {
         }
         if let Some(name) = &self.cfg.node_attribute {
             self.attribute.update(name, state.healthy);
+        }
+        // A copy of the state (megabytes at 10,000 reals) only for a server.
+        if let Some(p) = self.publish.as_ref().filter(|_| self.cfg.metrics_listen.is_some()) {
+            p.send_replace(Some(Arc::new(state)));
         }
         Ok(())
     }
@@ -606,6 +668,7 @@ impl Daemon {
                     since: self.since.get(&ep).map(|t| unix(*t)).unwrap_or(0),
                     successes: h.map(Health::successes).unwrap_or(0),
                     failures: h.map(Health::failures).unwrap_or(0),
+                    checks: self.checks.get(&ep).cloned().unwrap_or_default(),
                 }
             })
             .collect();
@@ -616,6 +679,9 @@ impl Daemon {
             healthy: reals.iter().filter(|r| r.up).count(),
             reals,
             last_error,
+            checks_total: self.checks_total,
+            checks_per_second: self.rate,
+            checks_in_flight: self.in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -694,13 +760,45 @@ const MIN_SYNC_GAP: Duration = Duration::from_millis(50);
 /// state file's time for monitor; changes still go out as they happen.
 const SYNC_BATCH: usize = 1000;
 
-fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
+/// Serves `cfg`'s metrics_listen, if set, from what the daemon publishes
+/// and the service's kernel counters read at each scrape.
+fn metrics_server(
+    cfg: &Config,
+    name: &str,
+    published: &tokio::sync::watch::Receiver<Option<Arc<State>>>,
+) -> Result<Option<tokio::task::JoinHandle<Result<()>>>> {
+    let Some(addr) = cfg.metrics_listen else { return Ok(None) };
+    let listener = metrics::listen(addr)?;
+    let (name, service, published) = (name.to_string(), cfg.service, published.clone());
+    let render = move || {
+        let mut e = Exposition::default();
+        if let Some(state) = published.borrow().clone() {
+            e.realservers(&name, &state);
+        }
+        let kernel = IpvsClient::connect().and_then(|c| {
+            let s = c.service(&service)?;
+            Ok(lvs_common::ipvs::TableEntry { service: s, destinations: c.destinations(&service)? })
+        });
+        match kernel {
+            Ok(entry) => e.service(&entry),
+            Err(err) => tracing::debug!("metrics: {service}: {err}"),
+        }
+        e.render()
+    };
+    tracing::info!("serving metrics on http://{addr}/metrics");
+    Ok(Some(tokio::spawn(metrics::serve(listener, Arc::new(render)))))
+}
+
+fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Result<()> {
     let in_flight = check_sockets();
     lvs_common::daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
+        let (publish, published) = tokio::sync::watch::channel(None);
+        d.publish = Some(publish);
+        let mut server = metrics_server(&d.cfg, name, &published)?;
         // A fault left by an earlier daemon is not ours to report.
         let _ = std::fs::remove_file(faultfile(instance));
         tracing::info!(
@@ -712,7 +810,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         // Reals that start up go in before any check; then one round of
         // every real at once, whose state file tells start we are ready.
         d.apply(&ipvs, instance);
-        let sched = Scheduler::new(in_flight, d.cfg.timeout)?;
+        let sched = Scheduler::new(in_flight, d.cfg.timeout)?.counting_in(d.in_flight.clone());
         let jobs = d.cfg.jobs();
         let round = sched.round(&jobs);
         tokio::pin!(round);
@@ -734,7 +832,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             // From here each real has its own timer, spread over the
             // interval: an even load, and when the machine cannot keep up
             // checks come late instead of piling up until they time out.
-            let sched = Scheduler::new(in_flight, d.cfg.timeout)?;
+            let sched = Scheduler::new(in_flight, d.cfg.timeout)?.counting_in(d.in_flight.clone());
             let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
             let checks = sched.run(d.cfg.jobs(), d.cfg.interval, tx);
             tokio::pin!(checks);
@@ -793,9 +891,36 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         };
                         // Clients for old names and CA files would only take memory.
                         probe::forget_clients();
-                        let Daemon { health, since, kernel_failures, faulted, .. } = d;
+                        let listen_before = d.cfg.metrics_listen;
+                        let Daemon {
+                            health,
+                            since,
+                            kernel_failures,
+                            faulted,
+                            mut checks,
+                            checks_total,
+                            rate,
+                            rate_mark,
+                            in_flight,
+                            publish,
+                            ..
+                        } = d;
                         d = Daemon::new(cfg, health, since)?;
                         (d.kernel_failures, d.faulted) = (kernel_failures, faulted);
+                        checks.retain(|ep, _| d.health.contains_key(ep));
+                        (d.checks, d.checks_total, d.rate, d.rate_mark) = (checks, checks_total, rate, rate_mark);
+                        (d.in_flight, d.publish) = (in_flight, publish);
+                        if d.cfg.metrics_listen != listen_before {
+                            if let Some(old) = server.take() {
+                                old.abort();
+                                // The old socket closes before the new one binds.
+                                let _ = old.await;
+                            }
+                            match metrics_server(&d.cfg, name, &published) {
+                                Ok(s) => server = s,
+                                Err(e) => tracing::error!("{e}; serving no metrics until the next reload"),
+                            }
+                        }
                         for ep in gone {
                             match ipvs.delete_destination(&old_service, ep) {
                                 Ok(()) => tracing::info!("real {ep} removed from the list"),
@@ -826,6 +951,19 @@ mod tests {
 
     const BASE: [(&str, &str); 2] =
         [("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3")];
+
+    #[test]
+    fn metrics_listen_is_an_address_and_a_port() {
+        let with = |v: &str| cfg(&[BASE[0], BASE[1], ("metrics_listen", v)]);
+        assert_eq!(with("10.0.0.1:9464").unwrap().metrics_listen, Some("10.0.0.1:9464".parse().unwrap()));
+        assert_eq!(with("[2001:db8::1]:9464").unwrap().metrics_listen, Some("[2001:db8::1]:9464".parse().unwrap()));
+        assert_eq!(cfg(&BASE).unwrap().metrics_listen, None, "off by default");
+        for bad in ["9464", ":9464", "localhost:9464", "10.0.0.1", "10.0.0.1:0", "2001:db8::1:9464", "224.0.0.1:9464"] {
+            let e = with(bad).unwrap_err();
+            assert!(matches!(e, Error::Configured(_)), "{bad}: {e:?}");
+            assert!(e.to_string().contains("metrics_listen"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn readme_example_parses() {

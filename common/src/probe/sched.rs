@@ -17,6 +17,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ pub struct Report<K> {
 pub struct Scheduler {
     max_concurrent: usize,
     timeout: Duration,
+    /// Checks running now, for whoever watches (metrics).
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// The adaptive bound never goes below this (nor above the ceiling).
@@ -177,6 +180,7 @@ struct Flight<K> {
     jobs: Arc<[Job<K>]>,
     timeout: Duration,
     running: JoinSet<Done<K>>,
+    in_flight: Arc<AtomicUsize>,
     limit: Limit,
     /// Timer for sampling the runtime's lateness, armed while busy.
     probe: Pin<Box<Sleep>>,
@@ -197,6 +201,7 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
             jobs,
             timeout: sched.timeout,
             running: JoinSet::new(),
+            in_flight: sched.in_flight.clone(),
             limit: Limit::new(sched.max_concurrent, sched.timeout, now),
             probe: Box::pin(tokio::time::sleep_until(now + TICK)),
             probing: false,
@@ -226,6 +231,7 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
                 (i, now, Report { key: job.key.clone(), outcome, started: now.into_std(), elapsed })
             });
         }
+        self.in_flight.store(self.running.len(), Ordering::Relaxed);
     }
 
     /// Waits for a check to finish, the next due time (while there is
@@ -255,6 +261,7 @@ impl<K: Clone + Send + Sync + 'static> Flight<K> {
                 (Woke::Other, now)
             }
             Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                self.in_flight.store(self.running.len(), Ordering::Relaxed);
                 let now = match &done {
                     Ok((_, fired, report)) => {
                         self.limit.finished(&report.outcome, report.elapsed);
@@ -274,7 +281,13 @@ impl Scheduler {
         if max_concurrent == 0 || timeout.is_zero() {
             return Err(Error::configured("probe concurrency and timeout must be above zero"));
         }
-        Ok(Scheduler { max_concurrent, timeout })
+        Ok(Scheduler { max_concurrent, timeout, in_flight: Arc::default() })
+    }
+
+    /// Keeps the number of checks running in `gauge`.
+    pub fn counting_in(mut self, gauge: Arc<AtomicUsize>) -> Scheduler {
+        self.in_flight = gauge;
+        self
     }
 
     pub fn timeout(&self) -> Duration {
