@@ -263,7 +263,10 @@ impl Removal {
             return Ok(());
         }
         let ipvs = IpvsClient::connect()?;
-        match ipvs.reconcile_destinations(&self.service, &self.owned, &[]) {
+        let removed = agent::removing_many(&ipvs, &self.service, self.owned.len(), || {
+            ipvs.reconcile_destinations(&self.service, &self.owned, &[])
+        });
+        match removed {
             Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
