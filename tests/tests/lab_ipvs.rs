@@ -670,6 +670,41 @@ fn reconcile_touches_only_owned_destinations() {
     assert_eq!(save(), sorted(&["-A -t 10.105.0.1:80 -s wrr", "-a -t 10.105.0.1:80 -r 192.168.105.99:80 -m -w 0",]));
 }
 
+/// Deletions in batches (64 requests per sendmsg): each endpoint gets its
+/// own answer, a missing one ENOENT, a foreign destination stays, and the
+/// same socket works for the next request.
+#[test]
+fn batched_deletions_answer_each_destination() {
+    let c = client();
+    let web = key("tcp:10.106.0.1:80");
+    let _cleanup = Cleanup(vec![web]);
+    c.add_service(&Service::new(web, "wrr")).unwrap();
+    run("ipvsadm", &["-a", "-t", "10.106.0.1:80", "-r", "192.168.106.250:80", "-m", "-w", "3"]);
+    // 200 reals: three full batches and a part one.
+    let ours: Vec<SocketAddr> = (1..=200).map(|i| format!("192.168.106.{i}:80").parse().unwrap()).collect();
+    for ep in &ours {
+        c.add_destination(&web, &dest(&ep.to_string(), ForwardMethod::Masq, 1)).unwrap();
+    }
+    let mut asked = ours.clone();
+    asked.insert(70, "192.168.106.240:80".parse().unwrap());
+    asked.push("192.168.106.241:80".parse().unwrap());
+    let mut batches = 0;
+    let errnos = c.delete_destinations(&web, &asked, &mut || batches += 1).unwrap();
+    assert_eq!(batches, 4, "202 deletions in batches of 64");
+    let missing: Vec<(SocketAddr, i32)> =
+        asked.iter().zip(&errnos).filter(|(_, e)| **e != 0).map(|(a, e)| (*a, *e)).collect();
+    assert_eq!(
+        missing,
+        vec![
+            ("192.168.106.240:80".parse().unwrap(), libc::ENOENT),
+            ("192.168.106.241:80".parse().unwrap(), libc::ENOENT)
+        ]
+    );
+    let save = || lines_matching(&run("ipvsadm", &["-S", "-n"]), &["10.106.0."]);
+    assert_eq!(save(), sorted(&["-A -t 10.106.0.1:80 -s wrr", "-a -t 10.106.0.1:80 -r 192.168.106.250:80 -m -w 3"]));
+    assert_eq!(c.destinations(&web).unwrap().len(), 1, "the socket still answers");
+}
+
 #[test]
 fn sync_daemons_start_list_stop() {
     let c = client();

@@ -904,3 +904,39 @@ fn refusals_are_classified() {
     }
     assert_eq!(Error::generic("x").ipvs_kind(), None);
 }
+
+/// An ack as the kernel writes it: a header, the error, and (for an error)
+/// the request's header and payload echoed.
+fn ack(seq: u32, error: i32, echo: usize) -> Vec<u8> {
+    let len = 16 + 4 + 16 + echo;
+    let mut b = Vec::new();
+    b.extend_from_slice(&(len as u32).to_ne_bytes());
+    b.extend_from_slice(&2u16.to_ne_bytes());
+    b.extend_from_slice(&0x100u16.to_ne_bytes());
+    b.extend_from_slice(&seq.to_ne_bytes());
+    b.extend_from_slice(&7u32.to_ne_bytes());
+    b.extend_from_slice(&error.to_ne_bytes());
+    b.resize(len, 0xaa);
+    b.resize((len + 3) & !3, 0);
+    b
+}
+
+#[test]
+fn acks_are_read_by_sequence_number_with_their_errno() {
+    let mut buf = ack(5, 0, 0);
+    buf.extend(ack(6, -libc::ENOENT, 41));
+    buf.extend(ack(7, -libc::EINVAL, 3));
+    assert_eq!(wire::acks(&buf), vec![(5, 0), (6, libc::ENOENT), (7, libc::EINVAL)]);
+    // A message that is not an ack is skipped; one cut short ends the walk.
+    let mut other = ack(8, 0, 0);
+    other[4] = 16; // a reply of another type
+    let mut buf = other;
+    buf.extend(ack(9, 0, 0));
+    let cut = ack(10, 0, 8);
+    buf.extend_from_slice(&cut[..cut.len() - 4]);
+    assert_eq!(wire::acks(&buf), vec![(9, 0)]);
+    assert_eq!(wire::acks(&[]), vec![]);
+    assert_eq!(wire::acks(&[0u8; 3]), vec![]);
+    // A length below a header's would never advance.
+    assert_eq!(wire::acks(&[0u8; 32]), vec![]);
+}

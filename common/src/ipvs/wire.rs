@@ -281,6 +281,28 @@ impl AttrMap {
 }
 
 /// The nested IPVS_CMD_ATTR_SERVICE holding only the key.
+/// The acks in a buffer of netlink messages: (sequence number, errno; 0
+/// for success) of each NLMSG_ERROR message. Anything else, or a message
+/// cut short, is skipped; a length that cannot be right ends the walk.
+pub fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
+    const HEADER: usize = 16;
+    const NLMSG_ERROR: u16 = 2;
+    let u32_at = |at: usize| buf.get(at..at + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(len) = u32_at(at).map(|l| l as usize) {
+        if len < HEADER || at + len > buf.len() {
+            break;
+        }
+        let ty = buf.get(at + 4..at + 6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+        if let (Some(NLMSG_ERROR), Some(seq), Some(error)) = (ty, u32_at(at + 8), u32_at(at + HEADER)) {
+            out.push((seq, (error as i32).saturating_abs()));
+        }
+        at += (len + 3) & !3;
+    }
+    out
+}
+
 pub fn service_key_attr(key: &ServiceKey) -> Result<Attr> {
     nest(IPVS_CMD_ATTR_SERVICE, &key_attrs(key)?)
 }
