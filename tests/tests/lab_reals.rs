@@ -159,8 +159,9 @@ fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration,
 /// A large list in the kernel for real. The daemon's first fill takes
 /// long (the kernel looks each new destination up in the service's list,
 /// and wrr, the scheduler here, recomputes its gcd and maximum weight over
-/// the whole list at every addition and removal: O(n^2), 640 s to fill and
-/// 396 s to stop 65,536 reals in this emulated VM with release agents),
+/// the whole list at every addition and removal: O(n^2), 640 s to fill
+/// 65,536 reals in this emulated VM with release agents; stop swaps in rr
+/// for the removals, see lvs_common::agent::removing_many),
 /// and start returns before it ends. Monitor must see a live daemon
 /// meanwhile, or Pacemaker restarts it and the fill begins again: seen,
 /// "the daemon looks hung: no sign of life" all through a 65,536 fill,

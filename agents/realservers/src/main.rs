@@ -50,10 +50,10 @@ static SPEC: AgentSpec = AgentSpec {
                 to 1; quoted strings override request/receive for that real. Fields may also be \
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
                 haresources needs since it splits on spaces. At most 65,536 reals in all, ranges \
-                expanded. Reals in the kernel cost kernel time on stop: with scheduler wrr each \
-                removal recomputes the scheduler's weights over the whole list (65,536 reals took \
-                396 s to remove in an emulated VM, 7.2 s under wlc; see README), so keep wrr lists in the low thousands or raise the stop \
-                timeout. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
+                expanded. Under wrr (and mh) each addition and removal makes the kernel walk the \
+                whole list, so stop removes more than 1,024 reals under rr and puts the \
+                scheduler back after (65,536 reals: about 5 s in an emulated VM; see README); \
+                filling such a list stays slow (minutes), start returns before it ends. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
                 ::) and ports above 0, except port 0 for a service without a port (fwmark, or \
                 port 0). Each distinct request/receive pair is parsed once and shared by the reals \
                 that use it.",
@@ -254,6 +254,15 @@ impl Removal {
             Err(e) => tracing::warn!("stop: {e}; removing the reals the daemon ran with"),
         }
         all.retain(|r| r.cleanstop);
+        // The same service twice (the usual case: parameters unchanged
+        // since start) is one pass: one table read, one scheduler swap.
+        if let [first, second] = &mut all[..] {
+            if first.service == second.service {
+                let owned = std::mem::take(&mut second.owned);
+                first.owned.extend(owned);
+                all.pop();
+            }
+        }
         Ok(all)
     }
 
@@ -1177,6 +1186,13 @@ mod tests {
         let edited = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.30")]);
         let r = Removal::for_stop(&edited, Some(&ran)).unwrap();
         assert_eq!(eps(&r), ["192.168.7.10:80", "192.168.7.20:80", "192.168.7.30:80"]);
+        assert_eq!(r.len(), 1, "one service: one pass");
+        let moved = params(&[("service", "tcp:10.0.0.100:81"), ("real", "192.168.7.30")]);
+        let r = Removal::for_stop(&moved, Some(&ran)).unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.service.to_string()).collect::<Vec<_>>(),
+            ["tcp:10.0.0.100:80", "tcp:10.0.0.100:81"]
+        );
         // cleanstop=false keeps them all, said now or when the daemon started.
         let keep = params(&[("service", "tcp:10.0.0.100:80"), ("real", "192.168.7.10"), ("cleanstop", "false")]);
         assert!(Removal::for_stop(&keep, Some(&ran)).unwrap().is_empty());
