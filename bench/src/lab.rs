@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lvs_common::ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
 
-use crate::{ms, our_bin, sh, Figures, Row};
+use crate::{ms, our_bin, sh, Row};
 
 type R<T> = Result<T, String>;
 
@@ -109,13 +109,8 @@ fn wait_weight(pid: u32, hex: &str, want: impl Fn(Option<u32>) -> bool, limit: D
         if start.elapsed() > limit {
             return Err(format!("weight of {hex} stayed {:?} for {limit:?}:\n{}", weight(pid, hex), ip_vs_of(pid)));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn figures(mut v: Vec<Duration>) -> Figures {
-    v.sort();
-    Figures { median: v[v.len() / 2], p95: v[(v.len() * 95 / 100).min(v.len() - 1)] }
 }
 
 const REAL_HEX: &str = "C0A8090A:0050"; // 192.168.9.10:80
@@ -125,7 +120,7 @@ fn ldirectord_cf(dir: &Path) -> R<PathBuf> {
     std::fs::write(
         &p,
         format!(
-            "checktimeout=1\ncheckinterval=1\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\n\
+            "checktimeout=1\ncheckinterval=1\nfailurecount=1\nquiescent=yes\nautoreload=no\nlogfile=\"{}\"\n\
          virtual=10.0.0.100:80\n\treal=192.168.9.10:80 masq 1\n\tchecktype=connect\n\tscheduler=rr\n\tprotocol=tcp\n",
             dir.join("ldirectord.log").display()
         ),
@@ -139,15 +134,120 @@ fn keepalived_conf(dir: &Path) -> R<PathBuf> {
     std::fs::write(
         &p,
         "global_defs {\n router_id bench\n}\nvirtual_server 10.0.0.100 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n protocol TCP\n \
-         real_server 192.168.9.10 80 {\n  weight 1\n  inhibit_on_failure\n  TCP_CHECK {\n   connect_timeout 1\n   retry 1\n   delay_before_retry 1\n  }\n }\n}\n",
+         real_server 192.168.9.10 80 {\n  weight 1\n  inhibit_on_failure\n  TCP_CHECK {\n   connect_timeout 1\n   retry 0\n   delay_before_retry 1\n  }\n }\n}\n",
     )
     .map_err(|e| e.to_string())?;
     Ok(p)
 }
 
-/// Backend stopped → weight 0 in the kernel, for us, ldirectord and
-/// keepalived, each with interval 1 s and timeout 1 s.
-pub fn failure_detection(reps: usize) -> R<Vec<Row>> {
+/// How a real fails in [`failure_detection`]: its server dies (checks are
+/// refused at once) or its packets are dropped (checks time out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Failure {
+    Refused,
+    Blackhole,
+}
+
+impl Failure {
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Refused => "server killed (refused)",
+            Failure::Blackhole => "packets dropped (black hole)",
+        }
+    }
+}
+
+/// The real of [`failure_detection`]: a web server in its namespace, made
+/// to fail and recover from the measuring thread.
+struct FailingReal {
+    ns: Ns,
+    web: PathBuf,
+    server: Option<Child>,
+}
+
+impl FailingReal {
+    fn new(ns: Ns, web: PathBuf) -> R<FailingReal> {
+        // The black hole: a chain that drops port 80 while it has its rule.
+        ok(&mut ns.exec(&["nft", "add", "table", "inet", "bench"]))?;
+        ok(&mut ns.exec(&["nft", "add", "chain", "inet", "bench", "in", "{ type filter hook input priority 0 ; }"]))?;
+        let mut real = FailingReal { ns, web, server: None };
+        real.serve()?;
+        Ok(real)
+    }
+
+    fn serve(&mut self) -> R<()> {
+        let web = self.web.to_string_lossy().into_owned();
+        let child = quiet(self.ns.exec(&["busybox", "httpd", "-f", "-p", "80", "-h", &web])).spawn();
+        self.server = Some(child.map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// Makes the failure; returns once it is in place (the server's socket
+    /// closed, or the drop rule loaded).
+    fn fail(&mut self, how: Failure) -> R<()> {
+        match how {
+            Failure::Refused => {
+                if let Some(mut s) = self.server.take() {
+                    let _ = s.kill();
+                    let _ = s.wait();
+                }
+                Ok(())
+            }
+            Failure::Blackhole => {
+                ok(&mut self.ns.exec(&["nft", "add", "rule", "inet", "bench", "in", "tcp", "dport", "80", "drop"]))
+            }
+        }
+    }
+
+    fn recover(&mut self, how: Failure) -> R<()> {
+        match how {
+            Failure::Refused => self.serve(),
+            Failure::Blackhole => ok(&mut self.ns.exec(&["nft", "flush", "chain", "inet", "bench", "in"])),
+        }
+    }
+}
+
+impl Drop for FailingReal {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// xorshift64*: the phase of each failure, reproducible from the seed.
+struct Phase(u64);
+
+impl Phase {
+    /// Uniform in [0, below).
+    fn below(&mut self, below: Duration) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        Duration::from_nanos(r % below.as_nanos().max(1) as u64)
+    }
+}
+
+/// Times `v` holds as n, median, p90, min and max, in milliseconds.
+fn spread(v: &[Duration]) -> String {
+    let mut v = v.to_vec();
+    v.sort();
+    let at = |q: usize| v[(v.len() * q / 100).min(v.len() - 1)];
+    format!("{:>4} {:>9} {:>9} {:>9} {:>9}", v.len(), ms(at(50)), ms(at(90)), ms(v[0]), ms(v[v.len() - 1]))
+}
+
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A failed real -> weight 0 in the kernel, for us, ldirectord and
+/// keepalived, with the same settings for all: a TCP connect check every
+/// 1 s with a 1 s timeout, one failed check enough (ours `fall=1`,
+/// ldirectord `failurecount=1`, keepalived `retry 0`), quiescent. Each
+/// failure comes a random time (uniform over one interval, seeded) after
+/// the real is back at weight 1, and its clock starts in the thread that
+/// made it, once it is in place; the kernel table is read every 5 ms.
+pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure]) -> R<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("lvs-bench-fd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let web = dir.join("www");
@@ -155,121 +255,120 @@ pub fn failure_detection(reps: usize) -> R<Vec<Row>> {
     std::fs::write(web.join("index.html"), "ok\n").map_err(|e| e.to_string())?;
     let service = our_bin("lvs-service")?;
     let reals = our_bin("lvs-realservers")?;
-    let mut rows = Vec::new();
-    for tool in ["lvs-agents", "ldirectord", "keepalived"] {
-        let d = Ns::new("bench-dir")?;
-        let r = Ns::new("bench-real")?;
-        sh(&["ip", "link", "add", "d0", "netns", &d.0, "type", "veth", "peer", "name", "r0", "netns", &r.0])?;
-        sh(&["ip", "-n", &d.0, "addr", "add", "192.168.9.1/24", "dev", "d0"])?;
-        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
-        sh(&["ip", "-n", &r.0, "addr", "add", "192.168.9.10/24", "dev", "r0"])?;
-        sh(&["ip", "-n", &d.0, "link", "set", "d0", "up"])?;
-        sh(&["ip", "-n", &r.0, "link", "set", "r0", "up"])?;
-        let httpd = |r: &Ns| -> R<Child> {
-            quiet(r.exec(&["busybox", "httpd", "-f", "-p", "80", "-h", &web.to_string_lossy()]))
-                .spawn()
-                .map_err(|e| e.to_string())
-        };
-        let mut server = httpd(&r)?;
-        let env = |c: &mut Command| {
-            c.env("OCF_RESOURCE_INSTANCE", "bench")
-                .env("HA_LOGFACILITY", "none")
-                .env("OCF_RESKEY_service", "tcp:10.0.0.100:80");
-        };
-        let mut daemon: Option<Child> = None;
-        match tool {
-            "lvs-agents" => {
-                let mut c = d.exec(&[&service.to_string_lossy(), "start"]);
-                env(&mut c);
-                ok(c.env("OCF_RESKEY_scheduler", "rr"))?;
-                let mut c = d.exec(&[&reals.to_string_lossy(), "start"]);
-                env(&mut c);
-                ok(c.env("OCF_RESKEY_real", "192.168.9.10:80 masq 1")
-                    .env("OCF_RESKEY_check", "connect")
-                    .env("OCF_RESKEY_check_interval", "1")
-                    .env("OCF_RESKEY_check_timeout", "1")
-                    .env("LVS_RUN_DIR", dir.join("run")))?;
+    let mut phase = Phase(seed.max(1));
+    let mut results: Vec<(Failure, &str, Vec<Duration>)> = Vec::new();
+    for &kind in kinds {
+        for tool in ["lvs-agents", "ldirectord", "keepalived"] {
+            let d = Ns::new("bench-dir")?;
+            let r = Ns::new("bench-real")?;
+            sh(&["ip", "link", "add", "d0", "netns", &d.0, "type", "veth", "peer", "name", "r0", "netns", &r.0])?;
+            sh(&["ip", "-n", &d.0, "addr", "add", "192.168.9.1/24", "dev", "d0"])?;
+            sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+            sh(&["ip", "-n", &r.0, "addr", "add", "192.168.9.10/24", "dev", "r0"])?;
+            sh(&["ip", "-n", &d.0, "link", "set", "d0", "up"])?;
+            sh(&["ip", "-n", &r.0, "link", "set", "r0", "up"])?;
+            let mut real = FailingReal::new(r, web.clone())?;
+            let env = |c: &mut Command| {
+                c.env("OCF_RESOURCE_INSTANCE", "bench")
+                    .env("HA_LOGFACILITY", "none")
+                    .env("LVS_RUN_DIR", dir.join("run"))
+                    .env("OCF_RESKEY_service", "tcp:10.0.0.100:80");
+            };
+            let mut daemon: Option<Child> = None;
+            match tool {
+                "lvs-agents" => {
+                    let mut c = d.exec(&[&service.to_string_lossy(), "start"]);
+                    env(&mut c);
+                    ok(c.env("OCF_RESKEY_scheduler", "rr"))?;
+                    let mut c = d.exec(&[&reals.to_string_lossy(), "start"]);
+                    env(&mut c);
+                    ok(c.env("OCF_RESKEY_real", "192.168.9.10:80 masq 1")
+                        .env("OCF_RESKEY_check", "connect")
+                        .env("OCF_RESKEY_check_interval", "1")
+                        .env("OCF_RESKEY_check_timeout", "1")
+                        .env("OCF_RESKEY_fall", "1")
+                        .env("OCF_RESKEY_quiescent", "true"))?;
+                }
+                "ldirectord" => {
+                    let cf = ldirectord_cf(&dir)?;
+                    quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "start"]))
+                        .status()
+                        .map_err(|e| e.to_string())?;
+                }
+                _ => {
+                    let conf = keepalived_conf(&dir)?;
+                    daemon = Some(keepalived(&d, &conf, &dir)?);
+                }
             }
-            "ldirectord" => {
-                let cf = ldirectord_cf(&dir)?;
-                quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "start"])).status().map_err(|e| e.to_string())?;
-            }
-            _ => {
-                let conf = keepalived_conf(&dir)?;
-                daemon = Some(keepalived(&d, &conf, &dir)?);
-            }
-        }
-        // A process in the director's namespace shows its table in
-        // /proc/<pid>/net/ip_vs: cheap to poll every 10 ms.
-        let mut anchor = quiet(d.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
-        std::thread::sleep(Duration::from_millis(200));
-        // `ip netns exec` execs its command: the child's pid is sleep's.
-        let anchor_pid = anchor.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reps_done = std::thread::scope(|s| -> R<Vec<Duration>> {
-            let poller = s.spawn(move || -> R<Vec<Duration>> {
-                let mut out = Vec::new();
-                wait_weight(anchor_pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
+            // A process in the director's namespace shows its table in
+            // /proc/<pid>/net/ip_vs: cheap to read every 5 ms.
+            let mut anchor = quiet(d.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_millis(200));
+            let pid = anchor.id();
+            let mut times = Vec::with_capacity(reps);
+            let run = (|| -> R<()> {
+                wait_weight(pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
                 for _ in 0..reps {
-                    tx.send("kill").map_err(|e| e.to_string())?;
-                    std::thread::sleep(Duration::from_millis(20));
-                    out.push(wait_weight(anchor_pid, REAL_HEX, |w| w == Some(0), Duration::from_secs(30))?);
-                    tx.send("start").map_err(|e| e.to_string())?;
-                    wait_weight(anchor_pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
-                    // Land the next failure at a random point of the check cycle.
-                    std::thread::sleep(Duration::from_millis(337));
+                    std::thread::sleep(phase.below(INTERVAL));
+                    real.fail(kind)?;
+                    let failed = Instant::now();
+                    wait_weight(pid, REAL_HEX, |w| w == Some(0), Duration::from_secs(30))?;
+                    times.push(failed.elapsed());
+                    real.recover(kind)?;
+                    wait_weight(pid, REAL_HEX, |w| w == Some(1), Duration::from_secs(30))?;
                 }
-                Ok(out)
-            });
-            for msg in rx.iter() {
-                if msg == "kill" {
-                    let _ = server.kill();
-                    let _ = server.wait();
-                } else {
-                    server = httpd(&r)?;
-                }
+                Ok(())
+            })();
+            let _ = anchor.kill();
+            let _ = anchor.wait();
+            if tool == "ldirectord" {
+                let cf = dir.join("ldirectord.cf");
+                let _ = quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "stop"])).status();
             }
-            poller.join().map_err(|_| "poller panicked".to_string())?
-        });
-        let _ = server.kill();
-        let _ = anchor.kill();
-        let _ = anchor.wait();
-        if tool == "ldirectord" {
-            let cf = dir.join("ldirectord.cf");
-            let _ = quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "stop"])).status();
+            if tool == "lvs-agents" {
+                let mut c = d.exec(&[&reals.to_string_lossy(), "stop"]);
+                env(&mut c);
+                let _ = quiet(c).status();
+            }
+            if let Some(mut k) = daemon {
+                let _ = k.kill();
+                let _ = k.wait();
+            }
+            run.map_err(|e| {
+                format!("{tool}, {}: {e}\nipvsadm in {}:\n{}", kind.label(), d.0, d.stdout(&["ipvsadm", "-Ln"]))
+            })?;
+            results.push((kind, tool, times));
+            drop(real);
+            drop(d);
         }
-        if let Some(mut k) = daemon {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        let v = reps_done.map_err(|e| {
-            let t = d.stdout(&["ipvsadm", "-Ln"]);
-            format!("{tool}: {e}\nipvsadm in {}:\n{t}", d.0)
-        })?;
-        rows.push((
-            tool,
-            figures(v.clone()),
-            *v.iter().min().unwrap_or(&Duration::ZERO),
-            *v.iter().max().unwrap_or(&Duration::ZERO),
-        ));
-        drop(r);
-        drop(d);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("failure detection: backend stopped -> weight 0 in the kernel, check interval 1 s, timeout 1 s, TCP connect check, {reps} repetitions each, lab VM");
-    println!("{:<12} {:>10} {:>10} {:>10} {:>10}", "tool", "median", "p95", "min", "max");
-    for (tool, f, min, max) in &rows {
-        println!("{tool:<12} {:>10} {:>10} {:>10} {:>10}", ms(f.median), ms(f.p95), ms(*min), ms(*max));
-    }
-    let ours = rows[0].1.median.as_secs_f64();
+    println!(
+        "failure detection: real failed -> weight 0 in the kernel; TCP connect check every 1 s, timeout 1 s, one \
+         failure enough for every tool; failures at a random phase (seed {seed}); table read every 5 ms; lab VM"
+    );
+    println!("{:<30} {:<12} {:>4} {:>9} {:>9} {:>9} {:>9}", "failure", "tool", "n", "median", "p90", "min", "max");
     let mut summary = Vec::new();
-    for (tool, f, _, _) in &rows[1..] {
-        println!("{tool} median / lvs-agents median = {:.2}", f.median.as_secs_f64() / ours);
-        summary.push(Row::lower(
-            "failure detection, median".into(),
-            (ours, ms(rows[0].1.median)),
-            (f.median.as_secs_f64(), format!("{tool} {}", ms(f.median))),
-        ));
+    for &kind in kinds {
+        let of = |tool: &str| results.iter().find(|(k, t, _)| *k == kind && *t == tool).map(|r| r.2.clone());
+        for (k, tool, v) in results.iter().filter(|r| r.0 == kind) {
+            println!("{:<30} {tool:<12} {}", k.label(), spread(v));
+        }
+        let median = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v[v.len() / 2]
+        };
+        let Some(ours) = of("lvs-agents").map(|v| median(&v)) else { continue };
+        for peer in ["ldirectord", "keepalived"] {
+            if let Some(p) = of(peer).map(|v| median(&v)) {
+                summary.push(Row::lower(
+                    format!("failure detection, {}, median", kind.label()),
+                    (ours.as_secs_f64(), ms(ours)),
+                    (p.as_secs_f64(), format!("{peer} {}", ms(p))),
+                ));
+            }
+        }
     }
     Ok(summary)
 }

@@ -25,11 +25,12 @@ enum Bench {
     /// Agent call latency: lvs-vip vs ocf:heartbeat:IPaddr2 on the same VIP,
     /// in a private network namespace (root).
     AgentCalls,
-    /// Backend stopped -> weight 0 in the kernel: lvs-agents vs ldirectord
-    /// vs keepalived, interval 1 s, timeout 1 s (run in the lab VM).
+    /// A real fails -> weight 0 in the kernel: lvs-agents vs ldirectord vs
+    /// keepalived, each with a connect check every 1 s, timeout 1 s, one
+    /// failure enough; failures at a random phase (run in the lab VM).
     FailureDetection {
-        #[arg(long, default_value_t = 20)]
-        reps: usize,
+        #[command(flatten)]
+        detection: Detection,
     },
     /// N reals checked every second: CPU, checks made, CPU per check and
     /// peak RSS of our daemon vs keepalived's checker, optionally
@@ -59,8 +60,8 @@ enum Bench {
     /// Every benchmark above in one run, then one table (metric, ours,
     /// peer, ratio) with the machine description (run in the lab VM).
     All {
-        #[arg(long, default_value_t = 20)]
-        reps: usize,
+        #[command(flatten)]
+        detection: Detection,
         /// Reals for the health-check rows (connect and HTTP).
         #[arg(long, default_value_t = 10000)]
         reals: usize,
@@ -69,6 +70,28 @@ enum Bench {
         #[command(flatten)]
         programming: Programming,
     },
+}
+
+#[derive(clap::Args)]
+struct Detection {
+    /// Failures per tool and kind.
+    #[arg(long, default_value_t = 50)]
+    reps: usize,
+    /// Seed of the failures' phases (default: from the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Which failures (both by default).
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [lab::Failure::Refused, lab::Failure::Blackhole])]
+    failure: Vec<lab::Failure>,
+}
+
+impl Detection {
+    fn run(&self) -> Result<Vec<Row>, String> {
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+        });
+        lab::failure_detection(self.reps, seed, &self.failure)
+    }
 }
 
 #[derive(clap::Args)]
@@ -279,15 +302,15 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.bench {
         Bench::AgentCalls => agent_calls(cli.calls).map(|rows| ("agent call latency", rows)),
-        Bench::FailureDetection { reps } => lab::failure_detection(reps).map(|rows| ("failure detection", rows)),
+        Bench::FailureDetection { detection } => detection.run().map(|rows| ("failure detection", rows)),
         Bench::HealthScale { reals, seconds, check, silent, ldirectord, ours_only } => {
             lab::health_scale(&lab::Scale { reals, seconds, check, silent_pct: silent, ldirectord, ours_only })
                 .map(|rows| ("health checks at scale", rows))
         }
         Bench::IpvsProgramming(p) => p.run().map(|rows| ("IPVS programming", rows)),
-        Bench::All { reps, reals, seconds, programming } => (|| {
+        Bench::All { detection, reals, seconds, programming } => (|| {
             let mut rows = agent_calls(cli.calls)?;
-            rows.extend(lab::failure_detection(reps)?);
+            rows.extend(detection.run()?);
             rows.extend(programming.run()?);
             for check in [lab::ScaleCheck::Connect, lab::ScaleCheck::Http] {
                 let scale = lab::Scale { reals, seconds, check, silent_pct: 0, ldirectord: false, ours_only: false };
