@@ -247,7 +247,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// failure comes a random time (uniform over one interval, seeded) after
 /// the real is back at weight 1, and its clock starts in the thread that
 /// made it, once it is in place; the kernel table is read every 5 ms.
-pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure]) -> R<Vec<Row>> {
+pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option<&Path>) -> R<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("lvs-bench-fd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let web = dir.join("www");
@@ -348,6 +348,31 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure]) -> R<Vec<Row
          failure enough for every tool; failures at a random phase (seed {seed}); table read every 5 ms; lab VM"
     );
     println!("{:<30} {:<12} {:>4} {:>9} {:>9} {:>9} {:>9}", "failure", "tool", "n", "median", "p90", "min", "max");
+    if let Some(path) = json {
+        let samples: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(kind, tool, v)| {
+                let ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+                serde_json::json!({ "failure": kind.label(), "tool": tool, "ms": ms })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "bench": "failure-detection",
+            "title": "Failure detection: a real fails -> weight 0 in the kernel",
+            "settings": format!(
+                "TCP connect check every 1 s, timeout 1 s, one failed check enough for every tool (ours fall=1, \
+                 ldirectord failurecount=1, keepalived retry 0), quiescent; each failure at a random time over one \
+                 interval after the real is back at weight 1 (seed {seed}); the clock starts in the thread that made \
+                 the failure, once it is in place; the kernel table is read every 5 ms"
+            ),
+            "machine": crate::machine(),
+            "commit": crate::commit(),
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "samples": samples,
+        });
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut summary = Vec::new();
     for &kind in kinds {
         let of = |tool: &str| results.iter().find(|(k, t, _)| *k == kind && *t == tool).map(|r| r.2.clone());
