@@ -256,6 +256,8 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
     let service = our_bin("lvs-service")?;
     let reals = our_bin("lvs-realservers")?;
     let mut phase = Phase(seed.max(1));
+    // The commit measured: read before the run, which takes minutes.
+    let commit = crate::commit();
     let mut results: Vec<(Failure, &str, Vec<Duration>)> = Vec::new();
     for &kind in kinds {
         for tool in ["lvs-agents", "ldirectord", "keepalived"] {
@@ -366,7 +368,7 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
                  the failure, once it is in place; the kernel table is read every 5 ms"
             ),
             "machine": crate::machine(),
-            "commit": crate::commit(),
+            "commit": commit,
             "command": std::env::args().collect::<Vec<_>>().join(" "),
             "samples": samples,
         });
