@@ -250,7 +250,10 @@ fn results(dir: &std::path::Path) -> Result<String, String> {
             s("commit"),
             s("machine")
         ));
-        out.push_str("| failure | tool | n | median | p90 | min | max | median / lvs-agents median (above 1: ours faster) |\n|---|---|---|---|---|---|---|---|\n");
+        out.push_str(
+            "| failure | tool | n | median | p90 | min | max | median / lvs-agents median (above 1: ours faster; \
+             95 % bootstrap range) |\n|---|---|---|---|---|---|---|---|\n",
+        );
         let samples = doc["samples"].as_array().cloned().unwrap_or_default();
         let sorted = |v: &serde_json::Value| {
             let mut ms: Vec<f64> = v["ms"].as_array().into_iter().flatten().filter_map(|x| x.as_f64()).collect();
@@ -267,10 +270,12 @@ fn results(dir: &std::path::Path) -> Result<String, String> {
                 .iter()
                 .find(|r| r["failure"] == row["failure"] && r["tool"] == "lvs-agents")
                 .map(sorted)
-                .filter(|o| !o.is_empty())
-                .map(|o| at(&o, 50));
+                .filter(|o| !o.is_empty());
             let ratio = match ours {
-                Some(o) if row["tool"] != "lvs-agents" && o > 0.0 => format!("{:.2}x", at(&v, 50) / o),
+                Some(o) if row["tool"] != "lvs-agents" && at(&o, 50) > 0.0 => {
+                    let (lo, hi) = ratio_range(&v, &o);
+                    format!("{:.2}x ({lo:.2}-{hi:.2})", at(&v, 50) / at(&o, 50))
+                }
                 _ => String::new(),
             };
             out.push_str(&format!(
@@ -286,6 +291,36 @@ fn results(dir: &std::path::Path) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// The 2.5th and 97.5th percentiles of median(peer) / median(ours) over
+/// 2,000 resamples of both (with replacement; a fixed seed, so the same
+/// files give the same table).
+fn ratio_range(peer: &[f64], ours: &[f64]) -> (f64, f64) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut pick = |n: usize| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    };
+    let mut median_of = |v: &[f64]| {
+        let mut r: Vec<f64> = (0..v.len()).map(|_| v[pick(v.len())]).collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let mut ratios: Vec<f64> = (0..2000)
+        .filter_map(|_| {
+            let (p, o) = (median_of(peer), median_of(ours));
+            (o > 0.0).then_some(p / o)
+        })
+        .collect();
+    if ratios.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() as f64 * q) as usize).min(ratios.len() - 1)];
+    (at(0.025), at(0.975))
 }
 
 pub(crate) fn machine() -> String {
@@ -435,5 +470,22 @@ fn main() -> std::process::ExitCode {
             eprintln!("lvs-bench: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio_range;
+
+    #[test]
+    fn the_ratio_range_holds_the_true_ratio_and_tells_a_gap_from_noise() {
+        let ours: Vec<f64> = (0..50).map(|i| 100.0 + f64::from(i) * 20.0).collect();
+        let same = ratio_range(&ours, &ours);
+        assert!(same.0 < 1.0 && same.1 > 1.0, "{same:?}");
+        let twice: Vec<f64> = ours.iter().map(|x| x * 2.0).collect();
+        let (lo, hi) = ratio_range(&twice, &ours);
+        assert!(lo > 1.2 && hi < 3.3 && lo < 2.0 && hi > 2.0, "{lo} {hi}");
+        // Reproducible: the same samples, the same range.
+        assert_eq!(ratio_range(&twice, &ours), (lo, hi));
     }
 }
