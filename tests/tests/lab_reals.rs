@@ -302,3 +302,46 @@ fn service_monitor_honours_a_scheduler_swap_only_while_its_process_lives() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(service("stop").code, 0);
 }
+
+/// A reload that drops most of a large list from a wrr service removes
+/// them the way stop does (in batches, under rr) and leaves wrr in place.
+#[test]
+fn a_reload_that_drops_many_reals_leaves_the_service_as_it_was() {
+    let (d, _peer) = director();
+    d.must(&["ip", "route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    let params = |list: &'static str| {
+        [
+            ("service", "tcp:10.0.0.100:80"),
+            ("real", list),
+            ("check", "on"),
+            ("check_interval", "1"),
+            ("initial_state", "up"),
+        ]
+    };
+    let big = params("10.1.0.0->10.1.7.255:80 gate 1");
+    let small = params("10.1.0.0->10.1.0.15:80 gate 1");
+    let in_kernel = || d.ipvsadm(&["-t", "10.0.0.100:80"]).lines().filter(|l| l.contains("-> 10.1.")).count();
+    assert_eq!(realservers(&d, "start", &big).code, 0);
+    let statefile = std::path::PathBuf::from(format!("/run/lvs-agents/realservers-reals-{}.state", d.ns));
+    for _ in 0..300 {
+        if statefile.exists() && in_kernel() == 2048 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(in_kernel(), 2048, "the big list is in");
+    assert_eq!(realservers(&d, "reload", &small).code, 0);
+    for _ in 0..120 {
+        if in_kernel() == 16 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(in_kernel(), 16, "{}", d.ipvsadm(&[]));
+    assert!(d.ipvsadm(&[]).contains("TCP  10.0.0.100:80 wrr"), "{}", d.ipvsadm(&[]));
+    let key: lvs_common::ipvs::ServiceKey = "tcp:10.0.0.100:80".parse().expect("key");
+    assert!(!lvs_common::agent::swap_path(&key).exists(), "the swap file is gone");
+    assert_eq!(realservers(&d, "monitor", &small).code, 0);
+    assert_eq!(realservers(&d, "stop", &small).code, 0);
+    assert_eq!(in_kernel(), 0);
+}

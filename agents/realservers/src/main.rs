@@ -933,13 +933,23 @@ fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Result<()> {
                                 Err(e) => tracing::error!("{e}; serving no metrics until the next reload"),
                             }
                         }
-                        for ep in gone {
-                            match ipvs.delete_destination(&old_service, ep) {
-                                Ok(()) => tracing::info!("real {ep} removed from the list"),
-                                Err(e) if e.is_not_found() => {}
-                                Err(e) => tracing::warn!("removing {ep}: {e}"),
+                        // In batches, and under rr when many leave a wrr service (as stop does).
+                        let removed = agent::removing_many(&ipvs, &old_service, gone.len(), || {
+                            ipvs.delete_destinations(&old_service, &gone, &mut || instance.sign_of_life())
+                        });
+                        match removed {
+                            Ok(errnos) => {
+                                for (ep, errno) in gone.iter().zip(errnos) {
+                                    let e = Error::Netlink { context: format!("removing {ep}"), errno };
+                                    match errno {
+                                        0 => tracing::info!("real {ep} removed from the list"),
+                                        _ if e.is_not_found() => {}
+                                        _ => tracing::warn!("{e}"),
+                                    }
+                                }
                             }
-                            instance.sign_of_life();
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => tracing::warn!("removing the reals no longer listed: {e}"),
                         }
                         d.sync(&ipvs, instance, false)?;
                         tracing::info!("reloaded: {} reals", d.cfg.reals.len());
