@@ -51,8 +51,8 @@ static SPEC: AgentSpec = AgentSpec {
                 separated by / (192.168.7.10:80/masq/1,192.168.7.20:80/masq/3), which heartbeat's \
                 haresources needs since it splits on spaces. At most 65,536 reals in all, ranges \
                 expanded. Under wrr (and mh) each addition and removal makes the kernel walk the \
-                whole list, so stop removes more than 1,024 reals under rr and puts the \
-                scheduler back after (65,536 reals: about 5 s in an emulated VM; see README); \
+                whole list, so stop (and a reload that drops reals) removes more than 1,024 \
+                reals under rr and puts the scheduler back after (65,536 reals: about 5 s in an emulated VM; see README); \
                 filling such a list stays slow (minutes), start returns before it ends. Addresses must be unicast (not 0.0.0.0/8, 255.255.255.255, multicast or \
                 ::) and ports above 0, except port 0 for a service without a port (fwmark, or \
                 port 0). Each distinct request/receive pair is parsed once and shared by the reals \
