@@ -61,6 +61,11 @@ fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
     positional_in_order(&["service", "scheduler", "persistent"], args)
 }
 
+/// The checks validate-all makes (all of them need no kernel).
+pub fn check(p: &Params) -> Result<()> {
+    desired(p).map(drop)
+}
+
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
     ocf::run(&SPEC, |ctx| {

@@ -64,6 +64,11 @@ fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
     positional_in_order(&["service", "fallback", "forward"], args)
 }
 
+/// The checks validate-all makes (all of them need no kernel).
+pub fn check(p: &Params) -> Result<()> {
+    Sorry::from_params(p).map(drop)
+}
+
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
     ocf::run_with_daemon(

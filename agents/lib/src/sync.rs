@@ -10,8 +10,15 @@
 use lvs_common::daemon::Instance;
 use lvs_common::ipvs::{IpvsClient, IpvsErrorExt, SyncDaemon, SyncState};
 use lvs_common::ocf::{self, Action, Context, Outcome};
-use lvs_common::sync::{self, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict, SPEC};
+pub use lvs_common::sync::SPEC;
+use lvs_common::sync::{self, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
 use lvs_common::{agent, net, Error, Result};
+
+/// The checks validate-all makes that need no kernel: all but the
+/// interface's existence.
+pub fn check(p: &ocf::Params) -> Result<()> {
+    Config::from_params(p).map(drop)
+}
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {

@@ -114,6 +114,12 @@ pub static SPEC: AgentSpec = AgentSpec {
     heartbeat: Heartbeat { usage: "ip[/prefix[/nic[/broadcast]]]", map: positional },
 };
 
+/// The checks validate-all makes that need no kernel: all but the
+/// interface's existence and findif's choice of interface.
+pub fn check(p: &Params) -> Result<()> {
+    Vip::from_params(p).map(drop)
+}
+
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
     ocf::run(&SPEC, |ctx| {

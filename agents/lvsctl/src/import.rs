@@ -141,6 +141,12 @@ impl Imported {
                 }
             }
         }
+        // A granularity without persistence means nothing to IPVS (ipvsadm
+        // -M without -p); the service agent refuses it, so drop it here.
+        if v.netmask.is_some() && v.persistent.as_deref().is_none_or(|p| p == "0") {
+            self.notes.push(format!("{}: netmask without persistence has no effect; dropped", v.service));
+            v.netmask = None;
+        }
         if let Some(f) = v.fallback.clone() {
             if let Err(e) = parse_addr_port(&f) {
                 bad("fallback", e.to_string());
@@ -177,8 +183,24 @@ impl Imported {
         Some(v)
     }
 
+    /// Adds `p` if its agent's own checks (those of validate-all) pass;
+    /// otherwise reports it, with the agent's reason, as unsupported.
+    fn accept(&mut self, line: usize, p: Primitive, members: &mut Vec<String>) {
+        let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let checked =
+            lvs_agents::agent(p.agent).map(|a| Params::from_pairs(a.spec, &pairs).and_then(|ps| (a.check)(&ps)));
+        match checked {
+            Some(Ok(())) => {
+                members.push(p.name.clone());
+                self.primitives.push(p);
+            }
+            Some(Err(e)) => self.unsupported.push((line, format!("{} (ocf:lvs:{}): {e}", p.name, p.agent))),
+            None => self.unsupported.push((line, format!("{}: no agent ocf:lvs:{}", p.name, p.agent))),
+        }
+    }
+
     fn add_virtual(&mut self, v: Virtual) {
-        let Some(v) = self.checked(v) else { return };
+        let Some(mut v) = self.checked(v) else { return };
         let base = resource_name(&v.service);
         let mut svc = vec![("service".to_string(), v.service.clone())];
         if let Some(s) = &v.scheduler {
@@ -190,8 +212,29 @@ impl Imported {
         if let Some(n) = &v.netmask {
             svc.push(("netmask".into(), n.clone()));
         }
-        let mut members = vec![base.clone()];
-        self.primitives.push(Primitive { name: base.clone(), agent: "service", params: svc, monitor_s: 10 });
+        let mut members = Vec::new();
+        self.accept(
+            v.line,
+            Primitive { name: base.clone(), agent: "service", params: svc, monitor_s: 10 },
+            &mut members,
+        );
+        if members.is_empty() {
+            return;
+        }
+        // A firewall-mark service's reals may have no port: with no
+        // checkport there is nothing to connect to, and ldirectord checks
+        // nothing (the reals count as up). Say so rather than guess a port.
+        let portless = v.service.starts_with("fwmark:") && v.reals.iter().any(|(_, r)| !has_port(r));
+        let needs_port = !matches!(v.check.as_deref(), Some("on" | "off" | "ping"));
+        if portless && needs_port && v.checkport.is_none() {
+            self.notes.push(format!(
+                "{}: reals without a port and no checkport: nothing to check, so check=on (always up), as \
+                 ldirectord does; set checkport to check them",
+                v.service
+            ));
+            v.check = Some("on".into());
+            v.check_opts.clear();
+        }
         if !v.reals.is_empty() {
             let list: Vec<&str> = v.reals.iter().map(|(_, r)| r.as_str()).collect();
             let mut p = vec![("service".to_string(), v.service.clone()), ("real".to_string(), list.join(", "))];
@@ -213,8 +256,7 @@ impl Imported {
                 p.push(("quiescent".into(), q.to_string()));
             }
             let name = format!("{base}_reals");
-            members.push(name.clone());
-            self.primitives.push(Primitive { name, agent: "realservers", params: p, monitor_s: 10 });
+            self.accept(v.line, Primitive { name, agent: "realservers", params: p, monitor_s: 10 }, &mut members);
         }
         if let Some(f) = &v.fallback {
             let mut p = vec![("service".to_string(), v.service.clone()), ("fallback".to_string(), f.clone())];
@@ -222,10 +264,18 @@ impl Imported {
                 p.push(("fallback_command".into(), c.clone()));
             }
             let name = format!("{base}_sorry");
-            members.push(name.clone());
-            self.primitives.push(Primitive { name, agent: "sorry", params: p, monitor_s: 10 });
+            self.accept(v.line, Primitive { name, agent: "sorry", params: p, monitor_s: 10 }, &mut members);
         }
         self.groups.push((format!("{base}_group"), members));
+    }
+}
+
+/// Whether a real as the agent reads it (`ADDRESS[:PORT] ...`) names a port.
+fn has_port(real: &str) -> bool {
+    let ep = real.split_whitespace().next().unwrap_or("");
+    match ep.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').is_some_and(|(_, port)| port.starts_with(':')),
+        None => ep.contains(':') && ep.parse::<std::net::IpAddr>().is_err(),
     }
 }
 

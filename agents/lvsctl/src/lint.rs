@@ -1,51 +1,16 @@
 //! `lvsctl lint`: checks the lvs primitives of a `crm configure` text or a
-//! list of `pcs resource create` commands, offline, against the agents'
-//! meta-data and the same parsers the agents use.
+//! list of `pcs resource create` commands, offline, with each agent's own
+//! declaration and configuration checks (those of its `validate-all`, less
+//! what needs this node's kernel or interfaces), plus what only the whole
+//! configuration shows: services defined twice or never, sync daemons run
+//! twice, ids used twice and `unique` parameters shared, which crm and pcs
+//! refuse.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
-use lvs_common::ipvs::{parse_addr_port, validate_scheduler, Family, ServiceKey};
+use lvs_agents::Agent;
+use lvs_common::ipvs::{ServiceKey, SyncState};
 use lvs_common::ocf::Params;
-use lvs_common::probe::Check;
-use lvs_common::reals;
-use lvs_common::sync;
-
-/// The meta-data each agent prints, checked in as metadata/*.xml. Embedded
-/// so lint needs no installed files and cannot disagree with the build.
-const METADATA: [(&str, &str); 5] = [
-    ("vip", include_str!("../../../metadata/vip.xml")),
-    ("service", include_str!("../../../metadata/service.xml")),
-    ("realservers", include_str!("../../../metadata/realservers.xml")),
-    ("sorry", include_str!("../../../metadata/sorry.xml")),
-    ("sync", include_str!("../../../metadata/sync.xml")),
-];
-
-/// Parameter names and whether each is required, from meta-data XML.
-fn declared(agent: &str) -> Option<BTreeMap<String, bool>> {
-    use quick_xml::events::Event;
-    let xml = METADATA.iter().find(|(a, _)| *a == agent)?.1;
-    let mut r = quick_xml::Reader::from_str(xml);
-    let mut out = BTreeMap::new();
-    loop {
-        match r.read_event() {
-            Ok(Event::Start(e)) if e.name().as_ref() == "parameter" => {
-                let (mut name, mut req) = (String::new(), false);
-                for a in e.attributes().flatten() {
-                    let v = a.value.to_string();
-                    match a.key.as_ref() {
-                        "name" => name = v,
-                        "required" => req = v == "1",
-                        _ => {}
-                    }
-                }
-                out.insert(name, req);
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    Some(out)
-}
 
 /// Shell-like words (double and single quotes, backslash escapes).
 fn words(line: &str) -> Vec<String> {
@@ -95,15 +60,6 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// One lvs primitive found in the input.
-#[derive(Debug)]
-struct Prim {
-    line: usize,
-    name: String,
-    agent: String,
-    params: Vec<(String, String)>,
-}
-
 /// Logical lines (backslash continuations joined) with their first line number.
 fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
@@ -124,171 +80,194 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn primitives(text: &str) -> (Vec<Prim>, Vec<String>) {
-    let mut prims = Vec::new();
-    let mut problems = Vec::new();
+/// One lvs primitive found in the input.
+#[derive(Debug)]
+struct Prim {
+    line: usize,
+    name: String,
+    agent: String,
+    params: Vec<(String, String)>,
+}
+
+/// What the input defines: lvs primitives, and every id any line claims
+/// (primitives of any class, groups, clones, constraints), with its line.
+#[derive(Debug, Default)]
+struct Parsed {
+    prims: Vec<Prim>,
+    ids: Vec<(usize, String, &'static str)>,
+    problems: Vec<String>,
+}
+
+/// The words of a crm or pcs command line without the command itself:
+/// `crm configure primitive ...` and `pcs -f cib.xml resource create ...`
+/// read as `primitive ...` and `resource create ...`.
+fn command(words: &[String]) -> (&'static str, &[String]) {
+    let mut w = words;
+    match w.first().map(String::as_str) {
+        Some("crm") | Some("pcs") => {
+            let tool = if w[0] == "crm" { "crm" } else { "pcs" };
+            w = &w[1..];
+            while let Some(opt) = w.first().filter(|o| o.starts_with('-')) {
+                // pcs -f FILE; other options stand alone
+                let takes_value = opt.as_str() == "-f";
+                w = &w[if takes_value { 2.min(w.len()) } else { 1 }..];
+            }
+            if tool == "crm" && w.first().map(String::as_str) == Some("configure") {
+                w = &w[1..];
+            }
+            (tool, w)
+        }
+        _ => ("crm", w),
+    }
+}
+
+fn parse(text: &str) -> Parsed {
+    let mut out = Parsed::default();
     for (n, line) in logical_lines(text) {
-        let w = words(&line);
-        let (name, class, rest) = match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["primitive", name, class, rest @ ..] => {
-                (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        let all = words(&line);
+        let (tool, w) = command(&all);
+        let strs: Vec<&str> = w.iter().map(String::as_str).collect();
+        let (name, class, rest): (&str, &str, &[&str]) = match (tool, strs.as_slice()) {
+            ("crm", ["primitive", name, class, rest @ ..]) => (name, class, rest),
+            ("crm", [kind @ ("group" | "clone" | "ms" | "location" | "colocation" | "order" | "tag"), id, ..]) => {
+                let kind = match *kind {
+                    "group" => "group",
+                    "clone" => "clone",
+                    "ms" => "ms",
+                    "location" => "location",
+                    "colocation" => "colocation",
+                    "order" => "order",
+                    _ => "tag",
+                };
+                out.ids.push((n, id.to_string(), kind));
+                continue;
             }
-            ["pcs", "resource", "create", name, class, rest @ ..] => {
-                (name.to_string(), class.to_string(), rest.iter().map(|s| s.to_string()).collect())
-            }
+            ("pcs", ["resource", "create", name, class, rest @ ..]) => (name, class, rest),
             _ => continue,
         };
+        out.ids.push((n, name.to_string(), "primitive"));
+        if tool == "pcs" {
+            // --group G: a group pcs makes (or adds to) on the way
+            if let Some(g) = rest.iter().position(|w| *w == "--group").and_then(|i| rest.get(i + 1)) {
+                out.ids.push((n, g.to_string(), "group"));
+            }
+        }
         let Some(agent) = class.strip_prefix("ocf:lvs:") else { continue };
         let mut params = Vec::new();
-        // pcs puts parameters right after the agent; crm after `params`.
-        let mut in_params = w[0] == "pcs";
+        // pcs puts parameters right after the agent; crm after the agent,
+        // with or without the `params` keyword. Both end them at the next
+        // keyword: op, meta, utilization; pcs also at clone/promotable,
+        // whose options follow.
+        let mut in_params = true;
         let mut skip_next = false;
-        for word in rest {
+        for word in rest.iter().copied() {
             if skip_next {
                 skip_next = false;
                 continue;
             }
-            match word.as_str() {
-                "params" => in_params = true,
-                // pcs: `... op monitor ... clone` makes the primitive a clone.
-                "op" | "meta" | "utilization" | "clone" | "promotable" => in_params = false,
+            match word {
+                "params" if tool == "crm" => in_params = true,
+                "op" | "meta" | "utilization" => in_params = false,
+                "clone" | "promotable" if tool == "pcs" => in_params = false,
                 "--group" | "--before" | "--after" => skip_next = true,
                 w if w.starts_with("--") => {}
+                w if tool == "crm" && w.starts_with("description=") => {}
                 w if in_params => match w.split_once('=') {
                     Some((k, v)) => params.push((k.to_string(), v.to_string())),
-                    None => problems.push(format!("line {n}: '{w}' in {name} is not name=value")),
+                    None => out.problems.push(format!("line {n}: '{w}' in {name} is not name=value")),
                 },
                 _ => {}
             }
         }
-        prims.push(Prim { line: n, name, agent: agent.to_string(), params });
+        out.prims.push(Prim { line: n, name: name.to_string(), agent: agent.to_string(), params });
     }
-    (prims, problems)
+    out
 }
 
 /// Every problem found, each with its line number; empty when clean.
 pub fn lint(text: &str) -> Vec<String> {
-    let (prims, mut problems) = primitives(text);
-    let mut services: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    let mut used: Vec<(usize, String, String)> = Vec::new();
-    let mut sync_states: std::collections::HashMap<lvs_common::ipvs::SyncState, (usize, String)> =
-        std::collections::HashMap::new();
+    let Parsed { prims, ids, mut problems } = parse(text);
+    // pcs adds to a group named twice; any other id used twice is refused.
+    let mut seen: HashMap<&str, (usize, &str)> = HashMap::new();
+    for (line, id, kind) in &ids {
+        match seen.get(id.as_str()) {
+            Some(&(_, "group")) if *kind == "group" => {}
+            Some((l, k)) => {
+                problems.push(format!("line {line}: id '{id}' ({kind}) is also the id of a {k} (line {l})"))
+            }
+            None => {
+                seen.insert(id, (*line, kind));
+            }
+        }
+    }
+    let mut services: HashMap<ServiceKey, (usize, String)> = HashMap::new();
+    let mut used: Vec<(usize, String, ServiceKey)> = Vec::new();
+    let mut sync_states: HashMap<SyncState, (usize, String)> = HashMap::new();
+    let mut unique: HashMap<(&str, &str, &str), (usize, &str)> = HashMap::new();
     for p in &prims {
         let at = |msg: String| format!("line {}: {} ({}): {msg}", p.line, p.name, p.agent);
-        let Some(decl) = declared(&p.agent) else {
+        let Some(Agent { spec, check }) = lvs_agents::agent(&p.agent) else {
             problems.push(at(format!("no agent ocf:lvs:{}", p.agent)));
             continue;
         };
-        let get = |k: &str| p.params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         for (k, _) in &p.params {
-            if !decl.contains_key(k) {
+            if spec.param(k).is_none() {
                 problems.push(at(format!("unknown parameter '{k}'")));
             }
         }
-        for (k, req) in &decl {
-            if *req && get(k).is_none() {
-                problems.push(at(format!("required parameter '{k}' is missing")));
+        // The last assignment wins, as in the CIB.
+        let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+        for (k, v) in &p.params {
+            last.insert(k, v);
+        }
+        for (k, v) in &last {
+            if let Some(ps) = spec.param(k).filter(|ps| ps.unique && !v.is_empty()) {
+                if let Some((l, other)) = unique.insert((spec.name, ps.name, v), (p.line, &p.name)) {
+                    problems.push(at(format!(
+                        "{k}={v} is also set by {other} (line {l}); {k} is unique to one \
+                         ocf:lvs:{} resource, and crm and pcs refuse a second",
+                        spec.name
+                    )));
+                }
             }
         }
-        let key = get("service").map(|s| {
-            let family = get("family").unwrap_or("inet").parse::<Family>().unwrap_or(Family::Inet);
-            ServiceKey::parse_with_family(s, family)
-                .or_else(|_| s.parse::<ServiceKey>())
-                .or_else(|_| ServiceKey::parse_with_family(s, Family::Inet6))
-        });
-        if let Some(Err(e)) = &key {
+        let pairs: Vec<(&str, &str)> = last.iter().map(|(k, v)| (*k, *v)).collect();
+        let params = match Params::from_pairs(spec, &pairs) {
+            Ok(params) => params,
+            Err(e) => {
+                problems.push(at(e.to_string()));
+                continue;
+            }
+        };
+        if let Err(e) = check(&params) {
             problems.push(at(e.to_string()));
+            continue;
         }
-        let key = key.and_then(Result::ok);
-        match p.agent.as_str() {
-            "service" => {
-                if let Some(k) = key {
-                    if let Some((l, other)) = services.insert(k.to_string(), (p.line, p.name.clone())) {
-                        problems.push(at(format!("service {k} is also defined by {other} (line {l})")));
-                    }
-                }
-                if let Some(s) = get("scheduler") {
-                    if let Err(e) = validate_scheduler(s) {
-                        problems.push(at(e.to_string()));
-                    }
+        let key = lvs_common::agent::service_key(&params).ok();
+        match (spec.name, key) {
+            ("service", Some(k)) => {
+                if let Some((l, other)) = services.insert(k, (p.line, p.name.clone())) {
+                    problems.push(at(format!("service {k} is also defined by {other} (line {l})")));
                 }
             }
-            "realservers" => {
-                if let (Some(k), Some(r)) = (key, get("real")) {
-                    if let Err(e) = reals::parse(r, &k) {
-                        problems.push(at(e.to_string()));
-                    }
-                    used.push((p.line, p.name.clone(), k.to_string()));
-                }
-                let mut opts: Vec<(&str, &str)> = Vec::new();
-                for (ours, theirs) in [
-                    ("check_service", "service"),
-                    ("request", "request"),
-                    ("receive", "receive"),
-                    ("virtualhost", "virtualhost"),
-                    ("http_method", "method"),
-                    ("status_codes", "status"),
-                    ("check_command", "command"),
-                ] {
-                    if let Some(v) = get(ours) {
-                        opts.push((theirs, v));
-                    }
-                }
-                let extra: Vec<(String, String)> = get("check_options")
-                    .map(|o| {
-                        o.split_whitespace()
-                            .filter_map(|w| w.split_once('='))
-                            .map(|(a, b)| (a.to_string(), b.to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                opts.extend(extra.iter().map(|(a, b)| (a.as_str(), b.as_str())));
-                if let Err(e) = Check::from_options(get("check").unwrap_or("connect"), &opts) {
-                    problems.push(at(e.to_string()));
-                }
-            }
-            "sorry" => {
-                if let Some(k) = key {
-                    used.push((p.line, p.name.clone(), k.to_string()));
-                }
-                if let Some(f) = get("fallback") {
-                    if let Err(e) = parse_addr_port(f) {
-                        problems.push(at(e.to_string()));
-                    }
-                }
-            }
-            // The agent's own checks: the same Params and Config as its
-            // validate-all, less the interface's existence.
-            "sync" if get("interface").is_some() => {
-                let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                match Params::from_pairs(&sync::SPEC, &pairs).and_then(|ps| sync::Config::from_params(&ps)) {
-                    Err(e) => problems.push(at(e.to_string())),
-                    Ok(cfg) => {
-                        for d in &cfg.daemons {
-                            if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
-                                problems.push(at(format!(
-                                    "a {} sync daemon is also run by {other} (line {l}); the kernel runs one \
-                                     per network namespace",
-                                    d.state
-                                )));
-                            }
-                        }
-                    }
-                }
-            }
-            "vip" => {
-                if let Some(ip) = get("ip") {
-                    if ip.parse::<std::net::IpAddr>().is_err() {
-                        problems.push(at(format!("ip '{ip}' is not an address")));
+            ("realservers" | "sorry", Some(k)) => used.push((p.line, p.name.clone(), k)),
+            ("sync", _) => {
+                let Ok(cfg) = lvs_common::sync::Config::from_params(&params) else { continue };
+                for d in &cfg.daemons {
+                    if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
+                        problems.push(at(format!(
+                            "a {} sync daemon is also run by {other} (line {l}); the kernel runs one \
+                             per network namespace",
+                            d.state
+                        )));
                     }
                 }
             }
             _ => {}
         }
     }
-    let defined: BTreeSet<&String> = services.keys().collect();
     for (line, name, svc) in used {
-        if !defined.contains(&svc) {
+        if !services.contains_key(&svc) {
             problems.push(format!("line {line}: {name}: no ocf:lvs:service primitive defines {svc}"));
         }
     }
@@ -298,14 +277,6 @@ pub fn lint(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn meta_data_declares_what_the_agents_take() {
-        let d = declared("realservers").unwrap();
-        assert_eq!(d.get("real"), Some(&true));
-        assert_eq!(d.get("quiescent"), Some(&false));
-        assert!(declared("nosuch").is_none());
-    }
 
     #[test]
     fn words_and_continuations() {

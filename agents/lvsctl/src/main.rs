@@ -120,7 +120,10 @@ enum Cmd {
         run_dir: PathBuf,
     },
     /// Check the lvs primitives of a `crm configure` text or a file of
-    /// `pcs resource create` commands, offline. Exit 0: clean; 1: problems.
+    /// `pcs resource create` commands, offline, with each agent's own
+    /// validate-all checks (less those needing this node's kernel or
+    /// interfaces), and ids and unique values used twice. Exit 0: clean;
+    /// 1: problems.
     Lint { file: PathBuf },
 }
 

@@ -86,11 +86,11 @@ primitive y ocf:heartbeat:IPaddr2 params ip=1.2.3.4
     assert_eq!(code, 1);
     for want in [
         "line 1: web (service): unknown scheduler",
-        "line 2: web2 (service): service tcp:10.0.0.100:80 is also defined by web (line 1)",
+        "line 2: web2 (service): service=tcp:10.0.0.100:80 is also set by web (line 1)",
         "line 3: reals (realservers): unknown parameter 'colour'",
         "line 3: reals (realservers): 'teleport'",
         "line 5: sorry: no ocf:lvs:service primitive defines tcp:10.0.0.200:80",
-        "line 6: vip (vip): required parameter 'ip' is missing",
+        "line 6: vip (vip): required parameter 'ip' is not set",
         "line 7: x (nosuch): no agent ocf:lvs:nosuch",
     ] {
         assert!(out.contains(want), "missing '{want}' in:\n{out}");
@@ -221,7 +221,7 @@ pcs resource create s6 ocf:lvs:sync interface=eth1 role=backup op monitor interv
     for want in [
         "line 1: s1 (sync): parameter 'syncid': 300 is outside 0..=255",
         "line 2: s2 (sync): mcast_group 10.0.0.1 is not a multicast address",
-        "line 3: s3 (sync): required parameter 'interface' is missing",
+        "line 3: s3 (sync): required parameter 'interface' is not set",
         "line 5: s5 (sync): a master sync daemon is also run by s4 (line 4)",
         "line 6: s6 (sync): a backup sync daemon is also run by s4 (line 4)",
     ] {
@@ -230,4 +230,127 @@ pcs resource create s6 ocf:lvs:sync interface=eth1 role=backup op monitor interv
     assert!(!out.contains("'clone'"), "pcs's clone keyword is no parameter: {out}");
     let (code, out) = lint_text("primitive s ocf:lvs:sync params interface=eth1 syncid=5 mcast_ttl=2\nclone c s\n");
     assert_eq!(code, 0, "{out}");
+}
+
+/// Each of these passed lint once and is refused by the agent's
+/// validate-all: lint now runs that same code.
+#[test]
+fn lint_refuses_what_the_agents_refuse() {
+    let cases = [
+        "primitive a ocf:lvs:service params service=tcp:[2001:db8::1]:80 family=inet",
+        "primitive a ocf:lvs:realservers params service=tcp:10.0.0.100:80 real=192.168.7.10:80 check_options=verify",
+        "primitive a ocf:lvs:realservers params service=tcp:10.0.0.100:80 real=192.168.7.10:80 check_interval=abc",
+        "primitive a ocf:lvs:realservers params service=tcp:10.0.0.100:80 real=192.168.7.10:80 rise=0",
+        "primitive a ocf:lvs:realservers params service=tcp:10.0.0.100:80 real=192.168.7.10:80 quiescent=maybe",
+        "primitive a ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=0.0.0.0:80",
+        "primitive a ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=40",
+        "primitive a ocf:lvs:service params service=tcp:10.0.0.200:80 persistent=abc",
+        "primitive a ocf:lvs:service params service=tcp:10.0.0.200:80 netmask=255.255.255.0",
+        "primitive a ocf:lvs:service params service=tcp:10.0.0.200:80 flags=bogus",
+        "primitive a ocf:lvs:realservers params service=fwmark:100 real=192.168.7.10",
+        "primitive a ocf:lvs:vip params ip=2001:db8::100 iflabel=web",
+        "primitive a ocf:lvs:sorry params service=tcp:10.0.0.100:80 fallback=127.0.0.1:80 forward=bogus",
+    ];
+    let service = "primitive s ocf:lvs:service params service=tcp:10.0.0.100:80\n\
+                   primitive f ocf:lvs:service params service=fwmark:100\n";
+    for case in cases {
+        let (code, out) = lint_text(&format!("{service}{case}\n"));
+        assert_eq!(code, 1, "lint passed {case}");
+        assert!(out.contains("line 3: a ("), "{case}: the problem is not on its line:\n{out}");
+        // and nothing else: the agent's reason, once
+        assert_eq!(out.lines().count(), 1, "{case}:\n{out}");
+    }
+}
+
+/// The forms crm and pcs accept, read as they read them.
+#[test]
+fn lint_reads_every_form_crm_and_pcs_take() {
+    for (text, want) in [
+        // crm's one-line form, as README shows it
+        (
+            "crm configure primitive v ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=40 op monitor interval=10s",
+            "line 1: v (vip): ",
+        ),
+        // crm's attribute list without the `params` keyword
+        ("primitive v ocf:lvs:vip ip=10.0.0.100 cidr_netmask=40 op monitor interval=10s", "line 1: v (vip): "),
+        ("pcs -f cib.xml resource create v ocf:lvs:vip ip=10.0.0.100 cidr_netmask=40", "line 1: v (vip): "),
+    ] {
+        let (code, out) = lint_text(text);
+        assert_eq!(code, 1, "{text}: {out}");
+        assert!(out.contains(want) && out.contains("40"), "{text}: {out}");
+    }
+    for text in [
+        "crm configure primitive v ocf:lvs:vip ip=10.0.0.100 description=\"the VIP\" meta target-role=Started",
+        "primitive v ocf:lvs:vip ip=10.0.0.100 op monitor interval=10s\nclone c v meta clone-max=2",
+        "pcs resource create v ocf:lvs:vip ip=10.0.0.100 op monitor interval=10s clone interleave=true",
+        "pcs resource create v ocf:lvs:vip ip=10.0.0.100 --group g\n\
+         pcs resource create w ocf:lvs:vip ip=10.0.0.101 --group g",
+    ] {
+        let (code, out) = lint_text(text);
+        assert_eq!(code, 0, "{text}: {out}");
+    }
+}
+
+/// What crm and pcs refuse before any agent runs.
+#[test]
+fn lint_reports_ids_and_unique_values_used_twice() {
+    let text = "\
+primitive v ocf:lvs:vip params ip=10.0.0.100
+primitive v ocf:heartbeat:Dummy
+primitive w ocf:lvs:vip params ip=10.0.0.100
+group v2 v
+clone v2 w
+primitive s1 ocf:lvs:service params service=tcp:[2001:db8::1]:80
+primitive s2 ocf:lvs:service params service=tcp:[2001:db8:0::1]:80
+primitive r1 ocf:lvs:realservers params service=tcp:[2001:db8::1]:80 real=[2001:db8::10]:80
+primitive r2 ocf:lvs:realservers params service=tcp:[2001:db8::1]:80 real=[2001:db8::10]:80
+";
+    let (code, out) = lint_text(text);
+    assert_eq!(code, 1, "{out}");
+    for want in [
+        "line 2: id 'v' (primitive) is also the id of a primitive (line 1)",
+        "line 5: id 'v2' (clone) is also the id of a group (line 4)",
+        "line 3: w (vip): ip=10.0.0.100 is also set by v (line 1)",
+        "line 7: s2 (service): service tcp:[2001:db8::1]:80 is also defined by s1 (line 6)",
+    ] {
+        assert!(out.contains(want), "missing '{want}' in:\n{out}");
+    }
+    // Two real lists alike are two resources, not a conflict: real is not unique.
+    assert!(!out.contains("r2"), "{out}");
+}
+
+/// ldirectord checks nothing for a firewall-mark virtual whose reals have
+/// no port and no checkport; the agent needs a port for a connect check.
+#[test]
+fn fwmark_reals_without_a_port_are_checked_only_with_checkport() {
+    let import = |text: &str| {
+        let path = std::env::temp_dir().join(format!("lvsctl-fwmark-{}-{}.cf", std::process::id(), text.len()));
+        std::fs::write(&path, text).expect("write");
+        let r = lvsctl(&["import", path.to_str().expect("path")]);
+        let _ = std::fs::remove_file(&path);
+        r
+    };
+    let base = "virtual=100\n\treal=192.168.7.10 gate\n\treal=192.168.7.20 gate\n\tchecktype=connect\n";
+    let (code, out, _) = import(base);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(r#"real="192.168.7.10 gate, 192.168.7.20 gate" check=on"#), "{out}");
+    assert!(out.contains("# note: fwmark:100: reals without a port and no checkport"), "{out}");
+    assert_eq!(lint_text(&out).0, 0, "{out}");
+    let (code, out, _) = import(&format!("{base}\tcheckport=80\n"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("check=connect") && out.contains("checkport=80"), "{out}");
+    assert_eq!(lint_text(&out).0, 0, "{out}");
+}
+
+/// What the service agent refuses is never emitted: a netmask without
+/// persistence means nothing to IPVS and is dropped with a note.
+#[test]
+fn netmask_without_persistence_is_dropped_with_a_note() {
+    let path = std::env::temp_dir().join(format!("lvsctl-netmask-{}.cf", std::process::id()));
+    std::fs::write(&path, "virtual=10.0.0.100:80\n\treal=192.168.7.10:80 gate\n\tnetmask=255.255.255.0\n").unwrap();
+    let (code, out, _) = lvsctl(&["import", path.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("netmask=") && out.contains("netmask without persistence"), "{out}");
+    assert_eq!(lint_text(&out).0, 0, "{out}");
 }

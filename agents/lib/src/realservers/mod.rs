@@ -135,6 +135,12 @@ fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
     positional_in_order(&["service", "real", "check", "request", "receive"], args)
 }
 
+/// The checks validate-all makes (all of them need no kernel; a `ca=`
+/// file is read, so it must exist where this runs).
+pub fn check(p: &Params) -> Result<()> {
+    Config::from_params(p).map(drop)
+}
+
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
     ocf::run_with_daemon(
