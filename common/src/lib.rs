@@ -6,26 +6,20 @@
 //! `probe` talk to the kernel or the network.
 
 pub mod agent;
-pub mod daemon;
-pub mod error;
 pub mod ipvs;
 pub mod metrics;
 pub mod net;
-pub mod ocf;
 pub mod probe;
 pub mod reals;
 pub mod status;
 pub mod sync;
 
-pub use error::{Error, Result};
+pub use lvs_daemon as daemon;
+pub use lvs_daemon::block_on;
+pub use lvs_ocf as ocf;
+pub use lvs_ocf::{Error, Result};
 
-/// Runs a future to completion on a single-threaded runtime: agent calls
-/// are short and sequential, and a current-thread runtime starts in
-/// microseconds where a multi-threaded one spawns workers.
-pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
-    Ok(rt.block_on(fut))
+/// The OCF error, as every module here still uses it.
+pub mod error {
+    pub use lvs_ocf::{Error, Result};
 }

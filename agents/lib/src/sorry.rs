@@ -71,7 +71,7 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    ocf::run_with_daemon(
+    lvs_common::daemon::run_agent(
         &SPEC,
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
@@ -102,7 +102,7 @@ pub fn main() -> std::process::ExitCode {
                 Action::Stop => Ok(Outcome::NotRunning),
             }
         },
-        Some(daemon),
+        daemon,
     )
 }
 

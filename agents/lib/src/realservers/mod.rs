@@ -143,7 +143,7 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    ocf::run_with_daemon(
+    lvs_common::daemon::run_agent(
         &SPEC,
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
@@ -178,7 +178,7 @@ pub fn main() -> std::process::ExitCode {
                 Action::Stop => Ok(Outcome::NotRunning),
             }
         },
-        Some(daemon),
+        daemon,
     )
 }
 

@@ -32,10 +32,64 @@ use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use lvs_ocf::{AgentSpec, Error, Result};
 
 /// The argv word that makes an agent binary run as its daemon.
 pub const DAEMON_ACTION: &str = "__daemon";
+
+/// Runs a future to completion on a single-threaded runtime: agent calls
+/// are short and sequential, and a current-thread runtime starts in
+/// microseconds where a multi-threaded one spawns workers.
+pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    Ok(rt.block_on(fut))
+}
+
+/// The body of an agent's background daemon: runs until told to stop.
+pub type DaemonMain = fn(&AgentSpec, &Instance, &str) -> Result<()>;
+
+/// [`lvs_ocf::run`] for agents that keep a daemon: `agent __daemon
+/// INSTANCE` (as spawned by [`Instance::spawn`]) runs `daemon` instead,
+/// and every other action but validate-all holds the instance's action
+/// lock.
+pub fn run_agent<F>(spec: &AgentSpec, handler: F, daemon: DaemonMain) -> std::process::ExitCode
+where
+    F: FnOnce(&lvs_ocf::Context) -> Result<lvs_ocf::Outcome>,
+{
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let (Some(true), Some(instance)) = (args.get(1).map(|a| a == DAEMON_ACTION), args.get(2)) {
+        // We spawn daemons with UTF-8 names only (see Instance::spawn).
+        let Some(instance) = instance.to_str() else {
+            return std::process::ExitCode::from(lvs_ocf::ExitCode::ErrArgs as u8);
+        };
+        lvs_ocf::log::init(spec.name, instance, |k| std::env::var(k).ok());
+        let inst = Instance::new(spec.name, instance);
+        return match daemon(spec, &inst, instance) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("daemon exits: {e}");
+                std::process::ExitCode::from(lvs_ocf::ExitCode::from(&e) as u8)
+            }
+        };
+    }
+    lvs_ocf::run_with(spec, handler, Some(&InstanceLock))
+}
+
+/// The action lock of [`run_agent`]: a flock on the instance's lockfile.
+struct InstanceLock;
+
+impl lvs_ocf::ActionLock for InstanceLock {
+    fn lock(&self, agent: &str, instance: &str, wait: Duration) -> Result<Option<Box<dyn std::any::Any>>> {
+        Ok(Instance::new(agent, instance).lock_actions(wait)?.map(|f| Box::new(f) as Box<dyn std::any::Any>))
+    }
+
+    fn remove(&self, agent: &str, instance: &str) {
+        Instance::new(agent, instance).remove_lockfile();
+    }
+}
 
 /// What the pidfile says about the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -698,7 +752,7 @@ impl Supervisor<'_> {
     /// Idempotent: a running daemon is success. Otherwise writes the
     /// parameters, spawns the daemon and waits (within `budget`) until it
     /// has locked its pidfile and finished its first round.
-    pub fn start(&self, params: &crate::ocf::Params, budget: Duration) -> Result<()> {
+    pub fn start(&self, params: &lvs_ocf::Params, budget: Duration) -> Result<()> {
         if let Liveness::Running(pid) = self.instance.liveness() {
             tracing::info!("daemon already running (pid {pid})");
             return Ok(());
@@ -734,10 +788,10 @@ impl Supervisor<'_> {
     /// three rounds old, on CLOCK_BOOTTIME); a leftover pidfile or a stale
     /// heartbeat is a failure. A daemon that cannot write its state is
     /// running (it still keeps the table right); monitor logs why.
-    pub fn monitor(&self) -> Result<crate::ocf::Outcome> {
+    pub fn monitor(&self) -> Result<lvs_ocf::Outcome> {
         let limit = self.updated_every * 3 + Duration::from_secs(1);
         match self.instance.liveness() {
-            Liveness::Stopped => Ok(crate::ocf::Outcome::NotRunning),
+            Liveness::Stopped => Ok(lvs_ocf::Outcome::NotRunning),
             Liveness::Dead(pid) => {
                 Err(Error::generic(format!("the daemon (pid {pid}) is gone but its pidfile is left: it died")))
             }
@@ -759,20 +813,20 @@ impl Supervisor<'_> {
                         std::io::Error::from_raw_os_error(beat.errno)
                     );
                 }
-                Ok(crate::ocf::Outcome::Running)
+                Ok(lvs_ocf::Outcome::Running)
             }
         }
     }
 
     /// A daemon of an older version has no heartbeat: the state file's
     /// wall-clock age is all there is until it is restarted.
-    fn monitor_legacy(&self, pid: u32, limit: Duration) -> Result<crate::ocf::Outcome> {
+    fn monitor_legacy(&self, pid: u32, limit: Duration) -> Result<lvs_ocf::Outcome> {
         let age = fs::metadata(self.instance.statefile())
             .and_then(|m| m.modified())
             .ok()
             .map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         match age {
-            Some(a) if a <= limit => Ok(crate::ocf::Outcome::Running),
+            Some(a) if a <= limit => Ok(lvs_ocf::Outcome::Running),
             Some(a) => Err(Error::generic(format!(
                 "the daemon (pid {pid}) looks hung: its state is {}s old (limit {}s)",
                 a.as_secs(),
@@ -785,14 +839,14 @@ impl Supervisor<'_> {
     /// New parameters for a running daemon: rewrite them and signal it.
     /// Without a daemon there is nothing to reload (Pacemaker reloads only
     /// running resources), and nothing is started.
-    pub fn reload(&self, params: &crate::ocf::Params) -> Result<crate::ocf::Outcome> {
+    pub fn reload(&self, params: &lvs_ocf::Params) -> Result<lvs_ocf::Outcome> {
         if !matches!(self.instance.liveness(), Liveness::Running(_)) {
             tracing::info!("not running; nothing to reload");
-            return Ok(crate::ocf::Outcome::NotRunning);
+            return Ok(lvs_ocf::Outcome::NotRunning);
         }
         self.instance.write_json(&self.instance.paramsfile(), &params.raw())?;
         self.instance.reload()?;
-        Ok(crate::ocf::Outcome::Running)
+        Ok(lvs_ocf::Outcome::Running)
     }
 
     /// Stops the daemon within `timeout`, keeping a margin for the cluster
@@ -857,7 +911,7 @@ impl Signals {
 /// sees the daemon until it is done.
 pub fn run<F: std::future::Future<Output = Result<()>>>(instance: &Instance, body: F) -> Result<()> {
     instance.claim_pidfile()?;
-    let result = crate::block_on(async {
+    let result = block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let s = |k: SignalKind| signal(k).map_err(|e| Error::io("installing signal handlers", e));
         let (mut term, mut int) = (s(SignalKind::terminate())?, s(SignalKind::interrupt())?);
@@ -891,8 +945,8 @@ async fn watch_pidfile(instance: &Instance) -> Error {
 /// keeps running with what it has.
 pub fn reloaded<T>(
     instance: &Instance,
-    spec: &crate::ocf::AgentSpec,
-    make: impl FnOnce(&crate::ocf::Params) -> Result<T>,
+    spec: &AgentSpec,
+    make: impl FnOnce(&lvs_ocf::Params) -> Result<T>,
 ) -> Option<T> {
     match instance.read_params(spec).and_then(|p| make(&p)) {
         Ok(t) => Some(t),
@@ -905,12 +959,12 @@ pub fn reloaded<T>(
 
 impl Instance {
     /// The daemon's side of the parameters file written by start/reload.
-    pub fn read_params(&self, spec: &crate::ocf::AgentSpec) -> Result<crate::ocf::Params> {
+    pub fn read_params(&self, spec: &AgentSpec) -> Result<lvs_ocf::Params> {
         let raw: Vec<(String, String)> = self
             .read_json(&self.paramsfile())?
             .map(|(v, _)| v)
             .ok_or_else(|| Error::generic(format!("{} is missing", self.paramsfile().display())))?;
-        crate::ocf::Params::parse(spec, &raw).map(|(p, _)| p)
+        lvs_ocf::Params::parse(spec, &raw).map(|(p, _)| p)
     }
 }
 

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use lvs_common::daemon::{self, Instance, Liveness, Signals, Supervisor, Wake};
-use lvs_common::ocf::{self, spec::positional_in_order, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::Result;
+use lvs_daemon::{self as daemon, Instance, Liveness, Signals, Supervisor, Wake};
+use lvs_ocf::Result;
+use lvs_ocf::{self as ocf, spec::positional_in_order, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
 
 static SPEC: AgentSpec = AgentSpec {
     name: "stub",
@@ -356,7 +356,7 @@ fn main() -> std::process::ExitCode {
         return legacy_daemon(&args[2]);
     }
     if args.get(1).map(String::as_str) == Some(daemon::DAEMON_ACTION) || std::env::var_os("LVS_STUB_AGENT").is_some() {
-        return ocf::run_with_daemon(&SPEC, agent, Some(stub_daemon));
+        return daemon::run_agent(&SPEC, agent, stub_daemon);
     }
     // The daemons find their files there too (they inherit it).
     std::env::set_var("LVS_RUN_DIR", dir());

@@ -9,7 +9,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use super::spec::{AgentSpec, ParamKind, ParamSpec};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 pub fn render(spec: &AgentSpec) -> Result<String> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);

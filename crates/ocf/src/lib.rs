@@ -6,6 +6,7 @@
 //! that: reading the action and parameters, meta-data, usage, logging,
 //! exit reasons and exit codes.
 
+pub mod error;
 pub mod exit;
 pub mod log;
 pub mod man;
@@ -21,7 +22,7 @@ pub use exit::ExitCode;
 pub use params::Params;
 pub use spec::{ActionSpec, AgentSpec, Heartbeat, ParamKind, ParamSpec, STANDARD_ACTIONS};
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -83,43 +84,30 @@ pub fn run<F>(spec: &AgentSpec, handler: F) -> std::process::ExitCode
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
-    run_with_daemon(spec, handler, None)
+    run_with(spec, handler, None)
 }
 
-/// The body of an agent's background daemon: runs until told to stop.
-pub type DaemonMain = fn(&AgentSpec, &crate::daemon::Instance, &str) -> Result<()>;
+/// One action at a time per resource instance, for agents that keep a
+/// daemon (two starts must not run two daemons, nor a start race a
+/// stop). The daemon layer provides it; the runtime only calls it.
+pub trait ActionLock {
+    /// Waits at most `wait` for the instance's lock, held until the
+    /// returned guard drops (`None`: nothing to hold).
+    fn lock(&self, agent: &str, instance: &str, wait: Duration) -> Result<Option<Box<dyn std::any::Any>>>;
+    /// After a stop that succeeded under the lock: its file goes.
+    fn remove(&self, agent: &str, instance: &str);
+}
 
-/// [`run`] for agents that keep a daemon: `agent __daemon INSTANCE` (as
-/// spawned by [`crate::daemon::Instance::spawn`]) runs `daemon` instead.
-pub fn run_with_daemon<F>(spec: &AgentSpec, handler: F, daemon: Option<DaemonMain>) -> std::process::ExitCode
+/// [`run`], with actions serialised by `lock` when given.
+pub fn run_with<F>(spec: &AgentSpec, handler: F, lock: Option<&dyn ActionLock>) -> std::process::ExitCode
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
     // args_os/vars_os: args()/vars() panic on a non-UTF-8 value, even in a
     // variable that has nothing to do with us, and stop must never abort.
     let args: Vec<OsString> = std::env::args_os().collect();
-    if let (Some(daemon), Some(true), Some(instance)) =
-        (daemon, args.get(1).map(|a| a == crate::daemon::DAEMON_ACTION), args.get(2))
-    {
-        let env = Input::from_os(&[], std::env::vars_os());
-        let getenv = |k: &str| env.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        // We spawn daemons with UTF-8 names only (see Instance::spawn).
-        let Some(instance) = instance.to_str() else {
-            return std::process::ExitCode::from(ExitCode::ErrArgs as u8);
-        };
-        log::init(spec.name, instance, getenv);
-        let inst = crate::daemon::Instance::new(spec.name, instance);
-        return match daemon(spec, &inst, instance) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("daemon exits: {e}");
-                std::process::ExitCode::from(ExitCode::from(&e) as u8)
-            }
-        };
-    }
-    let mut input = Input::from_os(&args, std::env::vars_os());
-    input.serialise = daemon.is_some();
-    let code = execute_input(spec, &input, handler, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let input = Input::from_os(&args, std::env::vars_os());
+    let code = execute_input(spec, &input, handler, lock, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
     std::process::ExitCode::from(code)
 }
 
@@ -134,8 +122,6 @@ struct Input {
     bad_args: Vec<usize>,
     /// `OCF_RESKEY_<name>` variables whose value was not UTF-8.
     bad_params: Vec<String>,
-    /// Take the instance's action lock (agents with a daemon).
-    serialise: bool,
 }
 
 impl Input {
@@ -176,10 +162,17 @@ where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
     let input = Input { args: args.to_vec(), env: env.to_vec(), ..Input::default() };
-    execute_input(spec, &input, handler, out, err)
+    execute_input(spec, &input, handler, None, out, err)
 }
 
-fn execute_input<F>(spec: &AgentSpec, input: &Input, handler: F, out: &mut dyn Write, err: &mut dyn Write) -> u8
+fn execute_input<F>(
+    spec: &AgentSpec,
+    input: &Input,
+    handler: F,
+    serialise: Option<&dyn ActionLock>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8
 where
     F: FnOnce(&Context) -> Result<Outcome>,
 {
@@ -283,17 +276,17 @@ where
             // One action at a time per instance: two starts must not run
             // two daemons, nor a start race a stop. Waiting counts against
             // the action's timeout.
-            let lock = if input.serialise && action != Action::ValidateAll {
-                crate::daemon::Instance::new(spec.name, &ctx.instance)
-                    .lock_actions(ctx.timeout.saturating_sub(Duration::from_secs(1)))
-            } else {
-                Ok(None)
+            let lock = match serialise {
+                Some(l) if action != Action::ValidateAll => {
+                    l.lock(spec.name, &ctx.instance, ctx.timeout.saturating_sub(Duration::from_secs(1)))
+                }
+                _ => Ok(None),
             };
             let result = lock.and_then(|held| {
                 let r = handler(&ctx);
                 let stopped = r.is_ok() || matches!(r, Err(Error::Configured(_)));
-                if action == Action::Stop && stopped && held.is_some() {
-                    crate::daemon::Instance::new(spec.name, &ctx.instance).remove_lockfile();
+                if let (Action::Stop, true, Some(l), Some(_)) = (action, stopped, serialise, &held) {
+                    l.remove(spec.name, &ctx.instance);
                 }
                 r
             });

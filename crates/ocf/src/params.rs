@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::spec::{AgentSpec, ParamKind};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -179,7 +179,7 @@ fn convert(name: &str, kind: ParamKind, value: &str) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ocf::spec::{Heartbeat, ParamSpec, STANDARD_ACTIONS};
+    use crate::spec::{Heartbeat, ParamSpec, STANDARD_ACTIONS};
 
     fn no_positional(_: &[String]) -> Result<Vec<(&'static str, String)>> {
         Ok(vec![])

@@ -1,6 +1,6 @@
 //! OCF exit codes and the one place where errors become them.
 
-use crate::error::Error;
+use crate::Error;
 
 /// Exit codes from the OCF resource agent API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Everything user-facing (meta-data, usage, man page, heartbeat mapping,
 //! type checks) is derived from one `AgentSpec`, so they cannot disagree.
 
-use crate::error::Result;
+use crate::Result;
 
 /// The value type of a parameter.
 #[derive(Debug, Clone, Copy)]

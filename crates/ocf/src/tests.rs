@@ -2,7 +2,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use super::*;
-use crate::ocf::spec::positional_in_order;
+use crate::spec::positional_in_order;
 
 fn positional(args: &[String]) -> Result<Vec<(&'static str, String)>> {
     positional_in_order(&["ip", "count"], args)
