@@ -519,7 +519,7 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<Vec
                 let ipvs = IpvsClient::connect().map_err(|e| e.to_string())?;
                 for i in 0..services {
                     let key: ServiceKey =
-                        format!("tcp:{}:80", vip(i)).parse().map_err(|e: lvs_common::Error| e.to_string())?;
+                        format!("tcp:{}:80", vip(i)).parse().map_err(|e: lvs_common::ipvs::Error| e.to_string())?;
                     ipvs.add_service(&Service::new(key, "wlc")).map_err(|e| e.to_string())?;
                     for j in 0..dests {
                         let addr = rip(j).parse().map_err(|_| "addr")?;

@@ -29,11 +29,11 @@ pub fn service_key(p: &Params) -> Result<ServiceKey> {
     let text = p.str("service").unwrap_or_default();
     if p.is_explicit("family") {
         let family: Family = p.str("family").unwrap_or("inet").parse()?;
-        return ServiceKey::parse_with_family(text, family);
+        return Ok(ServiceKey::parse_with_family(text, family)?);
     }
     match text.parse::<ServiceKey>() {
         Ok(k) => Ok(k),
-        Err(e) => ServiceKey::parse_with_family(text, Family::Inet6).map_err(|_| e),
+        Err(e) => ServiceKey::parse_with_family(text, Family::Inet6).map_err(|_| e.into()),
     }
 }
 
@@ -112,9 +112,9 @@ pub fn removing_many<T>(
     ipvs: &crate::ipvs::IpvsClient,
     key: &ServiceKey,
     count: usize,
-    remove: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    use crate::ipvs::{IpvsErrorExt, ServiceFlags};
+    remove: impl FnOnce() -> lvs_ipvs::Result<T>,
+) -> lvs_ipvs::Result<T> {
+    use crate::ipvs::ServiceFlags;
     if count < SWAP_SCHEDULER_FROM {
         return remove();
     }

@@ -6,7 +6,6 @@
 //! `probe` talk to the kernel or the network.
 
 pub mod agent;
-pub mod ipvs;
 pub mod metrics;
 pub mod net;
 pub mod probe;
@@ -16,6 +15,7 @@ pub mod sync;
 
 pub use lvs_daemon as daemon;
 pub use lvs_daemon::block_on;
+pub use lvs_ipvs as ipvs;
 pub use lvs_ocf as ocf;
 pub use lvs_ocf::{Error, Result};
 

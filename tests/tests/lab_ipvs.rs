@@ -14,11 +14,11 @@ use std::process::{Command, Stdio};
 use std::sync::Once;
 use std::time::Duration;
 
+use lvs_common::ipvs::Error;
 use lvs_common::ipvs::{
-    DestOp, Destination, Family, ForwardMethod, IpvsClient, IpvsErrorExt, IpvsErrorKind, Netmask, Service,
-    ServiceFlags, ServiceKey, SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType,
+    DestOp, Destination, Family, ForwardMethod, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, SyncDaemon,
+    SyncState, Timeouts, TunnelFlags, TunnelType,
 };
-use lvs_common::Error;
 use nix::errno::Errno;
 
 /// IPVS tables, timeouts and sync daemons are per network namespace: the
@@ -166,10 +166,11 @@ fn settings(svc: &Service, dests: &[Destination]) -> (Service, Vec<Destination>)
     (svc, dests)
 }
 
+/// The kernel's errno, for errors that carry the kernel's answer.
 fn netlink_errno(e: &Error) -> i32 {
     match e {
-        Error::Netlink { errno, .. } => *errno,
-        other => panic!("expected a netlink error, got {other:?}"),
+        Error::Exists { .. } | Error::NotFound { .. } | Error::Kernel { .. } => e.errno().unwrap_or(0),
+        other => panic!("expected the kernel's answer, got {other:?}"),
     }
 }
 
@@ -570,7 +571,7 @@ fn refusals_are_typed() {
 
     let dup = c.add_service(&Service::new(web, "rr")).unwrap_err();
     assert_eq!(netlink_errno(&dup), Errno::EEXIST as i32);
-    assert_eq!(dup.ipvs_kind(), Some(IpvsErrorKind::Exists));
+    assert!(matches!(dup, Error::Exists { .. }), "{dup:?}");
 
     let gone = key("tcp:10.104.0.99:80");
     let e = c.delete_service(&gone).unwrap_err();
@@ -600,25 +601,25 @@ fn refusals_are_typed() {
 
     // A scheduler this kernel lacks (twos arrived in 6.2) is "not installed".
     match c.add_service(&Service::new(key("tcp:10.104.0.2:80"), "twos")) {
-        Err(Error::Installed(msg)) => assert!(msg.contains("ip_vs_twos"), "{msg}"),
-        other => panic!("expected Error::Installed, got {other:?}"),
+        Err(Error::Unavailable(msg)) => assert!(msg.contains("ip_vs_twos"), "{msg}"),
+        other => panic!("expected Error::Unavailable, got {other:?}"),
     }
     // Mistakes caught before the kernel sees them.
-    assert!(matches!(c.add_service(&Service::new(key("tcp:10.104.0.2:80"), "fastest")), Err(Error::Configured(_))));
+    assert!(matches!(c.add_service(&Service::new(key("tcp:10.104.0.2:80"), "fastest")), Err(Error::Invalid(_))));
     assert!(matches!(
         c.add_destination(&web, &dest("192.168.104.3:80", ForwardMethod::Masq, 1).with_thresholds(1, 5)),
-        Err(Error::Configured(_))
+        Err(Error::Invalid(_))
     ));
     assert!(matches!(
         c.add_destination(&web, &dest("[2001:db8:104::1]:80", ForwardMethod::Masq, 1)),
-        Err(Error::Configured(_))
+        Err(Error::Invalid(_))
     ));
     // ipvsadm's rules that the kernel would silently accept or ignore.
     let gre_remcsum =
         dest("192.168.104.4:80", ForwardMethod::Tunnel, 1).with_tunnel(TunnelType::Gre, 0, TunnelFlags::REMCSUM);
-    assert!(matches!(c.add_destination(&web, &gre_remcsum), Err(Error::Configured(_))));
+    assert!(matches!(c.add_destination(&web, &gre_remcsum), Err(Error::Invalid(_))));
     let tcp_ops = Service { flags: ServiceFlags::ONE_PACKET, ..Service::new(key("tcp:10.104.0.2:80"), "rr") };
-    assert!(matches!(c.add_service(&tcp_ops), Err(Error::Configured(_))));
+    assert!(matches!(c.add_service(&tcp_ops), Err(Error::Invalid(_))));
     run_ipvsadm_err(&["-A", "-t", "10.104.0.2:80", "-s", "rr", "-o"]);
     // The kernel agrees where we check first.
     let e = run_ipvsadm_err(&["-a", "-t", "10.104.0.1:80", "-r", "192.168.104.3:80", "-m", "-x", "1", "-y", "5"]);

@@ -4,7 +4,7 @@
 
 use lvs_common::agent::RecordedService;
 use lvs_common::daemon::Instance;
-use lvs_common::ipvs::{self, IpvsClient, IpvsErrorExt, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
+use lvs_common::ipvs::{self, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
 use lvs_common::ocf::{
     self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
@@ -165,7 +165,7 @@ fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
             ipvs.add_service(want)?;
             tracing::info!("added {} ({})", want.key, want.scheduler);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok(Outcome::Running)
 }
@@ -187,7 +187,7 @@ fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
                 return start(want, p, instance);
             }
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     set_timeouts(&ipvs, p)?;
@@ -202,7 +202,7 @@ fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
             tracing::info!("{} is not running; nothing to reload", want.key);
             Ok(Outcome::NotRunning)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -213,14 +213,14 @@ fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
     }
     // 0 leaves a timeout unchanged in the kernel's SET_CONFIG.
     let t = Timeouts { tcp: tcp.unwrap_or(0) as u32, tcp_fin: fin.unwrap_or(0) as u32, udp: udp.unwrap_or(0) as u32 };
-    ipvs.set_timeouts(&t)
+    Ok(ipvs.set_timeouts(&t)?)
 }
 
 fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
     match ipvs.delete_service(key) {
         Ok(()) => tracing::info!("deleted {key}"),
         Err(e) if e.is_not_found() => tracing::info!("{key} is not configured"),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
@@ -267,7 +267,7 @@ fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome
             }
             return Ok(Outcome::NotRunning);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let mut have = have;
     if have.scheduler == "rr" && agent::swapped_out(&want.key).as_deref() == Some(want.scheduler.as_str()) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lvs_common::agent::RecordedService;
 use lvs_common::daemon::{child, Instance, Signals, Supervisor, Wake};
-use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, IpvsErrorExt, ServiceKey};
+use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, ServiceKey};
 use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_common::probe;
 use lvs_common::status::SorryState as State;
@@ -158,7 +158,7 @@ fn remove_fallback(ipvs: &IpvsClient, service: &ServiceKey, fallback: SocketAddr
     match ipvs.delete_destination(service, fallback) {
         Ok(()) => tracing::info!("removed fallback {fallback} from {service}"),
         Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
@@ -253,7 +253,7 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
         Ok(d) => d,
         // No service (yet): nothing to fall back for.
         Err(e) if e.is_not_found() => Vec::new(),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let present = dests.iter().any(|d| d.endpoint() == sorry.fallback);
     let serving = dests.iter().filter(|d| d.endpoint() != sorry.fallback && d.weight > 0).count();
@@ -263,7 +263,7 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
         match ipvs.add_destination(&sorry.service, &sorry.destination(local)) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         tracing::info!("no real server of {} has weight: fallback {} in", sorry.service, sorry.fallback);
         sorry.run_command("start");
@@ -272,7 +272,7 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
         match ipvs.delete_destination(&sorry.service, sorry.fallback) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         tracing::info!("{serving} real server(s) of {} serve again: fallback {} out", sorry.service, sorry.fallback);
         sorry.run_command("stop");

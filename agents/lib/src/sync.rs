@@ -8,7 +8,7 @@
 //! `lvsctl lint` and `lvsctl status` use the same code.
 
 use lvs_common::daemon::Instance;
-use lvs_common::ipvs::{IpvsClient, IpvsErrorExt, SyncDaemon, SyncState};
+use lvs_common::ipvs::{IpvsClient, SyncDaemon, SyncState};
 use lvs_common::ocf::{self, Action, Context, Outcome};
 pub use lvs_common::sync::SPEC;
 use lvs_common::sync::{self, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
@@ -166,7 +166,7 @@ fn start_one(ipvs: &IpvsClient, instance: &Instance, rec: &mut Record, w: &SyncD
                 "{e}: another {} sync daemon was started meanwhile; it is not this resource's and stays",
                 w.state
             )),
-            _ => e,
+            _ => e.into(),
         });
     }
     let have = ipvs.daemons()?.into_iter().find(|d| d.state == w.state);
@@ -183,7 +183,7 @@ fn stop_one(ipvs: &IpvsClient, state: SyncState) -> Result<()> {
     match ipvs.stop_daemon(state) {
         Ok(()) => tracing::info!("stopped the {state} sync daemon"),
         Err(e) if e.is_not_found() => tracing::info!("the {state} sync daemon is not running"),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

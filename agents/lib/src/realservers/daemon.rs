@@ -496,7 +496,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                         match removed {
                             Ok(errnos) => {
                                 for (ep, errno) in gone.iter().zip(errnos) {
-                                    let e = Error::Netlink { context: format!("removing {ep}"), errno };
+                                    let e = lvs_common::ipvs::Error::kernel(format!("removing {ep}"), errno);
                                     match errno {
                                         0 => tracing::info!("real {ep} removed from the list"),
                                         _ if e.is_not_found() => {}

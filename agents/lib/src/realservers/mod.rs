@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
-use lvs_common::ipvs::{Destination, IpvsClient, IpvsErrorExt, ServiceKey};
+use lvs_common::ipvs::{Destination, IpvsClient, ServiceKey};
 use lvs_common::metrics::{self, CheckStats, Exposition};
 use lvs_common::ocf::{
     self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
@@ -286,7 +286,7 @@ impl Removal {
             Ok(ops) if !ops.is_empty() => tracing::info!("removed {} real servers from {}", ops.len(), self.service),
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -436,7 +436,7 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
         Err(e) if e.is_not_found() => {
             return Err(Error::generic(format!("{} is not in the kernel table", cfg.service)))
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let mut wrong = Vec::new();
     for r in &state.reals {

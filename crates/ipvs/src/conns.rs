@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::key::fmt_addr_port;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 pub const CONN_FILE: &str = "/proc/net/ip_vs_conn";
 
@@ -35,7 +35,7 @@ pub fn parse(text: &str) -> Result<(Vec<Connection>, usize)> {
     let mut lines = text.lines();
     match lines.next() {
         Some(title) if title.starts_with("Pro ") => {}
-        other => return Err(Error::generic(format!("{CONN_FILE}: unexpected title {other:?}"))),
+        other => return Err(Error::decode(format!("{CONN_FILE}: unexpected title {other:?}"))),
     }
     let (mut conns, mut skipped) = (Vec::new(), 0);
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -48,7 +48,7 @@ pub fn parse(text: &str) -> Result<(Vec<Connection>, usize)> {
 }
 
 fn parse_line(line: &str) -> Result<Connection> {
-    let bad = |why: &str| Error::generic(format!("{CONN_FILE}: {why} in {line:?}"));
+    let bad = |why: &str| Error::decode(format!("{CONN_FILE}: {why} in {line:?}"));
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() != 9 && f.len() != 11 {
         return Err(bad("not 9 or 11 fields"));

@@ -11,6 +11,7 @@
 
 mod client;
 pub mod conns;
+pub mod error;
 mod key;
 mod model;
 mod reconcile;
@@ -20,7 +21,8 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{IpvsClient, IpvsErrorExt, IpvsErrorKind};
+pub use client::IpvsClient;
+pub use error::{Error, Result};
 pub use key::{fmt_addr_port, parse_addr_port, Family, Protocol, ServiceKey};
 pub use model::{
     validate_scheduler, Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats, SyncDaemon, SyncState,

@@ -63,7 +63,7 @@ impl FromStr for Family {
         match s.trim().to_ascii_lowercase().as_str() {
             "inet" | "ipv4" | "4" => Ok(Family::Inet),
             "inet6" | "ipv6" | "6" => Ok(Family::Inet6),
-            _ => Err(Error::configured(format!("invalid address family '{s}': expected inet or inet6"))),
+            _ => Err(Error::invalid(format!("invalid address family '{s}': expected inet or inet6"))),
         }
     }
 }
@@ -122,7 +122,7 @@ impl FromStr for Protocol {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
             "sctp" => Ok(Protocol::Sctp),
-            _ => Err(Error::configured(format!("invalid protocol '{s}': expected tcp, udp, sctp or fwmark"))),
+            _ => Err(Error::invalid(format!("invalid protocol '{s}': expected tcp, udp, sctp or fwmark"))),
         }
     }
 }
@@ -149,7 +149,7 @@ impl ServiceKey {
     pub fn parse_with_family(s: &str, family: Family) -> Result<ServiceKey> {
         let key = parse_key(s, family)?;
         if key.family() != family {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "virtual service '{s}' is {} but family={family} was given",
                 key.family()
             )));
@@ -197,9 +197,8 @@ pub fn fmt_addr_port(addr: &IpAddr, port: u16) -> String {
 /// Parses `10.0.0.1:80` or `[2001:db8::1]:80` (brackets required for IPv6
 /// so the port is never ambiguous).
 pub fn parse_addr_port(s: &str) -> Result<(IpAddr, u16)> {
-    let bad = |why: &str| {
-        Error::configured(format!("invalid address '{s}': {why} (expected 10.0.0.1:80 or [2001:db8::1]:80)"))
-    };
+    let bad =
+        |why: &str| Error::invalid(format!("invalid address '{s}': {why} (expected 10.0.0.1:80 or [2001:db8::1]:80)"));
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
         let port = after.strip_prefix(':').ok_or_else(|| bad("missing port"))?;
@@ -223,14 +222,14 @@ pub fn parse_addr_port(s: &str) -> Result<(IpAddr, u16)> {
 fn parse_key(s: &str, family: Family) -> Result<ServiceKey> {
     let text = s.trim();
     let (kind, rest) = text.split_once(':').ok_or_else(|| {
-        Error::configured(format!(
+        Error::invalid(format!(
             "invalid virtual service '{s}': expected PROTOCOL:ADDRESS:PORT \
              (tcp:10.0.0.100:80, udp:[2001:db8::1]:53) or fwmark:MARK"
         ))
     })?;
     if kind.eq_ignore_ascii_case("fwmark") {
         let mark = parse_mark(rest).ok_or_else(|| {
-            Error::configured(format!(
+            Error::invalid(format!(
                 "invalid virtual service '{s}': the firewall mark must be a number from 1 to {}",
                 u32::MAX
             ))

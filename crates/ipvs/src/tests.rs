@@ -61,12 +61,12 @@ fn rejects_bad_keys_as_configuration_errors() {
         " tcp:10.0.0.1:80x",
     ] {
         match bad.parse::<ServiceKey>() {
-            Err(Error::Configured(msg)) => assert!(!msg.is_empty()),
+            Err(Error::Invalid(msg)) => assert!(!msg.is_empty()),
             other => panic!("{bad:?} gave {other:?}"),
         }
     }
-    assert!(matches!(ServiceKey::parse_with_family("tcp:10.0.0.1:80", Family::Inet6), Err(Error::Configured(_))));
-    assert!(matches!("inet5".parse::<Family>(), Err(Error::Configured(_))));
+    assert!(matches!(ServiceKey::parse_with_family("tcp:10.0.0.1:80", Family::Inet6), Err(Error::Invalid(_))));
+    assert!(matches!("inet5".parse::<Family>(), Err(Error::Invalid(_))));
 }
 
 fn ip() -> impl Strategy<Value = IpAddr> {
@@ -116,7 +116,7 @@ proptest! {
         let s = format!("{kind}:{rest}");
         match s.parse::<ServiceKey>() {
             Ok(k) => prop_assert_eq!(k.to_string().parse::<ServiceKey>().unwrap(), k),
-            Err(e) => prop_assert!(matches!(e, Error::Configured(_))),
+            Err(e) => prop_assert!(matches!(e, Error::Invalid(_))),
         }
     }
 }
@@ -130,8 +130,8 @@ fn scheduler_flags_use_ipvsadm_words() {
     assert_eq!(f.sched_flag_names("sh"), vec!["sh-fallback", "sh-port"]);
     assert_eq!(f.sched_flag_names("mh"), vec!["mh-fallback", "mh-port"]);
     assert_eq!(f.sched_flag_names("wlc"), vec!["flag-1", "flag-2"]);
-    assert!(matches!(ServiceFlags::parse_sched_flags("sh-port", "mh"), Err(Error::Configured(_))));
-    assert!(matches!(ServiceFlags::parse_sched_flags("turbo", "sh"), Err(Error::Configured(_))));
+    assert!(matches!(ServiceFlags::parse_sched_flags("sh-port", "mh"), Err(Error::Invalid(_))));
+    assert!(matches!(ServiceFlags::parse_sched_flags("turbo", "sh"), Err(Error::Invalid(_))));
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn every_kernel_scheduler_is_known() {
     for s in SCHEDULERS {
         validate_scheduler(s).unwrap();
     }
-    assert!(matches!(validate_scheduler("fastest"), Err(Error::Configured(_))));
+    assert!(matches!(validate_scheduler("fastest"), Err(Error::Invalid(_))));
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn destination_validation_catches_what_the_kernel_refuses() {
         tunnel(Ipip, 1, none),
         d.clone().with_tunnel(Gue, 6080, none),
     ] {
-        assert!(matches!(bad.validate(&key), Err(Error::Configured(_))), "{bad:?}");
+        assert!(matches!(bad.validate(&key), Err(Error::Invalid(_))), "{bad:?}");
     }
 }
 
@@ -612,9 +612,9 @@ fn truncated_replies_are_errors_not_panics() {
     let top = through_bytes(vec![wire::service_attr(&svc, Part::Full).unwrap()]);
     let mut a = nested_raw(&top, wire::IPVS_CMD_ATTR_SERVICE);
     let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_FLAGS, &[1, 0, 0]);
-    assert!(matches!(wire::decode_service(&short), Err(Error::Generic(_))));
+    assert!(matches!(wire::decode_service(&short), Err(Error::Decode(_))));
     let short = rebuild_with(&mut a, wire::IPVS_SVC_ATTR_PORT, &[1]);
-    assert!(matches!(wire::decode_service(&short), Err(Error::Generic(_))));
+    assert!(matches!(wire::decode_service(&short), Err(Error::Decode(_))));
     assert!(AttrMap::parse("x", &[200, 0, 1, 0, 1]).is_err());
 }
 
@@ -797,10 +797,10 @@ fn reconcile_adds_edits_deletes_only_owned() {
 #[test]
 fn reconcile_refuses_unowned_or_duplicate_wishes() {
     let owned: BTreeSet<_> = [ep("192.168.7.1:80")].into_iter().collect();
-    assert!(matches!(reconcile(&[], &owned, &[dest("192.168.7.99:80", 1)]), Err(Error::Configured(_))));
+    assert!(matches!(reconcile(&[], &owned, &[dest("192.168.7.99:80", 1)]), Err(Error::Invalid(_))));
     assert!(matches!(
         reconcile(&[], &owned, &[dest("192.168.7.1:80", 1), dest("192.168.7.1:80", 2)]),
-        Err(Error::Configured(_))
+        Err(Error::Invalid(_))
     ));
 }
 
@@ -886,23 +886,39 @@ fn missing_ipvs_is_not_installed() {
                 format!("IP Virtual Server version {} (size={})", info.version_string(), info.conn_tab_size)
             );
         }
-        (Err(Error::Installed(msg)), Err(_)) => assert!(msg.starts_with("IPVS is not available"), "{msg}"),
+        (Err(Error::Unavailable(msg)), Err(_)) => assert!(msg.starts_with("IPVS is not available"), "{msg}"),
         (Ok(_), Err(e)) => panic!("connected, but /proc/net/ip_vs is unreadable ({e}): which IPVS answered?"),
         (Err(e), Ok(_)) => panic!("/proc/net/ip_vs exists, yet connecting failed: {e:?}"),
-        (Err(e), Err(_)) => panic!("expected Error::Installed, got {e:?}"),
+        (Err(e), Err(_)) => panic!("expected Error::Unavailable, got {e:?}"),
     }
 }
 
 #[test]
 fn refusals_are_classified() {
-    let exists = Error::Netlink { context: "adding".into(), errno: libc::EEXIST };
+    let exists = Error::kernel("adding", libc::EEXIST);
     assert!(exists.is_exists());
     assert!(!exists.is_not_found());
     for errno in [libc::ESRCH, libc::ENOENT] {
-        let e = Error::Netlink { context: "deleting".into(), errno };
-        assert_eq!(e.ipvs_kind(), Some(IpvsErrorKind::NotFound));
+        let e = Error::kernel("deleting", errno);
+        assert!(e.is_not_found() && !e.is_exists());
+        assert_eq!(e.errno(), Some(errno));
     }
-    assert_eq!(Error::generic("x").ipvs_kind(), None);
+    let other = Error::kernel("adding", libc::EINVAL);
+    assert!(!other.is_exists() && !other.is_not_found());
+    assert!(!Error::decode("x").is_not_found());
+    // The exit codes the cluster manager sees do not change with the type.
+    for (e, code) in [
+        (Error::kernel("adding", libc::EPERM), lvs_ocf::ExitCode::ErrPerm),
+        (Error::kernel("adding", libc::EEXIST), lvs_ocf::ExitCode::ErrGeneric),
+        (Error::invalid("bad"), lvs_ocf::ExitCode::ErrConfigured),
+        (Error::Unavailable("no ip_vs".into()), lvs_ocf::ExitCode::ErrInstalled),
+        (Error::decode("short"), lvs_ocf::ExitCode::ErrGeneric),
+    ] {
+        let text = e.to_string();
+        let ocf = lvs_ocf::Error::from(e);
+        assert_eq!(ocf.to_string(), text);
+        assert_eq!(lvs_ocf::ExitCode::from(&ocf), code, "{text}");
+    }
 }
 
 /// An ack as the kernel writes it: a header, the error, and (for an error)

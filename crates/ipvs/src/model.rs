@@ -26,7 +26,7 @@ pub fn validate_scheduler(name: &str) -> Result<()> {
     if SCHEDULERS.contains(&name) {
         Ok(())
     } else {
-        Err(Error::configured(format!("unknown scheduler '{name}': expected one of {}", SCHEDULERS.join(", "))))
+        Err(Error::invalid(format!("unknown scheduler '{name}': expected one of {}", SCHEDULERS.join(", "))))
     }
 }
 
@@ -110,7 +110,7 @@ impl ServiceFlags {
                 "mh-fallback" => (ServiceFlags::MH_FALLBACK, Some("mh")),
                 "mh-port" => (ServiceFlags::MH_PORT, Some("mh")),
                 _ => {
-                    return Err(Error::configured(format!(
+                    return Err(Error::invalid(format!(
                         "invalid scheduler flag '{word}': expected sh-fallback, sh-port, \
                          mh-fallback, mh-port, flag-1, flag-2 or flag-3"
                     )))
@@ -118,7 +118,7 @@ impl ServiceFlags {
             };
             if let Some(sched) = only_for {
                 if sched != scheduler {
-                    return Err(Error::configured(format!(
+                    return Err(Error::invalid(format!(
                         "scheduler flag '{word}' needs scheduler '{sched}', not '{scheduler}'"
                     )));
                 }
@@ -187,7 +187,7 @@ impl Netmask {
     /// Parses `255.255.255.0` / `24` for IPv4 and `64` for IPv6.
     pub fn parse(s: &str, family: Family) -> Result<Netmask> {
         let bad = || {
-            Error::configured(format!(
+            Error::invalid(format!(
                 "invalid persistence netmask '{s}' for {family}: expected {}",
                 match family {
                     Family::Inet => "a dotted mask like 255.255.255.0 or a prefix length 0-32",
@@ -285,7 +285,7 @@ impl Service {
     pub fn validate(&self) -> Result<()> {
         validate_scheduler(&self.scheduler)?;
         if self.netmask.family() != self.key.family() {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "persistence netmask {} does not fit {} service {}",
                 self.netmask,
                 self.key.family(),
@@ -294,12 +294,12 @@ impl Service {
         }
         if let Netmask::V6(len) = self.netmask {
             if !(1..=128).contains(&len) {
-                return Err(Error::configured(format!("IPv6 persistence prefix length {len} is out of range 1-128")));
+                return Err(Error::invalid(format!("IPv6 persistence prefix length {len} is out of range 1-128")));
             }
         }
         if let ServiceKey::Addr { port: 0, .. } = self.key {
             if !self.is_persistent() {
-                return Err(Error::configured(format!(
+                return Err(Error::invalid(format!(
                     "virtual service {} has port 0, which only a persistent service may use",
                     self.key
                 )));
@@ -307,7 +307,7 @@ impl Service {
         }
         if let ServiceKey::Addr { protocol, .. } = self.key {
             if self.flags.contains(ServiceFlags::ONE_PACKET) && protocol != Protocol::Udp {
-                return Err(Error::configured(format!(
+                return Err(Error::invalid(format!(
                     "one-packet scheduling is only for UDP services, not {}",
                     self.key
                 )));
@@ -315,7 +315,7 @@ impl Service {
         }
         if let Some(pe) = &self.pe_name {
             if pe.is_empty() || pe.len() >= NAME_MAXLEN || pe.contains('\0') {
-                return Err(Error::configured(format!("invalid persistence engine name '{pe}'")));
+                return Err(Error::invalid(format!("invalid persistence engine name '{pe}'")));
             }
         }
         Ok(())
@@ -395,7 +395,7 @@ impl FromStr for ForwardMethod {
             "ipip" | "tunnel" => Ok(ForwardMethod::Tunnel),
             "local" => Ok(ForwardMethod::Local),
             "bypass" => Ok(ForwardMethod::Bypass),
-            _ => Err(Error::configured(format!("invalid forwarding method '{s}': expected masq, gate or ipip"))),
+            _ => Err(Error::invalid(format!("invalid forwarding method '{s}': expected masq, gate or ipip"))),
         }
     }
 }
@@ -446,7 +446,7 @@ impl FromStr for TunnelType {
             "ipip" => Ok(TunnelType::Ipip),
             "gue" => Ok(TunnelType::Gue),
             "gre" => Ok(TunnelType::Gre),
-            _ => Err(Error::configured(format!("invalid tunnel type '{s}': expected ipip, gue or gre"))),
+            _ => Err(Error::invalid(format!("invalid tunnel type '{s}': expected ipip, gue or gre"))),
         }
     }
 }
@@ -507,9 +507,7 @@ impl FromStr for TunnelFlags {
             "nocsum" | "" => Ok(TunnelFlags::empty()),
             "csum" => Ok(TunnelFlags::CSUM),
             "remcsum" => Ok(TunnelFlags::REMCSUM),
-            _ => Err(Error::configured(format!(
-                "invalid tunnel checksum option '{s}': expected nocsum, csum or remcsum"
-            ))),
+            _ => Err(Error::invalid(format!("invalid tunnel checksum option '{s}': expected nocsum, csum or remcsum"))),
         }
     }
 }
@@ -602,16 +600,16 @@ impl Destination {
     pub fn validate(&self, service: &ServiceKey) -> Result<()> {
         let ep = super::key::fmt_addr_port(&self.addr, self.port);
         if self.weight > i32::MAX as u32 {
-            return Err(Error::configured(format!("weight {} of {ep} is out of range 0-{}", self.weight, i32::MAX)));
+            return Err(Error::invalid(format!("weight {} of {ep} is out of range 0-{}", self.weight, i32::MAX)));
         }
         if self.lower_threshold > self.upper_threshold {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "lower threshold {} of {ep} is above its upper threshold {}",
                 self.lower_threshold, self.upper_threshold
             )));
         }
         if self.family() != service.family() && self.forward != ForwardMethod::Tunnel {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "{ep} is {} but service {service} is {}: mixed families need ipip forwarding",
                 self.family(),
                 service.family()
@@ -619,19 +617,16 @@ impl Destination {
         }
         let plain = self.tunnel == TunnelType::Ipip && self.tunnel_port == 0 && self.tunnel_flags.is_empty();
         if self.forward != ForwardMethod::Tunnel && !plain {
-            return Err(Error::configured(format!(
-                "tunnel options for {ep} need ipip forwarding, not {}",
-                self.forward
-            )));
+            return Err(Error::invalid(format!("tunnel options for {ep} need ipip forwarding, not {}", self.forward)));
         }
         // The options ipvsadm allows per tunnel type; the kernel ignores
         // the others silently.
         match self.tunnel {
             TunnelType::Gue if self.tunnel_port == 0 => {
-                return Err(Error::configured(format!("GUE tunnel to {ep} needs a tunnel port")))
+                return Err(Error::invalid(format!("GUE tunnel to {ep} needs a tunnel port")))
             }
             TunnelType::Ipip | TunnelType::Gre if self.tunnel_port != 0 => {
-                return Err(Error::configured(format!(
+                return Err(Error::invalid(format!(
                     "a tunnel port applies to GUE only, not to the {} tunnel to {ep}",
                     self.tunnel
                 )))
@@ -644,13 +639,13 @@ impl Destination {
             TunnelType::Gue => TunnelFlags::CSUM | TunnelFlags::REMCSUM,
         };
         if self.tunnel_flags.bits() & !allowed.bits() != 0 {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "checksum option {} does not apply to the {} tunnel to {ep}",
                 self.tunnel_flags, self.tunnel
             )));
         }
         if self.tunnel_flags.contains(TunnelFlags::CSUM | TunnelFlags::REMCSUM) {
-            return Err(Error::configured(format!("tunnel to {ep} cannot use both csum and remcsum")));
+            return Err(Error::invalid(format!("tunnel to {ep} cannot use both csum and remcsum")));
         }
         Ok(())
     }
@@ -719,7 +714,7 @@ impl FromStr for SyncState {
         match s.trim().to_ascii_lowercase().as_str() {
             "master" => Ok(SyncState::Master),
             "backup" => Ok(SyncState::Backup),
-            _ => Err(Error::configured(format!("invalid sync daemon state '{s}': expected master or backup"))),
+            _ => Err(Error::invalid(format!("invalid sync daemon state '{s}': expected master or backup"))),
         }
     }
 }
@@ -752,7 +747,7 @@ impl SyncDaemon {
 
     pub fn validate(&self) -> Result<()> {
         if self.mcast_ifn.is_empty() || self.mcast_ifn.len() >= NAME_MAXLEN || self.mcast_ifn.contains('\0') {
-            return Err(Error::configured(format!("invalid sync daemon interface name '{}'", self.mcast_ifn)));
+            return Err(Error::invalid(format!("invalid sync daemon interface name '{}'", self.mcast_ifn)));
         }
         Ok(())
     }

@@ -23,42 +23,6 @@ use super::table::{Table, TableEntry};
 use super::wire::{self, Attr, AttrMap, Attrs, Part};
 use crate::error::{Error, Result};
 
-/// What a refused request means, for callers that treat some refusals as
-/// success (an idempotent stop deleting what is already gone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpvsErrorKind {
-    /// EEXIST: the service or destination is already there.
-    Exists,
-    /// ESRCH (service, sync daemon) or ENOENT (destination): not there.
-    NotFound,
-}
-
-/// Classifies errors returned by [`IpvsClient`].
-pub trait IpvsErrorExt {
-    fn ipvs_kind(&self) -> Option<IpvsErrorKind>;
-
-    fn is_exists(&self) -> bool {
-        self.ipvs_kind() == Some(IpvsErrorKind::Exists)
-    }
-
-    fn is_not_found(&self) -> bool {
-        self.ipvs_kind() == Some(IpvsErrorKind::NotFound)
-    }
-}
-
-impl IpvsErrorExt for Error {
-    fn ipvs_kind(&self) -> Option<IpvsErrorKind> {
-        match self {
-            Error::Netlink { errno, .. } => match *errno {
-                libc::EEXIST => Some(IpvsErrorKind::Exists),
-                libc::ESRCH | libc::ENOENT => Some(IpvsErrorKind::NotFound),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-}
-
 type GenlMsg = Genlmsghdr<u8, u16>;
 
 /// Requests per sendmsg in [`IpvsClient::delete_destinations`]: the kernel
@@ -91,7 +55,7 @@ impl IpvsClient {
                         Err(m) => format!("the kernel has no generic netlink family IPVS and {m}"),
                         Ok(()) => "the kernel has no generic netlink family IPVS".to_string(),
                     };
-                    Error::installed(format!("IPVS is not available: {why}"))
+                    Error::Unavailable(format!("IPVS is not available: {why}"))
                 })?
             }
             Err(e) => return Err(e),
@@ -115,7 +79,7 @@ impl IpvsClient {
                 let id = r.raw(CtrlAttr::FamilyId.into())?;
                 Some(u16::from_ne_bytes([*id.first()?, *id.get(1)?]))
             })
-            .ok_or_else(|| Error::generic("the kernel's family lookup reply has no IPVS id"))
+            .ok_or_else(|| Error::decode("the kernel's family lookup reply has no IPVS id"))
     }
 
     fn next_seq(&self) -> u32 {
@@ -168,7 +132,7 @@ impl IpvsClient {
             .version(version)
             .attrs(attrs.into_iter().collect::<Attrs>())
             .build()
-            .map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
+            .map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
         let seq = self.next_seq();
         let msg = NlmsghdrBuilder::default()
             .nl_type(nl_type)
@@ -177,9 +141,9 @@ impl IpvsClient {
             .nl_pid(self.sock.pid())
             .nl_payload(NlPayload::Payload(genl))
             .build()
-            .map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
+            .map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
         let mut bytes = io::Cursor::new(vec![0; msg.padded_size()]);
-        msg.to_bytes(&mut bytes).map_err(|e| Error::generic(format!("{context}: building the request: {e}")))?;
+        msg.to_bytes(&mut bytes).map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
         Ok((seq, bytes.into_inner()))
     }
 
@@ -294,12 +258,10 @@ impl IpvsClient {
                 }
                 match reply.nl_payload() {
                     NlPayload::Ack(_) => return Ok(()),
-                    NlPayload::Err(e) => {
-                        return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() })
-                    }
+                    NlPayload::Err(e) => return Err(Error::kernel(context, e.error().abs())),
                     NlPayload::DumpExtAck(e) => {
                         if *e.error() != 0 {
-                            return Err(Error::Netlink { context: context.to_string(), errno: e.error().abs() });
+                            return Err(Error::kernel(context, e.error().abs()));
                         }
                         return Ok(());
                     }
@@ -330,7 +292,7 @@ impl IpvsClient {
     /// IPVS version and connection-table size.
     pub fn info(&self) -> Result<Info> {
         let replies = self.ipvs(wire::IPVS_CMD_GET_INFO, NlmF::ACK, vec![], "reading IPVS info")?;
-        let first = replies.first().ok_or_else(|| Error::generic("the kernel sent no IPVS info"))?;
+        let first = replies.first().ok_or_else(|| Error::decode("the kernel sent no IPVS info"))?;
         wire::decode_info(first)
     }
 
@@ -339,11 +301,11 @@ impl IpvsClient {
         replies.iter().map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)).collect()
     }
 
-    /// One service; a missing one is an error that [`IpvsErrorExt::is_not_found`].
+    /// One service; a missing one is an error that [`Error::is_not_found`].
     pub fn service(&self, key: &ServiceKey) -> Result<Service> {
         let context = format!("reading virtual service {key}");
         let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::ACK, vec![wire::service_key_attr(key)?], &context)?;
-        let first = replies.first().ok_or_else(|| Error::generic(format!("{context}: the kernel sent nothing")))?;
+        let first = replies.first().ok_or_else(|| Error::decode(format!("{context}: the kernel sent nothing")))?;
         wire::decode_service(&first.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)
     }
 
@@ -419,12 +381,12 @@ impl IpvsClient {
         let hint = cmd == wire::IPVS_CMD_NEW_DEST;
         let attrs = vec![wire::service_key_attr(key)?, wire::dest_attr(dest, part)?];
         self.command(cmd, attrs, &context).map_err(|e| match e {
-            Error::Netlink { errno: libc::EINVAL, .. } if hint => {
+            Error::Kernel { errno: libc::EINVAL, .. } if hint => {
                 context.push_str(
                     " (the kernel takes only unicast destination addresses, and none in a \
                      network namespace without addresses)",
                 );
-                Error::Netlink { context, errno: libc::EINVAL }
+                Error::Kernel { context, errno: libc::EINVAL }
             }
             other => other,
         })
@@ -449,7 +411,7 @@ impl IpvsClient {
 
     pub fn timeouts(&self) -> Result<Timeouts> {
         let replies = self.ipvs(wire::IPVS_CMD_GET_CONFIG, NlmF::ACK, vec![], "reading IPVS timeouts")?;
-        let first = replies.first().ok_or_else(|| Error::generic("the kernel sent no IPVS timeouts"))?;
+        let first = replies.first().ok_or_else(|| Error::decode("the kernel sent no IPVS timeouts"))?;
         wire::decode_timeouts(first)
     }
 
@@ -540,7 +502,7 @@ impl IpvsClient {
         }
         let errnos = self.delete_destinations(key, &deletes, after_each)?;
         for (ep, errno) in deletes.iter().zip(errnos) {
-            let e = Error::Netlink { context: format!("deleting destination {ep} of {key}"), errno };
+            let e = Error::kernel(format!("deleting destination {ep} of {key}"), errno);
             if errno != 0 && !e.is_not_found() {
                 return Err(e);
             }
@@ -552,12 +514,12 @@ impl IpvsClient {
 /// ENOENT on a new or changed service means the scheduler's or persistence
 /// engine's module could not be loaded.
 fn module_missing(e: Error, svc: &Service) -> Error {
-    if e.errno() == Some(libc::ENOENT) && matches!(e, Error::Netlink { .. }) {
+    if matches!(e, Error::NotFound { errno: libc::ENOENT, .. }) {
         let pe = match &svc.pe_name {
             Some(pe) => format!(" or persistence engine '{pe}' (ip_vs_pe_{pe})"),
             None => String::new(),
         };
-        Error::installed(format!(
+        Error::Unavailable(format!(
             "{e}: the kernel has no scheduler '{}' (module ip_vs_{}){pe}",
             svc.scheduler, svc.scheduler
         ))
@@ -574,7 +536,7 @@ fn socket_error(context: &str, e: SocketError) -> Error {
                 .map(io::Error::from_raw_os_error)
                 .unwrap_or_else(|| io::Error::new(io.kind(), io.to_string())),
         ),
-        other => Error::generic(format!("{context}: {other}")),
+        other => Error::decode(format!("{context}: {other}")),
     }
 }
 

@@ -122,7 +122,7 @@ pub enum Part {
 }
 
 fn build_err(e: impl std::fmt::Display) -> Error {
-    Error::generic(format!("building an IPVS netlink attribute: {e}"))
+    Error::decode(format!("building an IPVS netlink attribute: {e}"))
 }
 
 pub fn attr(ty: u16, payload: &[u8]) -> Result<Attr> {
@@ -202,7 +202,7 @@ impl AttrMap {
     /// Parses a nested attribute's payload.
     pub fn parse(what: &'static str, bytes: &[u8]) -> Result<AttrMap> {
         let attrs = Attrs::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len())
-            .map_err(|e| Error::generic(format!("malformed {what} attributes from the kernel: {e}")))?;
+            .map_err(|e| Error::decode(format!("malformed {what} attributes from the kernel: {e}")))?;
         Ok(AttrMap::from_attrs(what, &attrs))
     }
 
@@ -215,13 +215,13 @@ impl AttrMap {
     }
 
     fn missing(&self, ty: u16) -> Error {
-        Error::generic(format!("the kernel's {} attributes lack attribute {ty}", self.what))
+        Error::decode(format!("the kernel's {} attributes lack attribute {ty}", self.what))
     }
 
     fn bytes<const N: usize>(&self, ty: u16) -> Result<[u8; N]> {
         let raw = self.raw(ty).ok_or_else(|| self.missing(ty))?;
         raw.get(..N).and_then(|b| <[u8; N]>::try_from(b).ok()).ok_or_else(|| {
-            Error::generic(format!("the kernel's {} attribute {ty} has {} bytes, expected {N}", self.what, raw.len()))
+            Error::decode(format!("the kernel's {} attribute {ty} has {} bytes, expected {N}", self.what, raw.len()))
         })
     }
 
@@ -258,7 +258,7 @@ impl AttrMap {
         let raw = self.raw(ty).ok_or_else(|| self.missing(ty))?;
         let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
         String::from_utf8(raw[..end].to_vec())
-            .map_err(|_| Error::generic(format!("the kernel's {} attribute {ty} is not UTF-8", self.what)))
+            .map_err(|_| Error::decode(format!("the kernel's {} attribute {ty} is not UTF-8", self.what)))
     }
 
     pub fn addr(&self, ty: u16, family: Family) -> Result<IpAddr> {
@@ -276,7 +276,7 @@ impl AttrMap {
     fn family(&self, ty: u16) -> Result<Family> {
         let af = self.u16(ty)?;
         Family::from_raw(af)
-            .ok_or_else(|| Error::generic(format!("the kernel's {} has unknown address family {af}", self.what)))
+            .ok_or_else(|| Error::decode(format!("the kernel's {} has unknown address family {af}", self.what)))
     }
 }
 
@@ -354,7 +354,7 @@ pub fn decode_service(a: &AttrMap) -> Result<Service> {
         let proto = a.u16(IPVS_SVC_ATTR_PROTOCOL)?;
         ServiceKey::Addr {
             protocol: Protocol::from_raw(proto)
-                .ok_or_else(|| Error::generic(format!("the kernel listed a service of unknown protocol {proto}")))?,
+                .ok_or_else(|| Error::decode(format!("the kernel listed a service of unknown protocol {proto}")))?,
             addr: a.addr(IPVS_SVC_ATTR_ADDR, family)?,
             port: a.be16(IPVS_SVC_ATTR_PORT)?,
         }
@@ -368,8 +368,7 @@ pub fn decode_service(a: &AttrMap) -> Result<Service> {
         Family::Inet6 => {
             let len = u32::from_ne_bytes(netmask_raw);
             Netmask::V6(
-                u8::try_from(len)
-                    .map_err(|_| Error::generic(format!("the kernel listed an IPv6 netmask of /{len}")))?,
+                u8::try_from(len).map_err(|_| Error::decode(format!("the kernel listed an IPv6 netmask of /{len}")))?,
             )
         }
     };
@@ -427,12 +426,12 @@ pub fn decode_dest(a: &AttrMap, service_family: Family) -> Result<Destination> {
         addr: a.addr(IPVS_DEST_ATTR_ADDR, family)?,
         port: a.be16(IPVS_DEST_ATTR_PORT)?,
         forward: ForwardMethod::from_raw(fwd)
-            .ok_or_else(|| Error::generic(format!("the kernel listed unknown forwarding method {fwd}")))?,
+            .ok_or_else(|| Error::decode(format!("the kernel listed unknown forwarding method {fwd}")))?,
         weight: a.u32(IPVS_DEST_ATTR_WEIGHT)?,
         upper_threshold: a.u32(IPVS_DEST_ATTR_U_THRESH)?,
         lower_threshold: a.u32(IPVS_DEST_ATTR_L_THRESH)?,
         tunnel: TunnelType::from_raw(tun)
-            .ok_or_else(|| Error::generic(format!("the kernel listed unknown tunnel type {tun}")))?,
+            .ok_or_else(|| Error::decode(format!("the kernel listed unknown tunnel type {tun}")))?,
         tunnel_port: a.opt(IPVS_DEST_ATTR_TUN_PORT, AttrMap::be16)?.unwrap_or(0),
         tunnel_flags: TunnelFlags::from_bits_retain(a.opt(IPVS_DEST_ATTR_TUN_FLAGS, AttrMap::u16)?.unwrap_or(0)),
         active_conns: a.opt(IPVS_DEST_ATTR_ACTIVE_CONNS, AttrMap::u32)?.unwrap_or(0),
@@ -532,10 +531,10 @@ pub fn decode_daemon(a: &AttrMap) -> Result<SyncDaemon> {
     };
     Ok(SyncDaemon {
         state: SyncState::from_raw(state)
-            .ok_or_else(|| Error::generic(format!("the kernel listed a sync daemon in state {state}")))?,
+            .ok_or_else(|| Error::decode(format!("the kernel listed a sync daemon in state {state}")))?,
         mcast_ifn: a.string(IPVS_DAEMON_ATTR_MCAST_IFN)?,
         syncid: u8::try_from(syncid)
-            .map_err(|_| Error::generic(format!("the kernel listed sync id {syncid}, beyond 255")))?,
+            .map_err(|_| Error::decode(format!("the kernel listed sync id {syncid}, beyond 255")))?,
         sync_maxlen: a.opt(IPVS_DAEMON_ATTR_SYNC_MAXLEN, AttrMap::u16)?,
         mcast_group,
         mcast_port: a.opt(IPVS_DAEMON_ATTR_MCAST_PORT, AttrMap::u16)?,

@@ -45,10 +45,10 @@ pub fn reconcile(
     for d in desired {
         let ep = d.endpoint();
         if !owned.contains(&ep) {
-            return Err(Error::configured(format!("destination {ep} is wanted but not owned by this caller")));
+            return Err(Error::invalid(format!("destination {ep} is wanted but not owned by this caller")));
         }
         if wanted.insert(ep, d).is_some() {
-            return Err(Error::configured(format!("destination {ep} is listed more than once")));
+            return Err(Error::invalid(format!("destination {ep} is listed more than once")));
         }
     }
     let now: BTreeMap<SocketAddr, &Destination> = current.iter().map(|d| (d.endpoint(), d)).collect();

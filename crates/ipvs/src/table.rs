@@ -187,7 +187,7 @@ pub fn timeouts_line(t: &Timeouts) -> String {
 #[cfg(test)]
 mod listing_tests {
     use super::*;
-    use crate::ipvs::ForwardMethod;
+    use crate::ForwardMethod;
 
     #[test]
     fn large_numbers_shrink_as_ipvsadm_shrinks_them() {
