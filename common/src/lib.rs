@@ -7,7 +7,6 @@
 
 pub mod agent;
 pub mod metrics;
-pub mod net;
 pub mod probe;
 pub mod reals;
 pub mod status;
@@ -16,6 +15,7 @@ pub mod sync;
 pub use lvs_daemon as daemon;
 pub use lvs_daemon::block_on;
 pub use lvs_ipvs as ipvs;
+pub use lvs_net as net;
 pub use lvs_ocf as ocf;
 pub use lvs_ocf::{Error, Result};
 

@@ -466,7 +466,7 @@ impl Vip {
                 let budget = ctx.timeout.saturating_sub(began.elapsed() + Duration::from_secs(1));
                 if let Err(e) = nl.wait_dad(link.index, ip6, budget).await {
                     let _ = nl.delete_address(link.index, self.ip, at.prefix).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -485,10 +485,10 @@ impl Vip {
         if count == 0 {
             return Ok(());
         }
-        match self.ip {
+        Ok(match self.ip {
             IpAddr::V4(ip) => net::send_gratuitous_arp(link.index, mac, ip, self.arp_mode, count, self.arp_interval),
             IpAddr::V6(ip) => net::send_unsolicited_na(link.index, mac, ip, count, self.arp_interval),
-        }
+        }?)
     }
 
     /// Re-places the address when a parameter that shapes it changed:

@@ -2,6 +2,7 @@
 //! Neighbor Advertisements and the RFC 5227 duplicate probe; sysctls.
 //! Everything the vip agent does to the host's networking goes through here.
 
+pub mod error;
 mod frames;
 mod packet;
 
@@ -17,7 +18,7 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 pub use frames::{arp_frame, na_packet, parse_arp, ArpFrame, ArpOp, ARP_FRAME_LEN};
 pub use packet::{probe_duplicate, send_gratuitous_arp, send_unsolicited_na};
 
-use crate::error::{Error, Result};
+pub use crate::error::{Error, Result};
 
 /// Which ARP operation announces an IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +77,9 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 fn nl_error(context: impl Into<String>, e: rtnetlink::Error) -> Error {
     match e {
         rtnetlink::Error::NetlinkError(m) => {
-            Error::Netlink { context: context.into(), errno: m.code.map(|c| -c.get()).unwrap_or(libc::EIO) }
+            Error::Kernel { context: context.into(), errno: m.code.map(|c| -c.get()).unwrap_or(libc::EIO) }
         }
-        other => Error::generic(format!("{}: {other}", context.into())),
+        other => Error::failed(format!("{}: {other}", context.into())),
     }
 }
 
@@ -392,9 +393,9 @@ impl Netlink {
                 .await?
                 .into_iter()
                 .find(|a| a.ip == IpAddr::V6(ip))
-                .ok_or_else(|| Error::generic(format!("{ip} vanished during duplicate address detection")))?;
+                .ok_or_else(|| Error::failed(format!("{ip} vanished during duplicate address detection")))?;
             if a.dadfailed {
-                return Err(Error::generic(format!(
+                return Err(Error::failed(format!(
                     "duplicate address detection failed for {ip}: another host uses it"
                 )));
             }
@@ -402,7 +403,7 @@ impl Netlink {
                 return Ok(());
             }
             if began.elapsed() >= timeout {
-                return Err(Error::generic(format!(
+                return Err(Error::failed(format!(
                     "duplicate address detection for {ip} did not finish in {timeout:?}"
                 )));
             }
