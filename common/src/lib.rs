@@ -7,7 +7,6 @@
 
 pub mod agent;
 pub mod metrics;
-pub mod probe;
 pub mod reals;
 pub mod status;
 pub mod sync;
@@ -18,6 +17,7 @@ pub use lvs_ipvs as ipvs;
 pub use lvs_net as net;
 pub use lvs_ocf as ocf;
 pub use lvs_ocf::{Error, Result};
+pub use lvs_probe as probe;
 
 /// The OCF error, as every module here still uses it.
 pub mod error {

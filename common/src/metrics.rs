@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ipvs::{Stats, Table, TableEntry};
-use crate::probe::Outcome;
+use crate::probe::CheckOutcome;
 use crate::status::{AllStates, RealserversState, SorryState};
 
 /// The `Content-Type` of the text exposition format.
@@ -42,7 +42,7 @@ pub const CHECK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
 pub const REASONS: [&str; 9] =
     ["timeout", "refused", "reset", "unreachable", "status", "content", "command", "off", "other"];
 
-/// What a failed check's reason (as [`Outcome::Down`] words it) counts as.
+/// What a failed check's reason (as [`CheckOutcome::Down`] words it) counts as.
 pub fn failure_reason(why: &str) -> &'static str {
     let has = |s: &str| why.contains(s);
     if why.starts_with("timeout") || has("timed out") {
@@ -79,14 +79,14 @@ pub struct CheckStats {
 }
 
 impl CheckStats {
-    pub fn observe(&mut self, outcome: &Outcome, took: Duration) {
+    pub fn observe(&mut self, outcome: &CheckOutcome, took: Duration) {
         let secs = took.as_secs_f64();
         self.checks += 1;
         self.seconds_sum += secs;
         for (count, bound) in self.buckets.iter_mut().zip(CHECK_BUCKETS) {
             *count += u64::from(secs <= bound);
         }
-        if let Outcome::Down(why) = outcome {
+        if let CheckOutcome::Down(why) = outcome {
             *self.failures.entry(failure_reason(why).to_string()).or_insert(0) += 1;
         }
     }
@@ -396,9 +396,9 @@ mod tests {
 
     fn state() -> RealserversState {
         let mut checks = CheckStats::default();
-        checks.observe(&Outcome::Up, Duration::from_millis(3));
-        checks.observe(&Outcome::Down("connect refused".into()), Duration::from_micros(400));
-        checks.observe(&Outcome::Down("timeout after 1s".into()), Duration::from_secs(1));
+        checks.observe(&CheckOutcome::Up, Duration::from_millis(3));
+        checks.observe(&CheckOutcome::Down("connect refused".into()), Duration::from_micros(400));
+        checks.observe(&CheckOutcome::Down("timeout after 1s".into()), Duration::from_secs(1));
         RealserversState {
             service: "tcp:10.0.0.100:80".into(),
             updated: 1_796_000_000,

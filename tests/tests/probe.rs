@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_common::probe::{check, Check, Job, Outcome, Scheduler, Target, Virtual};
+use lvs_common::probe::{check, Check, CheckOutcome, Job, Scheduler, Target, Virtual};
 use lvs_tests::fake;
 
 /// Timeout of the failing cases: short, and every bound below derives from it.
@@ -19,7 +19,7 @@ fn target(a: SocketAddr) -> Target {
     Target::new(a.ip(), a.port())
 }
 
-async fn run_on(spec: &str, t: &Target) -> (Outcome, Duration) {
+async fn run_on(spec: &str, t: &Target) -> (CheckOutcome, Duration) {
     let c = Check::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
     let start = Instant::now();
     let o = check(t, &c, T).await;
@@ -28,20 +28,20 @@ async fn run_on(spec: &str, t: &Target) -> (Outcome, Duration) {
     (o, took)
 }
 
-async fn run(spec: &str, a: SocketAddr) -> Outcome {
+async fn run(spec: &str, a: SocketAddr) -> CheckOutcome {
     run_on(spec, &target(a)).await.0
 }
 
 #[track_caller]
-fn up(o: Outcome) {
-    assert_eq!(o, Outcome::Up);
+fn up(o: CheckOutcome) {
+    assert_eq!(o, CheckOutcome::Up);
 }
 
 #[track_caller]
-fn down(o: Outcome, want: &str) {
+fn down(o: CheckOutcome, want: &str) {
     match o {
-        Outcome::Down(r) => assert!(r.contains(want), "reason {r:?} does not mention {want:?}"),
-        Outcome::Up => panic!("expected down ({want}), got up"),
+        CheckOutcome::Down(r) => assert!(r.contains(want), "reason {r:?} does not mention {want:?}"),
+        CheckOutcome::Up => panic!("expected down ({want}), got up"),
     }
 }
 
@@ -374,7 +374,7 @@ async fn hung_backends_do_not_serialize_the_others() {
         if r.key % 10 == 3 {
             down(r.outcome.clone(), "timeout after 1s");
         } else {
-            assert_eq!(r.outcome, Outcome::Up, "real {}", r.key);
+            assert_eq!(r.outcome, CheckOutcome::Up, "real {}", r.key);
         }
         assert!(r.elapsed < T + SLACK);
     }
@@ -399,7 +399,7 @@ async fn periodic_checks_go_on_past_a_hung_real() {
         while good < 5 {
             let r = rx.recv().await.unwrap();
             assert_eq!(r.key, "good", "the hung real answered: {:?}", r.outcome);
-            assert_eq!(r.outcome, Outcome::Up);
+            assert_eq!(r.outcome, CheckOutcome::Up);
             good += 1;
         }
         start.elapsed()

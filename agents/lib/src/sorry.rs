@@ -193,7 +193,7 @@ impl Sorry {
             Some(m) => Some(m.parse::<ForwardMethod>()?),
         };
         // Words as check_command's: quotes, no shell, no PATH search.
-        let command = probe::spec::split_words(p.str("fallback_command").unwrap_or_default())?;
+        let command = probe::checks::split_words(p.str("fallback_command").unwrap_or_default())?;
         if let Some(prog) = command.first().filter(|p| !p.starts_with('/')) {
             return Err(Error::configured(format!(
                 "fallback_command: {prog}: give an absolute path (no shell, no PATH search)"

@@ -528,8 +528,12 @@ mod tests {
         let c = cfg(&BASE).unwrap();
         let mut d = Daemon::new(c, HashMap::new(), HashMap::new()).unwrap();
         let ep: SocketAddr = "192.168.7.20:80".parse().unwrap();
-        let up =
-            || probe::Report { key: ep, outcome: probe::Outcome::Up, started: Instant::now(), elapsed: Duration::ZERO };
+        let up = || probe::Report {
+            key: ep,
+            outcome: probe::CheckOutcome::Up,
+            started: Instant::now(),
+            elapsed: Duration::ZERO,
+        };
         assert!(d.record(up()), "down -> up is a transition");
         assert!(!d.record(up()), "up -> up is not");
         assert!(d.is_up(ep));

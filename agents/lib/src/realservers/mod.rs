@@ -219,7 +219,7 @@ fn check_options(p: &Params) -> Result<(Vec<(String, String)>, usize)> {
     }
     put("status", p.str("status_codes"));
     put("command", p.str("check_command"));
-    for word in probe::spec::split_words(p.str("check_options").unwrap_or_default())? {
+    for word in probe::checks::split_words(p.str("check_options").unwrap_or_default())? {
         let (k, v) = word
             .split_once('=')
             .ok_or_else(|| Error::configured(format!("check_options: '{word}' is not key=value")))?;
@@ -301,13 +301,13 @@ impl Config {
         let (request, receive) = (p.str("request"), p.str("receive"));
         // One check per distinct request/receive pair, built once and
         // shared; `parsed` shares compiled regexes and CA files between them.
-        let mut parsed = probe::spec::Shared::default();
+        let mut parsed = probe::checks::Shared::default();
         let mut build = |req: Option<&str>, rcv: Option<&str>| -> Result<Arc<Check>> {
             let mut pairs: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let texts = [("request", req.or(request)), ("receive", rcv.or(receive))];
             let texts = texts.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
             pairs.splice(texts_at..texts_at, texts);
-            Check::from_options_shared(kind, &pairs, &mut parsed).map(Arc::new)
+            Ok(Check::from_options_shared(kind, &pairs, &mut parsed).map(Arc::new)?)
         };
         let shared = build(None, None)?;
         type Texts = (Option<Arc<str>>, Option<Arc<str>>);
@@ -622,8 +622,8 @@ pub(super) mod tests {
         assert!(check.contains(&format!("first {} KiB", probe::MAX_BODY >> 10)), "{check}");
         assert!(check.contains(&format!("share {} MiB", probe::BODY_BUDGET >> 20)), "{check}");
         assert!(check.contains(&format!("at most {} HTTP clients", n(probe::MAX_CLIENTS))), "{check}");
-        assert!(text("receive").contains(&format!("{} MiB compiled", probe::spec::MAX_REGEX_SIZE >> 20)));
-        assert!(text("receive").contains(&format!("at most {} MiB together", probe::spec::REGEX_BUDGET >> 20)));
+        assert!(text("receive").contains(&format!("{} MiB compiled", probe::checks::MAX_REGEX_SIZE >> 20)));
+        assert!(text("receive").contains(&format!("at most {} MiB together", probe::checks::REGEX_BUDGET >> 20)));
         assert!(SPEC.longdesc.contains(&format!("failed {KERNEL_FAILURES_FATAL} routine passes")));
     }
 

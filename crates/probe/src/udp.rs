@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use super::dns::{self, Reply};
-use super::spec::{DnsType, StatusRanges, UdpCheck};
+use super::checks::{StatusRanges, UdpCheck};
+use super::dns::{self, DnsType, Reply};
 use super::{excerpt, io_reason, nonce, Target};
 
 type R<T = ()> = std::result::Result<T, String>;

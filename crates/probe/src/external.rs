@@ -8,9 +8,9 @@
 //! command started do not outlive it. Its environment is PATH and the
 //! LVS_* variables only (see [`crate::daemon::child`]).
 
-use super::spec::ExternalCheck;
+use super::checks::ExternalCheck;
 use super::{Target, Virtual};
-use crate::daemon::child;
+use lvs_daemon::child;
 
 type R<T = ()> = std::result::Result<T, String>;
 

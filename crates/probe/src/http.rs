@@ -16,7 +16,7 @@ use md5::{Digest, Md5};
 use reqwest::header::{CONNECTION, HOST};
 use tokio::sync::Semaphore;
 
-use super::spec::{CaFile, HttpCheck, HttpMethod};
+use super::checks::{CaFile, HttpCheck, HttpMethod};
 use super::{io_reason, Target};
 
 type R<T = ()> = std::result::Result<T, String>;

@@ -3,11 +3,26 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::spec::DnsType;
 use crate::error::{Error, Result};
 
+/// The record types a dns check asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsType {
+    A,
+    Aaaa,
+}
+
+impl DnsType {
+    pub fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Aaaa => 28,
+        }
+    }
+}
+
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Error::configured(format!("dns name '{name}': {why}"));
+    let bad = |why: &str| Error::invalid(format!("dns name '{name}': {why}"));
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() {
         return Err(bad("empty"));
@@ -142,7 +157,7 @@ mod tests {
         let q = encode_query(1, "a.b.", DnsType::Aaaa).unwrap();
         assert_eq!(&q[12..], b"\x01a\x01b\x00\x00\x1c\x00\x01");
         for bad in ["", ".", "a..b", "a b", &"x".repeat(64), &["abc"; 70].join(".")] {
-            assert!(matches!(encode_query(1, bad, DnsType::A), Err(Error::Configured(_))), "{bad}");
+            assert!(matches!(encode_query(1, bad, DnsType::A), Err(Error::Invalid(_))), "{bad}");
         }
     }
 

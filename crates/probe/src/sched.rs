@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use super::{check_until, Check, Outcome, Target};
+use super::{check_until, Check, CheckOutcome, Target};
 use crate::error::{Error, Result};
 
 /// One real to check, with the caller's key for it.
@@ -40,7 +40,7 @@ pub struct Job<K> {
 #[derive(Debug, Clone)]
 pub struct Report<K> {
     pub key: K,
-    pub outcome: Outcome,
+    pub outcome: CheckOutcome,
     pub started: Instant,
     pub elapsed: Duration,
 }
@@ -115,7 +115,7 @@ impl Limit {
 
     /// Only passing checks say how long a check takes: a timeout is a
     /// dead real, a refusal is quicker than any answer.
-    fn finished(&mut self, outcome: &Outcome, took: Duration) {
+    fn finished(&mut self, outcome: &CheckOutcome, took: Duration) {
         if outcome.is_up() && self.took.len() < 4096 {
             self.took.push(took);
         }
@@ -279,7 +279,7 @@ impl Scheduler {
     /// At most `max_concurrent` checks in flight; each bounded by `timeout`.
     pub fn new(max_concurrent: usize, timeout: Duration) -> Result<Scheduler> {
         if max_concurrent == 0 || timeout.is_zero() {
-            return Err(Error::configured("probe concurrency and timeout must be above zero"));
+            return Err(Error::invalid("probe concurrency and timeout must be above zero"));
         }
         Ok(Scheduler { max_concurrent, timeout, in_flight: Arc::default() })
     }
@@ -320,7 +320,7 @@ impl Scheduler {
             .map(|(job, slot)| {
                 slot.unwrap_or_else(|| Report {
                     key: job.key.clone(),
-                    outcome: Outcome::Down("check task failed".into()),
+                    outcome: CheckOutcome::Down("check task failed".into()),
                     started: Instant::now(),
                     elapsed: Duration::ZERO,
                 })
@@ -340,7 +340,7 @@ impl Scheduler {
         K: Clone + Send + Sync + 'static,
     {
         if interval.is_zero() {
-            return Err(Error::configured("check interval must be above zero"));
+            return Err(Error::invalid("check interval must be above zero"));
         }
         if jobs.is_empty() {
             tx.closed().await;
@@ -356,8 +356,7 @@ impl Scheduler {
             let woke;
             (woke, now) = flight.wait(due.peek().map(|r| r.0 .0)).await;
             if let Woke::Finished(done) = woke {
-                let (i, fired, report) =
-                    done.map_err(|e| Error::generic(format!("a health check task failed: {e}")))?;
+                let (i, fired, report) = done.map_err(|e| Error::failed(format!("a health check task failed: {e}")))?;
                 match tx.try_send(report) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(report)) => {
@@ -385,8 +384,8 @@ mod tests {
 
     #[test]
     fn zero_settings_are_refused() {
-        assert!(matches!(Scheduler::new(0, Duration::from_secs(1)), Err(Error::Configured(_))));
-        assert!(matches!(Scheduler::new(1, Duration::ZERO), Err(Error::Configured(_))));
+        assert!(matches!(Scheduler::new(0, Duration::from_secs(1)), Err(Error::Invalid(_))));
+        assert!(matches!(Scheduler::new(1, Duration::ZERO), Err(Error::Invalid(_))));
     }
 
     #[tokio::test]
@@ -421,7 +420,7 @@ mod tests {
         ran.unwrap();
         assert!(matches!(
             s.run(Vec::<Job<u32>>::new(), Duration::ZERO, mpsc::channel(1).0).await,
-            Err(Error::Configured(_))
+            Err(Error::Invalid(_))
         ));
     }
 
@@ -518,17 +517,17 @@ mod tests {
         // Passing checks take 10 ms unqueued, then 100 ms (over twice, and
         // over the 50 ms target beyond): a quarter less.
         let ms = Duration::from_millis;
-        let passing = |l: &mut Limit, took: Duration| (0..SAMPLES).for_each(|_| l.finished(&Outcome::Up, took));
+        let passing = |l: &mut Limit, took: Duration| (0..SAMPLES).for_each(|_| l.finished(&CheckOutcome::Up, took));
         passing(&mut l, ms(10));
         l.blocked = true;
         assert_eq!(l.bound(step(80)), 1000);
         passing(&mut l, ms(100));
-        l.finished(&Outcome::Down("timeout after 1s".into()), Duration::from_secs(1));
+        l.finished(&CheckOutcome::Down("timeout after 1s".into()), Duration::from_secs(1));
         assert_eq!(l.bound(step(81)), 750);
         // 50 ms is five times as long but only 40 ms more: tolerated.
         // Failures say nothing.
         passing(&mut l, ms(50));
-        (0..100).for_each(|_| l.finished(&Outcome::Down("timeout after 1s".into()), Duration::from_secs(1)));
+        (0..100).for_each(|_| l.finished(&CheckOutcome::Down("timeout after 1s".into()), Duration::from_secs(1)));
         assert_eq!(l.bound(step(82)), 750);
         // At the floor the backend, not our load, is slow: the normal drifts up.
         l.current = FLOOR;

@@ -7,13 +7,14 @@
 //! and body together), so a hung backend costs one timeout and nothing
 //! else: checks run concurrently as tasks, never one after another.
 
+pub mod checks;
 pub mod dns;
+pub mod error;
 mod external;
 pub mod health;
 mod http;
 mod ping;
 mod sched;
-pub mod spec;
 mod tcp;
 mod udp;
 
@@ -22,10 +23,12 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use checks::{Check, CheckKind, Exchange, ExternalCheck, HttpCheck, HttpMethod, StatusRanges, UdpCheck};
+pub use dns::DnsType;
+pub use error::{Error, Result};
 pub use health::{Health, Initial, Transition};
 pub use http::{forget_clients, BODY_BUDGET, MAX_BODY, MAX_CLIENTS};
 pub use sched::{Job, Report, Scheduler};
-pub use spec::{Check, CheckKind, DnsType, ExternalCheck, HttpCheck, HttpMethod, Service, StatusRanges, UdpCheck};
 
 /// The virtual service a real belongs to, passed to external checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,43 +68,48 @@ impl fmt::Display for Target {
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CheckOutcome {
     Up,
     /// With a short reason for logs: `http status 503`, `connect refused`.
     Down(String),
 }
 
-impl Outcome {
+impl CheckOutcome {
     pub fn is_up(&self) -> bool {
-        matches!(self, Outcome::Up)
+        matches!(self, CheckOutcome::Up)
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for CheckOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Up => f.write_str("up"),
-            Outcome::Down(r) => write!(f, "down: {r}"),
+            CheckOutcome::Up => f.write_str("up"),
+            CheckOutcome::Down(r) => write!(f, "down: {r}"),
         }
     }
 }
 
 /// Runs one check against one real, never for longer than `timeout`.
-pub async fn check(target: &Target, check: &Check, timeout: Duration) -> Outcome {
+pub async fn check(target: &Target, check: &Check, timeout: Duration) -> CheckOutcome {
     check_until(target, check, timeout, tokio::time::Instant::now() + timeout).await
 }
 
 /// [`check`] with its deadline given: a scheduler starting many checks
 /// at once reads the clock once for all of them (in a VM whose clock has
 /// no vDSO, every reading is a system call).
-pub async fn check_until(target: &Target, check: &Check, timeout: Duration, deadline: tokio::time::Instant) -> Outcome {
+pub async fn check_until(
+    target: &Target,
+    check: &Check,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> CheckOutcome {
     match tokio::time::timeout_at(deadline, run(target, check, timeout)).await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::Down(format!("timeout after {}", fmt_duration(timeout))),
+        Err(_) => CheckOutcome::Down(format!("timeout after {}", fmt_duration(timeout))),
     }
 }
 
-async fn run(target: &Target, check: &Check, timeout: Duration) -> Outcome {
+async fn run(target: &Target, check: &Check, timeout: Duration) -> CheckOutcome {
     let result = match &check.kind {
         CheckKind::On => Ok(()),
         CheckKind::Off => Err("check is off".to_string()),
@@ -111,8 +119,8 @@ async fn run(target: &Target, check: &Check, timeout: Duration) -> Outcome {
         // not each carry room for an HTTP client's state.
         CheckKind::Http(h) => Box::pin(http::check(target, h)).await,
         CheckKind::Negotiate(s) => match s {
-            Service::Dns { name, qtype, expect } => Box::pin(udp::dns(target, name, *qtype, *expect)).await,
-            Service::Sip { user, status } => Box::pin(udp::sip(target, user.as_deref(), status)).await,
+            Exchange::Dns { name, qtype, expect } => Box::pin(udp::dns(target, name, *qtype, *expect)).await,
+            Exchange::Sip { user, status } => Box::pin(udp::sip(target, user.as_deref(), status)).await,
             tcp_service => Box::pin(tcp::negotiate(target, tcp_service)).await,
         },
         CheckKind::Udp(u) => Box::pin(udp::udp(target, u, timeout)).await,
@@ -120,8 +128,8 @@ async fn run(target: &Target, check: &Check, timeout: Duration) -> Outcome {
         CheckKind::External(e) => Box::pin(external::run(target, e)).await,
     };
     match result {
-        Ok(()) => Outcome::Up,
-        Err(reason) => Outcome::Down(reason),
+        Ok(()) => CheckOutcome::Up,
+        Err(reason) => CheckOutcome::Down(reason),
     }
 }
 
@@ -212,7 +220,7 @@ mod tests {
     async fn static_checks() {
         let c = Check::parse("off").unwrap();
         let t = Target::new("127.0.0.1".parse().unwrap(), 1);
-        assert_eq!(check(&t, &c, Duration::from_secs(1)).await, Outcome::Down("check is off".into()));
-        assert_eq!(check(&t, &Check::parse("on").unwrap(), Duration::from_secs(1)).await, Outcome::Up);
+        assert_eq!(check(&t, &c, Duration::from_secs(1)).await, CheckOutcome::Down("check is off".into()));
+        assert_eq!(check(&t, &Check::parse("on").unwrap(), Duration::from_secs(1)).await, CheckOutcome::Up);
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::spec::Service;
+use super::checks::Exchange;
 use super::{excerpt, io_reason, Target};
 
 type R<T = ()> = std::result::Result<T, String>;
@@ -30,10 +30,10 @@ pub async fn connect(target: &Target) -> R<TcpStream> {
     Ok(stream)
 }
 
-pub async fn negotiate(target: &Target, service: &Service) -> R {
+pub async fn negotiate(target: &Target, service: &Exchange) -> R {
     let mut conn = Conn { stream: connect(target).await?, buf: Vec::new() };
     match service {
-        Service::SimpleTcp { request, receive } => {
+        Exchange::SimpleTcp { request, receive } => {
             if !request.is_empty() {
                 conn.write(request).await?;
             }
@@ -48,7 +48,7 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
                 }
             }
         }
-        Service::Smtp { helo } => {
+        Exchange::Smtp { helo } => {
             let (code, line) = conn.code_reply().await?;
             if code != 220 {
                 return Err(format!("smtp banner: {line}"));
@@ -61,7 +61,7 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
             let _ = conn.write(b"QUIT\r\n").await;
             Ok(())
         }
-        Service::Ftp => {
+        Exchange::Ftp => {
             let (code, line) = conn.code_reply().await?;
             if code != 220 {
                 return Err(format!("ftp banner: {line}"));
@@ -69,7 +69,7 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
             let _ = conn.write(b"QUIT\r\n").await;
             Ok(())
         }
-        Service::Pop => {
+        Exchange::Pop => {
             let line = conn.line().await?;
             if !line.starts_with("+OK") {
                 return Err(format!("pop greeting: {}", excerpt(line.as_bytes())));
@@ -77,7 +77,7 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
             let _ = conn.write(b"QUIT\r\n").await;
             Ok(())
         }
-        Service::Imap => {
+        Exchange::Imap => {
             let line = conn.line().await?;
             let up = line.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("* OK"))
                 || line.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("* PREAUTH"));
@@ -87,8 +87,8 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
             let _ = conn.write(b"a1 LOGOUT\r\n").await;
             Ok(())
         }
-        Service::Mysql => mysql(&mut conn).await,
-        Service::Pgsql => {
+        Exchange::Mysql => mysql(&mut conn).await,
+        Exchange::Pgsql => {
             // SSLRequest: length 8, code 80877103; any server answers one byte.
             conn.write(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
             conn.need(1).await?;
@@ -98,9 +98,9 @@ pub async fn negotiate(target: &Target, service: &Service) -> R {
                 b => Err(format!("pgsql answered 0x{b:02x}, not S or N")),
             }
         }
-        Service::Ldap => ldap(&mut conn).await,
+        Exchange::Ldap => ldap(&mut conn).await,
         // UDP services and http are dispatched elsewhere.
-        Service::Dns { .. } | Service::Sip { .. } => Err("internal: not a tcp service".into()),
+        Exchange::Dns { .. } | Exchange::Sip { .. } => Err("internal: not a tcp service".into()),
     }
 }
 

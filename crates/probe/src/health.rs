@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use super::Outcome;
+use super::CheckOutcome;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +42,14 @@ pub struct Health {
     failures: u32,
     /// No success seen yet while started `Down`.
     alpha: bool,
-    last: Option<Outcome>,
+    last: Option<CheckOutcome>,
     changed: Instant,
 }
 
 impl Health {
     pub fn new(rise: u32, fall: u32, initial: Initial, now: Instant) -> Result<Health> {
         if rise == 0 || fall == 0 {
-            return Err(Error::configured(format!("rise ({rise}) and fall ({fall}) must be at least 1")));
+            return Err(Error::invalid(format!("rise ({rise}) and fall ({fall}) must be at least 1")));
         }
         Ok(Health {
             rise,
@@ -64,10 +64,10 @@ impl Health {
     }
 
     /// Records one outcome; returns the transition if the state changed.
-    pub fn record(&mut self, outcome: &Outcome, now: Instant) -> Option<Transition> {
+    pub fn record(&mut self, outcome: &CheckOutcome, now: Instant) -> Option<Transition> {
         self.last = Some(outcome.clone());
         match outcome {
-            Outcome::Up => {
+            CheckOutcome::Up => {
                 self.failures = 0;
                 self.successes = self.successes.saturating_add(1);
                 if !self.up && (self.alpha || self.successes >= self.rise) {
@@ -78,7 +78,7 @@ impl Health {
                 }
                 None
             }
-            Outcome::Down(reason) => {
+            CheckOutcome::Down(reason) => {
                 self.successes = 0;
                 self.failures = self.failures.saturating_add(1);
                 if self.up && self.failures >= self.fall {
@@ -100,7 +100,7 @@ impl Health {
     pub fn failures(&self) -> u32 {
         self.failures
     }
-    pub fn last(&self) -> Option<&Outcome> {
+    pub fn last(&self) -> Option<&CheckOutcome> {
         self.last.as_ref()
     }
     /// When the state last changed (creation time if never).
@@ -120,7 +120,7 @@ mod tests {
         let mut h = Health::new(rise, fall, initial, t0).unwrap();
         let mut out = String::new();
         for (i, c) in seq.chars().enumerate() {
-            let o = if c == '+' { Outcome::Up } else { Outcome::Down(format!("fail {i}")) };
+            let o = if c == '+' { CheckOutcome::Up } else { CheckOutcome::Down(format!("fail {i}")) };
             let now = t0 + Duration::from_secs(i as u64 + 1);
             match h.record(&o, now) {
                 Some(Transition::Up) => {
@@ -174,18 +174,18 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Health::new(2, 3, Initial::Up, t0).unwrap();
         assert!(h.last().is_none());
-        h.record(&Outcome::Down("x".into()), t0);
-        h.record(&Outcome::Down("y".into()), t0);
+        h.record(&CheckOutcome::Down("x".into()), t0);
+        h.record(&CheckOutcome::Down("y".into()), t0);
         assert_eq!((h.successes(), h.failures()), (0, 2));
-        assert_eq!(h.last(), Some(&Outcome::Down("y".into())));
-        h.record(&Outcome::Up, t0);
+        assert_eq!(h.last(), Some(&CheckOutcome::Down("y".into())));
+        h.record(&CheckOutcome::Up, t0);
         assert_eq!((h.successes(), h.failures()), (1, 0));
         assert_eq!(h.last_change(), t0);
     }
 
     #[test]
     fn zero_thresholds_are_configured_errors() {
-        assert!(matches!(Health::new(0, 1, Initial::Up, Instant::now()), Err(Error::Configured(_))));
-        assert!(matches!(Health::new(1, 0, Initial::Down, Instant::now()), Err(Error::Configured(_))));
+        assert!(matches!(Health::new(0, 1, Initial::Up, Instant::now()), Err(Error::Invalid(_))));
+        assert!(matches!(Health::new(1, 0, Initial::Down, Instant::now()), Err(Error::Invalid(_))));
     }
 }

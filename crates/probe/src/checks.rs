@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::dns::DnsType;
 use crate::error::{Error, Result};
 
 /// A parsed check: its kind with its typed options, and the text it came from.
@@ -57,7 +58,7 @@ pub enum CheckKind {
     /// TCP connect, then close.
     Connect,
     Http(HttpCheck),
-    Negotiate(Service),
+    Negotiate(Exchange),
     Udp(UdpCheck),
     /// ICMP echo (raw socket as root, ping socket otherwise).
     Ping,
@@ -112,7 +113,7 @@ pub struct CaFile {
 
 /// Negotiate services: a short protocol exchange over TCP (UDP for dns, sip).
 #[derive(Debug, Clone)]
-pub enum Service {
+pub enum Exchange {
     /// Send `request` (may be empty), half-close, read until `receive` matches.
     SimpleTcp { request: Vec<u8>, receive: Arc<Regex> },
     /// 220 banner, EHLO answered 250, QUIT.
@@ -135,21 +136,6 @@ pub enum Service {
     Ldap,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DnsType {
-    A,
-    Aaaa,
-}
-
-impl DnsType {
-    pub fn code(self) -> u16 {
-        match self {
-            DnsType::A => 1,
-            DnsType::Aaaa => 28,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct UdpCheck {
     pub payload: Vec<u8>,
@@ -170,7 +156,7 @@ pub struct StatusRanges(pub Vec<(u16, u16)>);
 
 impl StatusRanges {
     pub fn parse(text: &str) -> Result<StatusRanges> {
-        let bad = |why: &str| Error::configured(format!("bad status list '{text}': {why}"));
+        let bad = |why: &str| Error::invalid(format!("bad status list '{text}': {why}"));
         let mut ranges = Vec::new();
         for part in text.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
             let (lo, hi) = match part.split_once('-') {
@@ -243,7 +229,7 @@ pub fn split_words(text: &str) -> Result<Vec<String>> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => cur.push(c),
-                        None => return Err(Error::configured(format!("unterminated ' in '{text}'"))),
+                        None => return Err(Error::invalid(format!("unterminated ' in '{text}'"))),
                     }
                 }
             }
@@ -259,10 +245,10 @@ pub fn split_words(text: &str) -> Result<Vec<String>> {
                                 cur.push('\\');
                                 cur.push(c);
                             }
-                            None => return Err(Error::configured(format!("unterminated \" in '{text}'"))),
+                            None => return Err(Error::invalid(format!("unterminated \" in '{text}'"))),
                         },
                         Some(c) => cur.push(c),
-                        None => return Err(Error::configured(format!("unterminated \" in '{text}'"))),
+                        None => return Err(Error::invalid(format!("unterminated \" in '{text}'"))),
                     }
                 }
             }
@@ -270,7 +256,7 @@ pub fn split_words(text: &str) -> Result<Vec<String>> {
                 in_word = true;
                 match chars.next() {
                     Some(c) => cur.push(c),
-                    None => return Err(Error::configured(format!("trailing \\ in '{text}'"))),
+                    None => return Err(Error::invalid(format!("trailing \\ in '{text}'"))),
                 }
             }
             c => {
@@ -309,14 +295,14 @@ pub fn unescape(text: &str) -> Result<Vec<u8>> {
                 let hex = bytes.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => out.push(v),
-                    None => return Err(Error::configured(format!("bad \\x escape in '{text}'"))),
+                    None => return Err(Error::invalid(format!("bad \\x escape in '{text}'"))),
                 }
                 i += 2;
             }
             Some(c) => {
-                return Err(Error::configured(format!("unknown escape \\{} in '{text}'", c as char)));
+                return Err(Error::invalid(format!("unknown escape \\{} in '{text}'", c as char)));
             }
-            None => return Err(Error::configured(format!("trailing \\ in '{text}'"))),
+            None => return Err(Error::invalid(format!("trailing \\ in '{text}'"))),
         }
     }
     Ok(out)
@@ -326,7 +312,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),
         "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(Error::configured(format!("{key}={v}: expected yes or no"))),
+        _ => Err(Error::invalid(format!("{key}={v}: expected yes or no"))),
     }
 }
 
@@ -356,7 +342,7 @@ impl Shared {
         if let Some(re) = self.regexes.get(v) {
             return Ok(re.clone());
         }
-        let bad = |e: regex::Error| Error::configured(format!("{key}: bad regex /{v}/: {e}"));
+        let bad = |e: regex::Error| Error::invalid(format!("{key}: bad regex /{v}/: {e}"));
         let mut compiled = None;
         // Smallest class first: a pattern too big for one aborts early.
         for class in REGEX_CLASSES {
@@ -371,10 +357,10 @@ impl Shared {
             }
         }
         let Some((re, size)) = compiled else {
-            return Err(Error::configured(format!("{key}: bad regex /{v}/")));
+            return Err(Error::invalid(format!("{key}: bad regex /{v}/")));
         };
         if self.regex_bytes + size > REGEX_BUDGET {
-            return Err(Error::configured(format!(
+            return Err(Error::invalid(format!(
                 "{key}: the distinct regexes together compile to more than {} MiB at /{v}/: \
                  let reals share patterns",
                 REGEX_BUDGET >> 20
@@ -390,9 +376,9 @@ impl Shared {
         if let Some(ca) = self.cas.get(path) {
             return Ok(ca.clone());
         }
-        let pem = std::fs::read(path).map_err(|e| Error::configured(format!("ca={path}: {e}")))?;
+        let pem = std::fs::read(path).map_err(|e| Error::invalid(format!("ca={path}: {e}")))?;
         if reqwest::Certificate::from_pem_bundle(&pem).map(|c| c.is_empty()).unwrap_or(true) {
-            return Err(Error::configured(format!("ca={path}: no PEM certificate in it")));
+            return Err(Error::invalid(format!("ca={path}: no PEM certificate in it")));
         }
         let ca = Arc::new(CaFile { path: PathBuf::from(path), pem });
         self.cas.insert(path.to_string(), ca.clone());
@@ -401,7 +387,7 @@ impl Shared {
 }
 
 fn parse_digest(v: &str) -> Result<[u8; 16]> {
-    let bad = || Error::configured(format!("digest={v}: expected 32 hex digits (an MD5)"));
+    let bad = || Error::invalid(format!("digest={v}: expected 32 hex digits (an MD5)"));
     if v.len() != 32 || !v.is_ascii() {
         return Err(bad());
     }
@@ -424,7 +410,7 @@ impl Options {
             let lower = k.to_ascii_lowercase();
             let key = canonical_key(&lower);
             if pairs.iter().any(|(seen, _)| *seen == key) {
-                return Err(Error::configured(format!("option '{k}' given twice")));
+                return Err(Error::invalid(format!("option '{k}' given twice")));
             }
             pairs.push((key.to_string(), v.to_string()));
         }
@@ -439,7 +425,7 @@ impl Options {
     fn finish(self, kind: &str) -> Result<()> {
         match self.pairs.first() {
             None => Ok(()),
-            Some((k, _)) => Err(Error::configured(format!("option '{k}' does not apply to a {kind} check"))),
+            Some((k, _)) => Err(Error::invalid(format!("option '{k}' does not apply to a {kind} check"))),
         }
     }
 }
@@ -468,13 +454,13 @@ impl Check {
     pub fn parse(text: &str) -> Result<Check> {
         let words = split_words(text)?;
         let Some((kind, rest)) = words.split_first() else {
-            return Err(Error::configured("empty check spec"));
+            return Err(Error::invalid("empty check spec"));
         };
         let mut pairs = Vec::with_capacity(rest.len());
         for w in rest {
             match w.split_once('=') {
                 Some((k, v)) if !k.is_empty() => pairs.push((k, v)),
-                _ => return Err(Error::configured(format!("'{w}' in check spec is not key=value"))),
+                _ => return Err(Error::invalid(format!("'{w}' in check spec is not key=value"))),
             }
         }
         let mut check = Check::from_options(kind, &pairs)?;
@@ -496,10 +482,10 @@ impl Check {
         if kind == "negotiate" {
             kind = match opts.take("service") {
                 Some(s) => s.to_ascii_lowercase(),
-                None => return Err(Error::configured("negotiate needs service=NAME")),
+                None => return Err(Error::invalid("negotiate needs service=NAME")),
             };
             if !SERVICES.contains(&kind.as_str()) {
-                return Err(Error::configured(format!("unknown negotiate service '{kind}'")));
+                return Err(Error::invalid(format!("unknown negotiate service '{kind}'")));
             }
         }
         let check_kind = match kind.as_str() {
@@ -511,8 +497,8 @@ impl Check {
             "udp" => CheckKind::Udp(udp(&mut opts, shared)?),
             "external" => CheckKind::External(external(&mut opts)?),
             s if SERVICES.contains(&s) => CheckKind::Negotiate(service(s, &mut opts, shared)?),
-            "" => return Err(Error::configured("empty check type")),
-            other => return Err(Error::configured(format!("unknown check type '{other}'"))),
+            "" => return Err(Error::invalid("empty check type")),
+            other => return Err(Error::invalid(format!("unknown check type '{other}'"))),
         };
         opts.finish(&kind)?;
         let spec = std::iter::once(kind.clone())
@@ -539,19 +525,19 @@ impl fmt::Display for Check {
 fn http(tls: bool, o: &mut Options, shared: &mut Shared) -> Result<HttpCheck> {
     let path = o.take("request").unwrap_or_else(|| "/".to_string());
     if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::configured(format!("request={path}: expected a path starting with /")));
+        return Err(Error::invalid(format!("request={path}: expected a path starting with /")));
     }
     let method = match o.take("method").map(|m| m.to_ascii_uppercase()).as_deref() {
         None | Some("GET") => HttpMethod::Get,
         Some("HEAD") => HttpMethod::Head,
-        Some(m) => return Err(Error::configured(format!("method={m}: expected GET or HEAD"))),
+        Some(m) => return Err(Error::invalid(format!("method={m}: expected GET or HEAD"))),
     };
     let virtualhost = o.take("virtualhost").filter(|v| !v.is_empty());
     if let Some(v) = &virtualhost {
         let ok = v.parse::<IpAddr>().is_ok()
             || v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
         if !ok {
-            return Err(Error::configured(format!("virtualhost={v}: not a host name")));
+            return Err(Error::invalid(format!("virtualhost={v}: not a host name")));
         }
     }
     let status = match o.take("status") {
@@ -561,20 +547,20 @@ fn http(tls: bool, o: &mut Options, shared: &mut Shared) -> Result<HttpCheck> {
     let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| shared.regex("receive", &r)).transpose()?;
     let digest = o.take("digest").map(|d| parse_digest(&d)).transpose()?;
     if method == HttpMethod::Head && (receive.is_some() || digest.is_some()) {
-        return Err(Error::configured("method=HEAD has no body: drop receive/digest"));
+        return Err(Error::invalid("method=HEAD has no body: drop receive/digest"));
     }
     let verify = o.take("verify").map(|v| parse_bool("verify", &v)).transpose()?;
     let ca = match o.take("ca") {
         None => None,
         Some(path) => {
             if verify == Some(false) {
-                return Err(Error::configured("ca= needs verify=yes"));
+                return Err(Error::invalid("ca= needs verify=yes"));
             }
             Some(shared.ca(&path)?)
         }
     };
     if !tls && (verify.is_some() || ca.is_some()) {
-        return Err(Error::configured("verify/ca apply to https only"));
+        return Err(Error::invalid("verify/ca apply to https only"));
     }
     let verify = verify.unwrap_or(ca.is_some());
     let scheme = if tls { "https" } else { "http" };
@@ -582,7 +568,7 @@ fn http(tls: bool, o: &mut Options, shared: &mut Shared) -> Result<HttpCheck> {
     // plain HTTP goes to the address with the name in the Host header.
     let host = sni_name(tls, virtualhost.as_deref()).unwrap_or("0.0.0.0");
     let url = reqwest::Url::parse(&format!("{scheme}://{host}{path}"))
-        .map_err(|e| Error::configured(format!("request={path}: {e}")))?;
+        .map_err(|e| Error::invalid(format!("request={path}: {e}")))?;
     Ok(HttpCheck { tls, method, path, virtualhost, status, receive, digest, verify, ca, url })
 }
 
@@ -591,7 +577,7 @@ fn udp(o: &mut Options, shared: &mut Shared) -> Result<UdpCheck> {
     let receive = o.take("receive").filter(|r| !r.is_empty()).map(|r| shared.regex("receive", &r)).transpose()?;
     let reply = o.take("reply").map(|v| parse_bool("reply", &v)).transpose()?;
     if reply == Some(false) && receive.is_some() {
-        return Err(Error::configured("receive= needs reply=yes"));
+        return Err(Error::invalid("receive= needs reply=yes"));
     }
     let require_reply = reply.unwrap_or(receive.is_some());
     Ok(UdpCheck { payload, require_reply, receive })
@@ -599,81 +585,81 @@ fn udp(o: &mut Options, shared: &mut Shared) -> Result<UdpCheck> {
 
 fn external(o: &mut Options) -> Result<ExternalCheck> {
     let Some(cmd) = o.take("command") else {
-        return Err(Error::configured("external needs command=PROGRAM"));
+        return Err(Error::invalid("external needs command=PROGRAM"));
     };
     let argv = split_words(&cmd)?;
     match argv.first() {
         Some(p) if p.starts_with('/') => Ok(ExternalCheck { argv }),
-        Some(p) => Err(Error::configured(format!("command={p}: give an absolute path (no shell, no PATH search)"))),
-        None => Err(Error::configured("command= is empty")),
+        Some(p) => Err(Error::invalid(format!("command={p}: give an absolute path (no shell, no PATH search)"))),
+        None => Err(Error::invalid("command= is empty")),
     }
 }
 
-fn service(name: &str, o: &mut Options, shared: &mut Shared) -> Result<Service> {
+fn service(name: &str, o: &mut Options, shared: &mut Shared) -> Result<Exchange> {
     Ok(match name {
         "simpletcp" => {
             let request = o.take("request").map(|r| unescape(&r)).transpose()?.unwrap_or_default();
             let Some(receive) = o.take("receive").filter(|r| !r.is_empty()) else {
-                return Err(Error::configured("simpletcp needs receive=REGEX"));
+                return Err(Error::invalid("simpletcp needs receive=REGEX"));
             };
-            Service::SimpleTcp { request, receive: shared.regex("receive", &receive)? }
+            Exchange::SimpleTcp { request, receive: shared.regex("receive", &receive)? }
         }
         "smtp" => {
             let helo = o.take("helo").unwrap_or_else(|| "localhost".to_string());
             if helo.is_empty() || helo.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(Error::configured(format!("helo={helo}: not a host name")));
+                return Err(Error::invalid(format!("helo={helo}: not a host name")));
             }
-            Service::Smtp { helo }
+            Exchange::Smtp { helo }
         }
-        "pop" => Service::Pop,
-        "imap" => Service::Imap,
-        "ftp" => Service::Ftp,
-        "mysql" => Service::Mysql,
-        "pgsql" => Service::Pgsql,
-        "ldap" => Service::Ldap,
+        "pop" => Exchange::Pop,
+        "imap" => Exchange::Imap,
+        "ftp" => Exchange::Ftp,
+        "mysql" => Exchange::Mysql,
+        "pgsql" => Exchange::Pgsql,
+        "ldap" => Exchange::Ldap,
         "dns" => {
             let Some(name) = o.take("request").map(|r| r.trim_start_matches('/').to_string()) else {
-                return Err(Error::configured("dns needs request=NAME to query"));
+                return Err(Error::invalid("dns needs request=NAME to query"));
             };
             super::dns::validate_name(&name)?;
             let expect = match o.take("receive").filter(|r| !r.is_empty()) {
                 None => None,
                 Some(r) => Some(
                     r.parse::<IpAddr>()
-                        .map_err(|_| Error::configured(format!("receive={r}: dns expects an IP address")))?,
+                        .map_err(|_| Error::invalid(format!("receive={r}: dns expects an IP address")))?,
                 ),
             };
             let qtype = match o.take("type").map(|t| t.to_ascii_uppercase()).as_deref() {
                 Some("A") => DnsType::A,
                 Some("AAAA") => DnsType::Aaaa,
-                Some(t) => return Err(Error::configured(format!("type={t}: expected A or AAAA"))),
+                Some(t) => return Err(Error::invalid(format!("type={t}: expected A or AAAA"))),
                 None if matches!(expect, Some(IpAddr::V6(_))) => DnsType::Aaaa,
                 None => DnsType::A,
             };
             match (qtype, expect) {
                 (DnsType::A, Some(IpAddr::V6(_))) | (DnsType::Aaaa, Some(IpAddr::V4(_))) => {
-                    return Err(Error::configured("dns receive= address family differs from type="));
+                    return Err(Error::invalid("dns receive= address family differs from type="));
                 }
                 _ => {}
             }
-            Service::Dns { name, qtype, expect }
+            Exchange::Dns { name, qtype, expect }
         }
         "sip" => {
             let user = o.take("user").filter(|u| !u.is_empty());
             if let Some(u) = &user {
                 if u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
-                    return Err(Error::configured(format!("user={u}: not a SIP user@host")));
+                    return Err(Error::invalid(format!("user={u}: not a SIP user@host")));
                 }
             }
             let status = match o.take("status") {
                 Some(s) => StatusRanges::parse(&s)?,
                 None => StatusRanges(vec![(200, 200)]),
             };
-            Service::Sip { user, status }
+            Exchange::Sip { user, status }
         }
-        "none" => return Err(Error::configured("service none is the 'on' check")),
+        "none" => return Err(Error::invalid("service none is the 'on' check")),
         // http/https arrive here only through negotiate; handled by the caller.
-        other => return Err(Error::configured(format!("unknown negotiate service '{other}'"))),
+        other => return Err(Error::invalid(format!("unknown negotiate service '{other}'"))),
     })
 }
 
@@ -683,7 +669,7 @@ mod tests {
 
     fn configured(spec: &str) -> String {
         match Check::parse(spec) {
-            Err(Error::Configured(m)) => m,
+            Err(Error::Invalid(m)) => m,
             Err(e) => panic!("{spec}: wrong error kind {e:?}"),
             Ok(c) => panic!("{spec}: parsed as {c:?}"),
         }
@@ -695,9 +681,9 @@ mod tests {
         assert_eq!(split_words(r#"x="a\"b\\c\d""#).unwrap(), [r#"x=a"b\c\d"#]);
         assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
         assert_eq!(split_words("''").unwrap(), [""]);
-        assert!(matches!(split_words("a 'b"), Err(Error::Configured(_))));
-        assert!(matches!(split_words("a \"b"), Err(Error::Configured(_))));
-        assert!(matches!(split_words("a\\"), Err(Error::Configured(_))));
+        assert!(matches!(split_words("a 'b"), Err(Error::Invalid(_))));
+        assert!(matches!(split_words("a \"b"), Err(Error::Invalid(_))));
+        assert!(matches!(split_words("a\\"), Err(Error::Invalid(_))));
         assert_eq!(unescape(r"GET\r\n\x41\0\\\t").unwrap(), b"GET\r\nA\0\\\t");
         assert!(unescape(r"\q").is_err());
         assert!(unescape(r"\x4").is_err());
@@ -714,7 +700,7 @@ mod tests {
         assert_eq!(StatusRanges::parse("200-299 400-499 503").unwrap().0.len(), 3);
         assert!(StatusRanges::default().contains(204) && !StatusRanges::default().contains(300));
         for bad in ["", ",", "abc", "302-301", "99", "1000", "200-", "-200", "2OO", "70000"] {
-            assert!(matches!(StatusRanges::parse(bad), Err(Error::Configured(_))), "{bad}");
+            assert!(matches!(StatusRanges::parse(bad), Err(Error::Invalid(_))), "{bad}");
         }
     }
 
@@ -751,20 +737,20 @@ mod tests {
     #[test]
     fn negotiate_specs() {
         let c = Check::parse(r#"simpletcp request="PING\r\n" receive='^\+PONG'"#).unwrap();
-        let CheckKind::Negotiate(Service::SimpleTcp { request, receive }) = &c.kind else { panic!() };
+        let CheckKind::Negotiate(Exchange::SimpleTcp { request, receive }) = &c.kind else { panic!() };
         assert_eq!(request, b"PING\r\n");
         assert!(receive.is_match(b"+PONG\r\n"));
 
         let c = Check::parse("negotiate service=dns request=www.example.com receive=2001:db8::1").unwrap();
-        let CheckKind::Negotiate(Service::Dns { name, qtype, expect }) = &c.kind else { panic!() };
+        let CheckKind::Negotiate(Exchange::Dns { name, qtype, expect }) = &c.kind else { panic!() };
         assert_eq!((name.as_str(), *qtype), ("www.example.com", DnsType::Aaaa));
         assert_eq!(*expect, Some("2001:db8::1".parse().unwrap()));
 
         let c = Check::parse("sip").unwrap();
-        let CheckKind::Negotiate(Service::Sip { user: None, status }) = &c.kind else { panic!() };
+        let CheckKind::Negotiate(Exchange::Sip { user: None, status }) = &c.kind else { panic!() };
         assert!(status.contains(200) && !status.contains(404));
         let c = Check::parse("smtp helo_name=lb1.example.com").unwrap();
-        assert!(matches!(&c.kind, CheckKind::Negotiate(Service::Smtp { helo }) if helo == "lb1.example.com"));
+        assert!(matches!(&c.kind, CheckKind::Negotiate(Exchange::Smtp { helo }) if helo == "lb1.example.com"));
         for s in ["pop", "imap", "ftp", "mysql", "pgsql", "ldap"] {
             assert!(matches!(Check::parse(s).unwrap().kind, CheckKind::Negotiate(_)), "{s}");
         }
@@ -845,7 +831,7 @@ mod tests {
         let mut shared = Shared::default();
         let a = Check::from_options_shared("http", &[("request", "/a"), ("receive", "^ok")], &mut shared).unwrap();
         let b = Check::from_options_shared("simpletcp", &[("receive", "^ok")], &mut shared).unwrap();
-        let (CheckKind::Http(h), CheckKind::Negotiate(Service::SimpleTcp { receive, .. })) = (&a.kind, &b.kind) else {
+        let (CheckKind::Http(h), CheckKind::Negotiate(Exchange::SimpleTcp { receive, .. })) = (&a.kind, &b.kind) else {
             panic!("{a:?} {b:?}")
         };
         assert!(Arc::ptr_eq(h.receive.as_ref().unwrap(), receive));
@@ -870,7 +856,7 @@ mod tests {
             let receive = format!(r"\w{{20}}{i}");
             Check::from_options_shared("http", &[("receive", &receive)], &mut shared).err()
         });
-        assert!(matches!(&refused, Some(Error::Configured(m)) if m.contains("together")), "{refused:?}");
+        assert!(matches!(&refused, Some(Error::Invalid(m)) if m.contains("together")), "{refused:?}");
         assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
@@ -887,7 +873,7 @@ mod tests {
         ) {
             let pairs: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             match Check::from_options(&kind, &pairs) {
-                Ok(_) | Err(Error::Configured(_)) => {}
+                Ok(_) | Err(Error::Invalid(_)) => {}
                 Err(e) => proptest::prop_assert!(false, "not a Configured error: {e:?}"),
             }
         }
