@@ -37,39 +37,6 @@ pub fn service_key(p: &Params) -> Result<ServiceKey> {
     }
 }
 
-/// Whether the ip_vs module is loaded. Without it there is no service to
-/// stop or monitor, and stop and probes must not load it just to learn that.
-pub fn ipvs_loaded() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
-}
-
-/// What a resource put into the kernel, kept next to its daemon's files
-/// (`Instance::recordfile`) so that stop, monitor and reload work from it
-/// whatever the parameters say by then. Unreadable counts as absent: stop
-/// then goes by the identity parameter alone, as after a reboot.
-pub fn load_record<T: serde::de::DeserializeOwned>(instance: &crate::daemon::Instance) -> Option<T> {
-    match instance.read_json::<T>(&instance.recordfile()) {
-        Ok(r) => r.map(|(r, _)| r),
-        Err(e) => {
-            tracing::warn!("ignoring an unreadable record: {e}");
-            None
-        }
-    }
-}
-
-/// Writes the record; a failure is logged, not fatal (stop falls back to
-/// the identity parameter).
-pub fn save_record<T: serde::Serialize>(instance: &crate::daemon::Instance, record: &T) {
-    if let Err(e) = instance.write_json(&instance.recordfile(), record) {
-        tracing::warn!("{e}; stop will go by the parameters alone");
-    }
-}
-
-/// Removes the record once what it names is gone.
-pub fn forget_record(instance: &crate::daemon::Instance) {
-    let _ = std::fs::remove_file(instance.recordfile());
-}
-
 /// Schedulers whose kernel code walks all of a service's destinations at
 /// every addition, edit and removal (wrr: the gcd and maximum weight; mh:
 /// its lookup table), so that removing n reals costs O(n^2): 65,536 under

@@ -88,7 +88,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// The service this instance created, if it recorded one.
 fn recorded(instance: &Instance) -> Option<ServiceKey> {
-    agent::load_record::<RecordedService>(instance).and_then(|r| r.key())
+    instance.load_record::<RecordedService>().and_then(|r| r.key())
 }
 
 /// The service as the parameters describe it.
@@ -150,7 +150,7 @@ fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
     set_timeouts(&ipvs, p)?;
     // Before the kernel has it, so a start cut short still leaves stop a
     // record to work from.
-    agent::save_record(instance, &RecordedService::from(&want.key));
+    instance.save_record(&RecordedService::from(&want.key));
     match ipvs.service(&want.key) {
         Ok(have) => {
             let d = drift(want, &have);
@@ -175,7 +175,7 @@ fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
 /// the new one comes. Pacemaker reloads only running resources, so an
 /// absent service is left absent. Table-wide timeouts apply here too.
 fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
-    if !agent::ipvs_loaded() {
+    if !lvs_common::ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -227,8 +227,8 @@ fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
 
 /// Deletes the recorded service and the one the parameters name.
 fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
-    if !agent::ipvs_loaded() {
-        agent::forget_record(instance);
+    if !lvs_common::ipvs::loaded() {
+        instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
     let mut keys: Vec<ServiceKey> = recorded(instance).into_iter().collect();
@@ -243,12 +243,12 @@ fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
     for k in &keys {
         delete(&ipvs, k)?;
     }
-    agent::forget_record(instance);
+    instance.forget_record();
     Ok(Outcome::NotRunning)
 }
 
 fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome> {
-    if !agent::ipvs_loaded() {
+    if !lvs_common::ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;

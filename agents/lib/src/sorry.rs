@@ -115,12 +115,12 @@ struct Recorded {
 
 /// Records `sorry`'s fallback, after the ones recorded so far when `keep`.
 fn record(instance: &Instance, sorry: &Sorry, keep: bool) {
-    let mut all: Vec<Recorded> = if keep { agent::load_record(instance).unwrap_or_default() } else { Vec::new() };
+    let mut all: Vec<Recorded> = if keep { instance.load_record().unwrap_or_default() } else { Vec::new() };
     let this = Recorded { service: RecordedService::from(&sorry.service), fallback: sorry.fallback };
     if !all.contains(&this) {
         all.push(this);
     }
-    agent::save_record(instance, &all);
+    instance.save_record(&all);
 }
 
 /// What stop needs of the parameters: the service and the fallback.
@@ -132,7 +132,8 @@ fn identity(p: &Params) -> Option<(ServiceKey, SocketAddr)> {
 
 /// Removes every recorded fallback and the one the parameters name.
 fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<Outcome> {
-    let mut all: Vec<(ServiceKey, SocketAddr)> = agent::load_record::<Vec<Recorded>>(instance)
+    let mut all: Vec<(ServiceKey, SocketAddr)> = instance
+        .load_record::<Vec<Recorded>>()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|r| Some((r.service.key()?, r.fallback)))
@@ -143,13 +144,13 @@ fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<
     if all.is_empty() {
         tracing::info!("service or fallback does not parse and nothing was recorded: nothing of ours can be up");
     }
-    if agent::ipvs_loaded() && !all.is_empty() {
+    if lvs_common::ipvs::loaded() && !all.is_empty() {
         let ipvs = IpvsClient::connect()?;
         for (service, fallback) in &all {
             remove_fallback(&ipvs, service, *fallback)?;
         }
     }
-    agent::forget_record(instance);
+    instance.forget_record();
     Ok(Outcome::NotRunning)
 }
 

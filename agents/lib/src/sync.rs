@@ -12,7 +12,7 @@ use lvs_common::ipvs::{IpvsClient, SyncDaemon, SyncState};
 use lvs_common::ocf::{self, Action, Context, Outcome};
 pub use lvs_common::sync::SPEC;
 use lvs_common::sync::{self, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
-use lvs_common::{agent, net, Error, Result};
+use lvs_common::{net, Error, Result};
 
 /// The checks validate-all makes that need no kernel: all but the
 /// interface's existence.
@@ -74,7 +74,7 @@ fn interface_exists(cfg: &Config) -> Result<()> {
 }
 
 fn record(instance: &Instance) -> Option<Record> {
-    agent::load_record::<Record>(instance)
+    instance.load_record::<Record>()
 }
 
 fn sysctl(name: &str) -> String {
@@ -104,7 +104,7 @@ fn check_sysctls(cfg: &Config) -> Result<()> {
 /// other parameters. A reload of a resource that is not up starts nothing.
 fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> {
     let mut rec = record(instance).unwrap_or_default();
-    if reload && (rec.daemons.is_empty() || !agent::ipvs_loaded()) {
+    if reload && (rec.daemons.is_empty() || !lvs_common::ipvs::loaded()) {
         tracing::info!("not running; nothing to reload");
         return Ok(Outcome::NotRunning);
     }
@@ -130,20 +130,20 @@ fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> 
                     kernel: Some(RecordedDaemon::from(&have)),
                     owned,
                 });
-                agent::save_record(instance, &rec);
+                instance.save_record(&rec);
             }
             Step::Start(w) => start_one(&ipvs, instance, &mut rec, &w)?,
             Step::Replace(w) => {
                 stop_one(&ipvs, w.state)?;
                 rec.remove(w.state);
-                agent::save_record(instance, &rec);
+                instance.save_record(&rec);
                 tracing::info!("the {} sync daemon's parameters changed: starting it again", w.state);
                 start_one(&ipvs, instance, &mut rec, &w)?;
             }
             Step::Stop(state) => {
                 stop_one(&ipvs, state)?;
                 rec.remove(state);
-                agent::save_record(instance, &rec);
+                instance.save_record(&rec);
             }
         }
     }
@@ -154,10 +154,10 @@ fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> 
 /// stop a record to work from.
 fn start_one(ipvs: &IpvsClient, instance: &Instance, rec: &mut Record, w: &SyncDaemon) -> Result<()> {
     rec.put(Entry { requested: RecordedDaemon::from(w), kernel: None, owned: true });
-    agent::save_record(instance, rec);
+    instance.save_record(rec);
     if let Err(e) = ipvs.start_daemon(w) {
         rec.remove(w.state);
-        agent::save_record(instance, rec);
+        instance.save_record(rec);
         return Err(match e.errno() {
             Some(nix::libc::ENODEV) => {
                 Error::configured(format!("interface {} does not exist on this node", w.mcast_ifn))
@@ -175,7 +175,7 @@ fn start_one(ipvs: &IpvsClient, instance: &Instance, rec: &mut Record, w: &SyncD
         None => tracing::warn!("the kernel does not list the {} sync daemon just started", w.state),
     }
     rec.put(Entry { requested: RecordedDaemon::from(w), kernel: have.as_ref().map(RecordedDaemon::from), owned: true });
-    agent::save_record(instance, rec);
+    instance.save_record(rec);
     Ok(())
 }
 
@@ -194,8 +194,8 @@ fn stop(instance: &Instance) -> Result<Outcome> {
         tracing::info!("nothing recorded: no sync daemon of this resource runs");
         return Ok(Outcome::NotRunning);
     };
-    if !agent::ipvs_loaded() {
-        agent::forget_record(instance);
+    if !lvs_common::ipvs::loaded() {
+        instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -215,12 +215,12 @@ fn stop(instance: &Instance) -> Result<Outcome> {
     for state in mine {
         stop_one(&ipvs, state)?;
     }
-    agent::forget_record(instance);
+    instance.forget_record();
     Ok(Outcome::NotRunning)
 }
 
 fn monitor(cfg: &Config, instance: &Instance) -> Result<Outcome> {
-    if !agent::ipvs_loaded() {
+    if !lvs_common::ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let Some(rec) = record(instance).filter(|r| !r.daemons.is_empty()) else { return Ok(Outcome::NotRunning) };

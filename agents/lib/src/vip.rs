@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lvs_common::daemon::Instance;
 use lvs_common::net::{AddressSpec, ArpMode, Link, Netlink};
 use lvs_common::ocf::{self, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::{agent, block_on, net, Error, Result};
+use lvs_common::{block_on, net, Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -420,7 +420,7 @@ impl Vip {
         if let Some(have) = nl.find_address(self.ip).await? {
             if have.index == link.index {
                 tracing::info!("{} is already on {}", self.ip, link.name);
-                agent::save_record(instance, &Record { ip: self.ip, prefix: have.prefix, ifname: link.name.clone() });
+                instance.save_record(&Record { ip: self.ip, prefix: have.prefix, ifname: link.name.clone() });
                 return Ok(Outcome::Running);
             }
             // IPaddr2 would add a second copy; one host, one copy.
@@ -457,7 +457,7 @@ impl Vip {
         };
         // Recorded before the address goes on, so that a start killed
         // halfway still leaves stop something to work from.
-        agent::save_record(instance, &Record { ip: self.ip, prefix: at.prefix, ifname: link.name.clone() });
+        instance.save_record(&Record { ip: self.ip, prefix: at.prefix, ifname: link.name.clone() });
         nl.add_address(link.index, &spec).await?;
         tracing::info!("added {}/{} to {}", self.ip, at.prefix, link.name);
         if let IpAddr::V6(ip6) = self.ip {
@@ -506,10 +506,7 @@ impl Vip {
                 && have.prefix == at.prefix
                 && (!self.ip.is_ipv4() || (have.broadcast == at.broadcast && have.label == label_or_name(&at)));
             if same {
-                agent::save_record(
-                    instance,
-                    &Record { ip: self.ip, prefix: have.prefix, ifname: at.link.name.clone() },
-                );
+                instance.save_record(&Record { ip: self.ip, prefix: have.prefix, ifname: at.link.name.clone() });
                 return Ok(Outcome::Running);
             }
             tracing::info!("reload moves {} to {}/{} on {}", self.ip, self.ip, at.prefix, at.link.name);
@@ -537,7 +534,7 @@ impl Vip {
             .ok_or_else(|| Error::generic(format!("the interface of {} vanished", self.ip)))?;
         // Ours but not where it should be: an error, never "not running",
         // or the cluster would start it elsewhere while it is up here.
-        let recorded = agent::load_record::<Record>(instance).filter(|r| r.ip == self.ip).map(|r| r.ifname);
+        let recorded = instance.load_record::<Record>().filter(|r| r.ip == self.ip).map(|r| r.ifname);
         if let Some(want) = self.expected_nic().map(String::from).or(recorded) {
             if link.name != want {
                 return Err(Error::generic(format!("{} is on {}, expected on {want}", self.ip, link.name)));
@@ -617,7 +614,7 @@ fn fitting(count: u32, interval: Duration, budget: Duration) -> u32 {
 
 /// Removes every copy of `ip` and of the recorded address, wherever it is.
 async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> Result<()> {
-    let record = agent::load_record::<Record>(instance);
+    let record = instance.load_record::<Record>();
     let mut ips: Vec<IpAddr> = record.iter().map(|r| r.ip).chain(ip).collect();
     ips.dedup();
     for addr in nl.addresses(None).await? {
@@ -629,7 +626,7 @@ async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> R
             tracing::info!("removed {}/{} from {name}", addr.ip, addr.prefix);
         }
     }
-    agent::forget_record(instance);
+    instance.forget_record();
     Ok(())
 }
 
@@ -637,7 +634,7 @@ async fn remove_ours(nl: &Netlink, ip: Option<IpAddr>, instance: &Instance) -> R
 /// iflabel or mode now say, the address this resource put up comes down.
 async fn stop(nl: &Netlink, params: &Params, instance: &Instance) -> Result<Outcome> {
     let ip = params.str("ip").and_then(|s| parse_ip(s).ok());
-    if ip.is_none() && agent::load_record::<Record>(instance).is_none() {
+    if ip.is_none() && instance.load_record::<Record>().is_none() {
         tracing::info!("ip does not parse and nothing was recorded: nothing of ours can be up");
         return Ok(Outcome::NotRunning);
     }

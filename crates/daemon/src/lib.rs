@@ -78,6 +78,36 @@ where
     lvs_ocf::run_with(spec, handler, Some(&InstanceLock))
 }
 
+/// What a resource put into the kernel, kept next to its daemon's files
+/// ([`Instance::recordfile`]) so that stop, monitor and reload work from it
+/// whatever the parameters say by then.
+impl Instance {
+    /// The record; unreadable counts as absent: stop then goes by the
+    /// identity parameter alone, as after a reboot.
+    pub fn load_record<T: DeserializeOwned>(&self) -> Option<T> {
+        match self.read_json::<T>(&self.recordfile()) {
+            Ok(r) => r.map(|(r, _)| r),
+            Err(e) => {
+                tracing::warn!("ignoring an unreadable record: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes the record; a failure is logged, not fatal (stop falls back
+    /// to the identity parameter).
+    pub fn save_record<T: Serialize>(&self, record: &T) {
+        if let Err(e) = self.write_json(&self.recordfile(), record) {
+            tracing::warn!("{e}; stop will go by the parameters alone");
+        }
+    }
+
+    /// Removes the record once what it names is gone.
+    pub fn forget_record(&self) {
+        let _ = fs::remove_file(self.recordfile());
+    }
+}
+
 /// The action lock of [`run_agent`]: a flock on the instance's lockfile.
 struct InstanceLock;
 

@@ -32,3 +32,9 @@ pub use reconcile::{reconcile, DestOp};
 pub use table::{
     destination_line, large_number, listing, service_line, service_name, timeouts_line, Columns, Table, TableEntry,
 };
+
+/// Whether the ip_vs module is loaded. Without it there is no service to
+/// stop or monitor, and stop and probes must not load it just to learn that.
+pub fn loaded() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+}

@@ -275,7 +275,7 @@ impl Removal {
 
     /// cleanstop: our destinations leave the table; others stay.
     fn remove_all(&self) -> Result<()> {
-        if !agent::ipvs_loaded() {
+        if !lvs_common::ipvs::loaded() {
             return Ok(());
         }
         let ipvs = IpvsClient::connect()?;
