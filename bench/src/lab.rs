@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lvs_common::ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
+use lvs_ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
 
 use crate::{ms, our_bin, sh, Row};
 
@@ -519,7 +519,7 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<Vec
                 let ipvs = IpvsClient::connect().map_err(|e| e.to_string())?;
                 for i in 0..services {
                     let key: ServiceKey =
-                        format!("tcp:{}:80", vip(i)).parse().map_err(|e: lvs_common::ipvs::Error| e.to_string())?;
+                        format!("tcp:{}:80", vip(i)).parse().map_err(|e: lvs_ipvs::Error| e.to_string())?;
                     ipvs.add_service(&Service::new(key, "wlc")).map_err(|e| e.to_string())?;
                     for j in 0..dests {
                         let addr = rip(j).parse().map_err(|_| "addr")?;

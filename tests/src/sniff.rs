@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lvs_common::net::{parse_arp, ArpFrame};
+use lvs_net::{parse_arp, ArpFrame};
 
 /// A Neighbor Advertisement as received.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,7 @@ fn peak_under_endless_bodies(d: &Host, what: &str, port: u16, real: &str, check:
     // Whether any state the daemon wrote meanwhile shows a check that read
     // a body to its cap: on a loaded host the last round alone may have
     // timed out everywhere (seen: 1,000 digest checks at 2 s).
-    let cap = format!("{} KiB", lvs_common::probe::MAX_BODY >> 10);
+    let cap = format!("{} KiB", lvs_probe::MAX_BODY >> 10);
     let mut capped_seen = 0;
     let mut looked = Instant::now();
     let state = loop {

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::Once;
 use std::time::Duration;
 
-use lvs_common::ipvs::Error;
-use lvs_common::ipvs::{
+use lvs_ipvs::Error;
+use lvs_ipvs::{
     DestOp, Destination, Family, ForwardMethod, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, SyncDaemon,
     SyncState, Timeouts, TunnelFlags, TunnelType,
 };
@@ -111,7 +111,7 @@ fn key6(s: &str) -> ServiceKey {
 }
 
 fn dest(s: &str, fwd: ForwardMethod, weight: u32) -> Destination {
-    let (addr, port) = lvs_common::ipvs::parse_addr_port(s).unwrap();
+    let (addr, port) = lvs_ipvs::parse_addr_port(s).unwrap();
     Destination::new(addr, port, fwd).with_weight(weight)
 }
 

@@ -161,7 +161,7 @@ fn measured(d: &Host, action: &str, params: &[(&str, &str)]) -> (Call, Duration,
 /// and wrr, the scheduler here, recomputes its gcd and maximum weight over
 /// the whole list at every addition and removal: O(n^2), 640 s to fill
 /// 65,536 reals in this emulated VM with release agents; stop swaps in rr
-/// for the removals, see lvs_common::agent::removing_many),
+/// for the removals, see lvs_service::swap::removing_many),
 /// and start returns before it ends. Monitor must see a live daemon
 /// meanwhile, or Pacemaker restarts it and the fill begins again: seen,
 /// "the daemon looks hung: no sign of life" all through a 65,536 fill,
@@ -227,7 +227,7 @@ fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_i
     assert_eq!(in_kernel(), reals, "the daemon's first state is written, yet the table is not full");
 
     // The service agent's monitor all through stop: the scheduler it sees
-    // is rr for a while (see lvs_common::agent::removing_many).
+    // is rr for a while (see lvs_service::swap::removing_many).
     let web = [("service", "tcp:10.0.0.100:80"), ("scheduler", "wrr")];
     let web_instance = format!("web-{}", d.ns);
     let service_monitor =
@@ -285,8 +285,8 @@ fn service_monitor_honours_a_scheduler_swap_only_while_its_process_lives() {
     let c = service("monitor");
     assert_eq!(c.code, 1, "{c:?}");
     assert!(c.stderr.contains("scheduler is rr, expected wrr"), "{c:?}");
-    let key: lvs_common::ipvs::ServiceKey = "tcp:10.0.0.100:80".parse().expect("key");
-    let path = lvs_common::agent::swap_path(&key);
+    let key: lvs_ipvs::ServiceKey = "tcp:10.0.0.100:80".parse().expect("key");
+    let path = lvs_service::swap::swap_path(&key);
     let mut holder = std::process::Command::new("sleep").arg("60").spawn().expect("sleep");
     std::fs::write(&path, format!(r#"{{"scheduler":"wrr","pid":{}}}"#, holder.id())).expect("swap file");
     let c = service("monitor");
@@ -339,8 +339,8 @@ fn a_reload_that_drops_many_reals_leaves_the_service_as_it_was() {
     }
     assert_eq!(in_kernel(), 16, "{}", d.ipvsadm(&[]));
     assert!(d.ipvsadm(&[]).contains("TCP  10.0.0.100:80 wrr"), "{}", d.ipvsadm(&[]));
-    let key: lvs_common::ipvs::ServiceKey = "tcp:10.0.0.100:80".parse().expect("key");
-    assert!(!lvs_common::agent::swap_path(&key).exists(), "the swap file is gone");
+    let key: lvs_ipvs::ServiceKey = "tcp:10.0.0.100:80".parse().expect("key");
+    assert!(!lvs_service::swap::swap_path(&key).exists(), "the swap file is gone");
     assert_eq!(realservers(&d, "monitor", &small).code, 0);
     assert_eq!(realservers(&d, "stop", &small).code, 0);
     assert_eq!(in_kernel(), 0);

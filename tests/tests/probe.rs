@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_common::probe::{check, Check, CheckOutcome, Job, Scheduler, Target, Virtual};
+use lvs_probe::{check, Check, CheckOutcome, Job, Scheduler, Target, Virtual};
 use lvs_tests::fake;
 
 /// Timeout of the failing cases: short, and every bound below derives from it.

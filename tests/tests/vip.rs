@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use lvs_common::net::ArpOp;
+use lvs_net::ArpOp;
 use lvs_tests::agent::{bin, heartbeat, ocf, Call};
 use lvs_tests::sniff::capture;
 use lvs_tests::topo::{wire, Host};
@@ -203,7 +203,7 @@ fn duplicate_guard_refuses_or_warns() {
     let refuse = [("ip", "192.0.2.110"), ("nic", "eth0"), ("on_duplicate", "refuse"), ("arp_count", "0")];
     let c = vip(&d, "start", &refuse);
     assert_eq!(c.code, 1, "{c:?}");
-    let peer_mac = lvs_common::net::format_mac(&mac_of(&p, "eth0"));
+    let peer_mac = lvs_net::format_mac(&mac_of(&p, "eth0"));
     assert!(c.stderr.contains(&peer_mac), "names the other host's MAC: {c:?}");
     assert_eq!(addr_on(&d, "eth0", "192.0.2.110"), None, "nothing configured");
     // ignore: no probe on the wire, no warning, the address taken.
@@ -299,7 +299,7 @@ fn arp_asked_and_answered(to: &Host, from: &Host, ip: Ipv4Addr) -> bool {
     let lladdr = v.as_array().and_then(|a| a.first()).and_then(|e| e["lladdr"].as_str()).map(String::from);
     assert_eq!(replies > 0, lladdr.is_some(), "frames and neighbour table disagree: {replies} replies, {neigh}");
     if let Some(mac) = lladdr {
-        assert_eq!(mac, lvs_common::net::format_mac(&mac_of(to, "eth0")), "{neigh}");
+        assert_eq!(mac, lvs_net::format_mac(&mac_of(to, "eth0")), "{neigh}");
     }
     replies > 0
 }

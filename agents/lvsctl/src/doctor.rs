@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use lvs_common::ipvs::{conns, Family, ForwardMethod, IpvsClient, ServiceKey, SyncDaemon, Table};
-use lvs_common::net::{self, REALSERVER_ARP_SYSCTLS};
-use lvs_common::sync::Record;
+use lvs_ipvs::{conns, Family, ForwardMethod, IpvsClient, ServiceKey, SyncDaemon, Table};
+use lvs_net::{self as net, REALSERVER_ARP_SYSCTLS};
+use lvs_sync::config::Record;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -367,7 +367,7 @@ pub fn gather(run_dir: &Path) -> Facts {
         addrs,
         connections: conns::count().unwrap_or(0),
         daemons,
-        sync_records: lvs_common::sync::records(run_dir),
+        sync_records: lvs_sync::config::records(run_dir),
         answered_by,
     }
 }
@@ -417,7 +417,7 @@ pub fn report(findings: &[Finding], as_json: bool) -> (String, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_common::ipvs::{Destination, Info, Service, TableEntry};
+    use lvs_ipvs::{Destination, Info, Service, TableEntry};
 
     fn table(service: &str, forward: ForwardMethod) -> Table {
         let svc = Service::new(service.parse().unwrap(), "wlc");

@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use lvs_common::ipvs::{parse_addr_port, validate_scheduler, Family, ServiceKey};
-use lvs_common::ocf::Params;
-use lvs_common::probe::Check;
-use lvs_common::reals;
-use lvs_common::sync;
+use lvs_ipvs::{parse_addr_port, validate_scheduler, Family, ServiceKey};
+use lvs_ocf::Params;
+use lvs_probe::Check;
+use lvs_realservers::reals;
+use lvs_sync::config as sync;
 
 /// One primitive to emit: agent, parameters (name, value), monitor interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,7 +188,7 @@ impl Imported {
     fn accept(&mut self, line: usize, p: Primitive, members: &mut Vec<String>) {
         let pairs: Vec<(&str, &str)> = p.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let checked =
-            lvs_agents::agent(p.agent).map(|a| Params::from_pairs(a.spec, &pairs).and_then(|ps| (a.check)(&ps)));
+            crate::agents::agent(p.agent).map(|a| Params::from_pairs(a.spec, &pairs).and_then(|ps| (a.check)(&ps)));
         match checked {
             Some(Ok(())) => {
                 members.push(p.name.clone());

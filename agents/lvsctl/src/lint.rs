@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use lvs_agents::Agent;
-use lvs_common::ipvs::{ServiceKey, SyncState};
-use lvs_common::ocf::Params;
+use crate::agents::Agent;
+use lvs_ipvs::{ServiceKey, SyncState};
+use lvs_ocf::Params;
 
 /// Shell-like words (double and single quotes, backslash escapes).
 fn words(line: &str) -> Vec<String> {
@@ -206,7 +206,7 @@ pub fn lint(text: &str) -> Vec<String> {
     let mut unique: HashMap<(&str, &str, &str), (usize, &str)> = HashMap::new();
     for p in &prims {
         let at = |msg: String| format!("line {}: {} ({}): {msg}", p.line, p.name, p.agent);
-        let Some(Agent { spec, check }) = lvs_agents::agent(&p.agent) else {
+        let Some(Agent { spec, check }) = crate::agents::agent(&p.agent) else {
             problems.push(at(format!("no agent ocf:lvs:{}", p.agent)));
             continue;
         };
@@ -243,7 +243,7 @@ pub fn lint(text: &str) -> Vec<String> {
             problems.push(at(e.to_string()));
             continue;
         }
-        let key = lvs_common::agent::service_key(&params).ok();
+        let key = lvs_service::params::service_key(&params).ok();
         match (spec.name, key) {
             ("service", Some(k)) => {
                 if let Some((l, other)) = services.insert(k, (p.line, p.name.clone())) {
@@ -252,7 +252,7 @@ pub fn lint(text: &str) -> Vec<String> {
             }
             ("realservers" | "sorry", Some(k)) => used.push((p.line, p.name.clone(), k)),
             ("sync", _) => {
-                let Ok(cfg) = lvs_common::sync::Config::from_params(&params) else { continue };
+                let Ok(cfg) = lvs_sync::config::Config::from_params(&params) else { continue };
                 for d in &cfg.daemons {
                     if let Some((l, other)) = sync_states.insert(d.state, (p.line, p.name.clone())) {
                         problems.push(at(format!(

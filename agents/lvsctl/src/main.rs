@@ -9,16 +9,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod agents;
 mod doctor;
 mod import;
 mod lint;
 mod man;
-use lvs_common::ipvs::{
+use lvs_ipvs::{
     conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, IpvsClient, ServiceKey,
     SyncDaemon, Table,
 };
-use lvs_common::status::{read_all, AllStates, RealState};
-use lvs_common::sync::describe;
+use lvs_status::{read_all, AllStates, RealState};
+use lvs_sync::config::describe;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -250,7 +251,7 @@ fn json_status(table: &Table, states: &AllStates) -> Value {
 /// The kernel's sync daemons, each with the `ocf:lvs:sync` resource that
 /// started (or uses) it, from the records in `run_dir`.
 fn sync_owners(daemons: &[SyncDaemon], run_dir: &std::path::Path) -> Vec<(SyncDaemon, Option<String>)> {
-    let records = lvs_common::sync::records(run_dir);
+    let records = lvs_sync::config::records(run_dir);
     daemons
         .iter()
         .map(|d| {
@@ -489,7 +490,7 @@ fn main() -> ExitCode {
         }
         Cmd::Status { watch: true, interval, run_dir, .. } => watch(Duration::from_secs(*interval), run_dir),
         Cmd::Metrics { run_dir } => {
-            let mut e = lvs_common::metrics::Exposition::default();
+            let mut e = lvs_status::metrics::Exposition::default();
             let kernel = IpvsClient::connect().and_then(|c| c.table());
             if let Ok(t) = &kernel {
                 e.ipvs(t);

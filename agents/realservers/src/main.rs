@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lvs_agents::realservers::main()
+    lvs_realservers::main()
 }

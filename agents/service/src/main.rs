@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lvs_agents::service::main()
+    lvs_service::main()
 }

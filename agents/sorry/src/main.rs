@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lvs_agents::sorry::main()
+    lvs_sorry::main()
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lvs_agents::sync::main()
+    lvs_sync::main()
 }

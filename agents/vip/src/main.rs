@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lvs_agents::vip::main()
+    lvs_vip::main()
 }

@@ -38,3 +38,16 @@ pub use table::{
 pub fn loaded() -> bool {
     std::path::Path::new("/proc/net/ip_vs").exists()
 }
+
+/// Why the kernel would refuse `addr` as a destination, if it would:
+/// it takes only unicast (or local) addresses.
+pub fn not_unicast(addr: std::net::IpAddr) -> Option<&'static str> {
+    match addr {
+        std::net::IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8 (this network)"),
+        std::net::IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        std::net::IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
+        std::net::IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        _ => None,
+    }
+}

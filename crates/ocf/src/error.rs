@@ -1,4 +1,5 @@
-//! Typed errors for everything in `lvs-common`.
+//! The agents' error: what every layer's own error is converted into,
+//! once.
 //!
 //! Each variant says which OCF exit code it becomes; the mapping lives in
 //! `ocf::exit` and nowhere else.

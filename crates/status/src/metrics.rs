@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipvs::{Stats, Table, TableEntry};
-use crate::probe::CheckOutcome;
-use crate::status::{AllStates, RealserversState, SorryState};
+use crate::{AllStates, RealserversState, SorryState};
+use lvs_ipvs::{Stats, Table, TableEntry};
+use lvs_probe::CheckOutcome;
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -247,9 +247,9 @@ const REQUEST_BYTES: usize = 8 << 10;
 
 /// The socket `metrics_listen` names, listening. IP_FREEBIND: the address
 /// may be one that is not up yet (the VIP, which a group starts last).
-pub fn listen(addr: SocketAddr) -> crate::Result<std::net::TcpListener> {
+pub fn listen(addr: SocketAddr) -> lvs_ocf::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
-    let fail = |e: std::io::Error| crate::Error::io(format!("metrics_listen {addr}"), e);
+    let fail = |e: std::io::Error| lvs_ocf::Error::io(format!("metrics_listen {addr}"), e);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
     socket.set_cloexec(true).map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
@@ -269,8 +269,9 @@ pub fn listen(addr: SocketAddr) -> crate::Result<std::net::TcpListener> {
 pub async fn serve(
     listener: std::net::TcpListener,
     render: Arc<dyn Fn() -> String + Send + Sync>,
-) -> crate::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| crate::Error::io("metrics listener", e))?;
+) -> lvs_ocf::Result<()> {
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| lvs_ocf::Error::io("metrics listener", e))?;
     let slots = Arc::new(tokio::sync::Semaphore::new(SCRAPES_AT_ONCE));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return Ok(()) };
@@ -392,7 +393,7 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::RealState;
+    use crate::RealState;
 
     fn state() -> RealserversState {
         let mut checks = CheckStats::default();
@@ -516,7 +517,7 @@ mod tests {
 
     #[test]
     fn kernel_counters_print_exactly() {
-        use crate::ipvs::{Destination, ForwardMethod, Info, Service, ServiceKey};
+        use lvs_ipvs::{Destination, ForwardMethod, Info, Service, ServiceKey};
         let key: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
         let big = Stats { conns: (1 << 60) + 1, inpkts: 2, outpkts: 3, inbytes: 4, outbytes: 5, ..Stats::default() };
         let mut service = Service::new(key, "wrr");

@@ -4,6 +4,7 @@
 //! and serves metrics.
 
 use super::*;
+use lvs_probe as probe;
 
 /// The healthy count as a node attribute, published with attrd_updater
 /// in the background: the daemon's thread never waits for it (a hung
@@ -345,7 +346,7 @@ pub(super) fn metrics_server(
         }
         let kernel = IpvsClient::connect().and_then(|c| {
             let s = c.service(&service)?;
-            Ok(lvs_common::ipvs::TableEntry { service: s, destinations: c.destinations(&service)? })
+            Ok(lvs_ipvs::TableEntry { service: s, destinations: c.destinations(&service)? })
         });
         match kernel {
             Ok(entry) => e.service(&entry),
@@ -359,7 +360,7 @@ pub(super) fn metrics_server(
 
 pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Result<()> {
     let in_flight = check_sockets();
-    lvs_common::daemon::run(instance, async {
+    lvs_daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let ipvs = IpvsClient::connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
@@ -385,7 +386,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
         // Thousands of checks that time out make a long first round. A
         // timer beats here, not the work: each check is bounded by
         // check_timeout, so the round ends.
-        let mut beat = tokio::time::interval(lvs_common::daemon::ALIVE_EVERY);
+        let mut beat = tokio::time::interval(lvs_daemon::ALIVE_EVERY);
         let reports = loop {
             tokio::select! {
                 reports = &mut round => break reports,
@@ -448,7 +449,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
             };
             match wake {
                 Wake::Reload => {
-                    if let Some(cfg) = lvs_common::daemon::reloaded(instance, spec, Config::from_params) {
+                    if let Some(cfg) = lvs_daemon::reloaded(instance, spec, Config::from_params) {
                         // Reals no longer listed leave the table now; all of
                         // them when the service itself changed.
                         let old_service = d.cfg.service;
@@ -490,13 +491,13 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                             }
                         }
                         // In batches, and under rr when many leave a wrr service (as stop does).
-                        let removed = agent::removing_many(&ipvs, &old_service, gone.len(), || {
+                        let removed = lvs_service::swap::removing_many(&ipvs, &old_service, gone.len(), || {
                             ipvs.delete_destinations(&old_service, &gone, &mut || instance.sign_of_life())
                         });
                         match removed {
                             Ok(errnos) => {
                                 for (ep, errno) in gone.iter().zip(errnos) {
-                                    let e = lvs_common::ipvs::Error::kernel(format!("removing {ep}"), errno);
+                                    let e = lvs_ipvs::Error::kernel(format!("removing {ep}"), errno);
                                     match errno {
                                         0 => tracing::info!("real {ep} removed from the list"),
                                         _ if e.is_not_found() => {}

@@ -1,41 +1,8 @@
-//! Declarations shared by the IPVS agents (service, realservers, sorry), so
-//! the same parameter reads and documents the same way in each.
+//! Removing many reals from a service under rr, for schedulers that pay
+//! per removal, and the swap file that tells the service agent's monitor
+//! why its scheduler reads rr meanwhile.
 
-use crate::ipvs::{Family, ServiceKey};
-use crate::ocf::{ParamSpec, Params};
-use crate::Result;
-
-/// `service`: which virtual service the agent works on.
-pub const SERVICE: ParamSpec = ParamSpec::string("service", "Virtual service").required().unique().long(
-    "The virtual service: tcp:10.0.0.100:80, udp:[2001:db8::1]:53, sctp:10.0.0.1:5060, \
-         or fwmark:100 for a firewall-mark service (see family).",
-);
-
-/// `family`: what a fwmark service's mark applies to.
-pub const FAMILY: ParamSpec =
-    ParamSpec::select("family", &["inet", "inet6"], "Address family of a fwmark service").default("inet").long(
-        "For fwmark services, whether the mark applies to IPv4 (inet) or IPv6 (inet6) packets. \
-         Address services take the family of their address.",
-    );
-
-/// Same as `SERVICE` but not unique: agents that add destinations to a
-/// service share it with the agent that owns the service.
-pub const SERVICE_SHARED: ParamSpec = ParamSpec { unique: false, ..SERVICE };
-
-/// The virtual service named by `service` and `family`. `family` only
-/// decides for fwmark services; an address brings its own family, and a
-/// family stated explicitly must agree with it.
-pub fn service_key(p: &Params) -> Result<ServiceKey> {
-    let text = p.str("service").unwrap_or_default();
-    if p.is_explicit("family") {
-        let family: Family = p.str("family").unwrap_or("inet").parse()?;
-        return Ok(ServiceKey::parse_with_family(text, family)?);
-    }
-    match text.parse::<ServiceKey>() {
-        Ok(k) => Ok(k),
-        Err(e) => ServiceKey::parse_with_family(text, Family::Inet6).map_err(|_| e.into()),
-    }
-}
+use lvs_ipvs::{Family, ServiceKey};
 
 /// Schedulers whose kernel code walks all of a service's destinations at
 /// every addition, edit and removal (wrr: the gcd and maximum weight; mh:
@@ -61,9 +28,9 @@ pub fn swap_path(key: &ServiceKey) -> std::path::PathBuf {
 }
 
 /// The swap file of `key`'s service, next to the agents' other files.
-fn swap_file(key: &ServiceKey) -> (crate::daemon::Instance, std::path::PathBuf) {
+fn swap_file(key: &ServiceKey) -> (lvs_daemon::Instance, std::path::PathBuf) {
     let name = format!("{key}{}", if key.family() == Family::Inet6 { "/inet6" } else { "" });
-    let instance = crate::daemon::Instance::new("scheduler", &name);
+    let instance = lvs_daemon::Instance::new("scheduler", &name);
     let path = instance.recordfile();
     (instance, path)
 }
@@ -76,12 +43,12 @@ fn swap_file(key: &ServiceKey) -> (crate::daemon::Instance, std::path::PathBuf) 
 /// the real scheduler while this process lives. Traffic to the service's
 /// other destinations is scheduled rr for those seconds.
 pub fn removing_many<T>(
-    ipvs: &crate::ipvs::IpvsClient,
+    ipvs: &lvs_ipvs::IpvsClient,
     key: &ServiceKey,
     count: usize,
     remove: impl FnOnce() -> lvs_ipvs::Result<T>,
 ) -> lvs_ipvs::Result<T> {
-    use crate::ipvs::ServiceFlags;
+    use lvs_ipvs::ServiceFlags;
     if count < SWAP_SCHEDULER_FROM {
         return remove();
     }
@@ -127,38 +94,4 @@ pub fn swapped_out(key: &ServiceKey) -> Option<String> {
     let (swap, _) = instance.read_json::<Swap>(&path).ok()??;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(swap.pid).ok()?);
     nix::sys::signal::kill(pid, None).is_ok().then_some(swap.scheduler)
-}
-
-/// A service key as records keep it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RecordedService {
-    pub service: String,
-    pub inet6: bool,
-}
-
-impl From<&ServiceKey> for RecordedService {
-    fn from(k: &ServiceKey) -> Self {
-        RecordedService { service: k.to_string(), inet6: k.family() == Family::Inet6 }
-    }
-}
-
-impl RecordedService {
-    pub fn key(&self) -> Option<ServiceKey> {
-        ServiceKey::parse_with_family(&self.service, if self.inet6 { Family::Inet6 } else { Family::Inet }).ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recorded_services_round_trip_with_their_family() {
-        for (text, family) in
-            [("tcp:10.0.0.1:80", Family::Inet), ("fwmark:7", Family::Inet6), ("udp:[2001:db8::1]:53", Family::Inet6)]
-        {
-            let key = ServiceKey::parse_with_family(text, family).unwrap();
-            assert_eq!(RecordedService::from(&key).key(), Some(key), "{text}");
-        }
-    }
 }

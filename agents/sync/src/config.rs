@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipvs::{SyncDaemon, SyncState};
-use crate::ocf::{self, spec::positional_in_order, AgentSpec, Heartbeat, ParamSpec, Params};
-use crate::{Error, Result};
+use lvs_ipvs::{SyncDaemon, SyncState};
+use lvs_ocf::{self as ocf, spec::positional_in_order, AgentSpec, Heartbeat, ParamSpec, Params};
+use lvs_ocf::{Error, Result};
 
 /// The kernel's defaults for what the parameters leave unset
 /// (net/netfilter/ipvs/ip_vs_sync.c, start_sync_thread).
@@ -194,7 +194,7 @@ pub fn records(run_dir: &std::path::Path) -> Vec<(String, Record)> {
         let Some(stem) = name.strip_prefix("sync-").and_then(|n| n.strip_suffix(".record")) else { continue };
         let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
         if let Ok(r) = serde_json::from_str::<Record>(&text) {
-            out.push((crate::daemon::decode(stem), r));
+            out.push((lvs_daemon::decode(stem), r));
         }
     }
     out

@@ -6,13 +6,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use lvs_common::agent::RecordedService;
-use lvs_common::daemon::{child, Instance, Signals, Supervisor, Wake};
-use lvs_common::ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, ServiceKey};
-use lvs_common::ocf::{self, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::probe;
-use lvs_common::status::SorryState as State;
-use lvs_common::{agent, Error, Result};
+use lvs_daemon::{child, Instance, Signals, Supervisor, Wake};
+use lvs_ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, ServiceKey};
+use lvs_ocf::Error;
+use lvs_ocf::Result;
+use lvs_ocf::{self as ocf, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_probe as probe;
+use lvs_service::params::RecordedService;
+use lvs_status::SorryState as State;
 use serde::{Deserialize, Serialize};
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -30,8 +31,8 @@ pub static SPEC: AgentSpec = AgentSpec {
         fails when the daemon is dead or shows no life (on CLOCK_BOOTTIME: wall-clock steps do \
         not count) for 3 x check_interval + 1 s. heartbeat v1 form: lvs-sorry::service::fallback[::forward].",
     params: &[
-        agent::SERVICE_SHARED,
-        agent::FAMILY,
+        lvs_service::params::SERVICE_SHARED,
+        lvs_service::params::FAMILY,
         ParamSpec::string("fallback", "Fallback server").required().long(
             "The sorry server as address:port, e.g. 127.0.0.1:80 or [2001:db8::9]:80: a unicast \
                 address, and port 0 only for a service without a port (fwmark).",
@@ -71,7 +72,7 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    lvs_common::daemon::run_agent(
+    lvs_daemon::run_agent(
         &SPEC,
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
@@ -125,7 +126,7 @@ fn record(instance: &Instance, sorry: &Sorry, keep: bool) {
 
 /// What stop needs of the parameters: the service and the fallback.
 fn identity(p: &Params) -> Option<(ServiceKey, SocketAddr)> {
-    let service = agent::service_key(p).ok()?;
+    let service = lvs_service::params::service_key(p).ok()?;
     let (addr, port) = parse_addr_port(p.str("fallback")?).ok()?;
     Some((service, SocketAddr::new(addr, port)))
 }
@@ -144,7 +145,7 @@ fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<
     if all.is_empty() {
         tracing::info!("service or fallback does not parse and nothing was recorded: nothing of ours can be up");
     }
-    if lvs_common::ipvs::loaded() && !all.is_empty() {
+    if lvs_ipvs::loaded() && !all.is_empty() {
         let ipvs = IpvsClient::connect()?;
         for (service, fallback) in &all {
             remove_fallback(&ipvs, service, *fallback)?;
@@ -178,11 +179,11 @@ struct Sorry {
 
 impl Sorry {
     fn from_params(p: &Params) -> Result<Sorry> {
-        let service = agent::service_key(p)?;
+        let service = lvs_service::params::service_key(p)?;
         let text = p.str("fallback").unwrap_or_default();
         let (addr, port) = parse_addr_port(text)?;
         // The kernel refuses these destinations forever: say so now.
-        if let Some(why) = lvs_common::reals::not_unicast(addr) {
+        if let Some(why) = lvs_ipvs::not_unicast(addr) {
             return Err(Error::configured(format!("fallback {addr} is {why}, not a unicast address")));
         }
         // As for reals: port 0 only where the service has none.
@@ -292,7 +293,7 @@ fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
 const ACTIVE_INTERVAL: Duration = Duration::from_millis(100);
 
 fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
-    lvs_common::daemon::run(instance, async {
+    lvs_daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let mut sorry = Sorry::from_params(&instance.read_params(spec)?)?;
         let ipvs = IpvsClient::connect()?;
@@ -317,7 +318,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
             match signals.sleep_until(began + pause).await {
                 Wake::Tick => {}
                 Wake::Reload => {
-                    if let Some(new) = lvs_common::daemon::reloaded(instance, spec, Sorry::from_params) {
+                    if let Some(new) = lvs_daemon::reloaded(instance, spec, Sorry::from_params) {
                         tracing::info!("reloaded parameters");
                         if (new.service, new.fallback) != (sorry.service, sorry.fallback) {
                             // The old fallback is no longer ours to keep.

@@ -2,13 +2,17 @@
 //! mark), scheduler, persistence and flags. Real servers are not its
 //! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
 
-use lvs_common::agent::RecordedService;
-use lvs_common::daemon::Instance;
-use lvs_common::ipvs::{self, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
-use lvs_common::ocf::{
-    self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
+pub mod params;
+pub mod swap;
+
+use crate::params::RecordedService;
+use lvs_daemon::Instance;
+use lvs_ipvs::{self as ipvs, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
+use lvs_ocf::Error;
+use lvs_ocf::Result;
+use lvs_ocf::{
+    self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
-use lvs_common::{agent, Error, Result};
 
 pub static SPEC: AgentSpec = AgentSpec {
     name: "service",
@@ -23,8 +27,8 @@ pub static SPEC: AgentSpec = AgentSpec {
         recorded service and the one service/family name, needing no other parameter. \
         heartbeat v1 form: lvs-service::service[::scheduler[::persistent]].",
     params: &[
-        agent::SERVICE,
-        agent::FAMILY,
+        crate::params::SERVICE,
+        crate::params::FAMILY,
         ParamSpec::string("scheduler", "Scheduler").default("wlc").long(
             "Scheduling method: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh \
                 or twos, as the kernel provides them.",
@@ -73,7 +77,7 @@ pub fn main() -> std::process::ExitCode {
         if ctx.action == Action::Stop {
             // Only service/family and the record: a scheduler or flag
             // edited into nonsense must not leave the service behind.
-            return stop(agent::service_key(&ctx.params).ok(), &instance);
+            return stop(crate::params::service_key(&ctx.params).ok(), &instance);
         }
         let want = desired(&ctx.params)?;
         match ctx.action {
@@ -93,7 +97,7 @@ fn recorded(instance: &Instance) -> Option<ServiceKey> {
 
 /// The service as the parameters describe it.
 fn desired(p: &Params) -> Result<Service> {
-    let key = agent::service_key(p)?;
+    let key = crate::params::service_key(p)?;
     let scheduler = p.str("scheduler").unwrap_or(ipvs::DEFAULT_SCHEDULER);
     let mut svc = Service::new(key, scheduler);
     let persistent = p.int("persistent").unwrap_or(0) as u32;
@@ -175,7 +179,7 @@ fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
 /// the new one comes. Pacemaker reloads only running resources, so an
 /// absent service is left absent. Table-wide timeouts apply here too.
 fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
-    if !lvs_common::ipvs::loaded() {
+    if !lvs_ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -227,7 +231,7 @@ fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
 
 /// Deletes the recorded service and the one the parameters name.
 fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
-    if !lvs_common::ipvs::loaded() {
+    if !lvs_ipvs::loaded() {
         instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
@@ -248,7 +252,7 @@ fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
 }
 
 fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome> {
-    if !lvs_common::ipvs::loaded() {
+    if !lvs_ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = IpvsClient::connect()?;
@@ -270,7 +274,7 @@ fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome
         Err(e) => return Err(e.into()),
     };
     let mut have = have;
-    if have.scheduler == "rr" && agent::swapped_out(&want.key).as_deref() == Some(want.scheduler.as_str()) {
+    if have.scheduler == "rr" && crate::swap::swapped_out(&want.key).as_deref() == Some(want.scheduler.as_str()) {
         tracing::info!("{} runs under rr while a realservers stop removes many reals", want.key);
         // The swap cleared the scheduler's own flags; the others still count.
         have.scheduler = want.scheduler.clone();
@@ -291,7 +295,7 @@ fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_common::ipvs::Family;
+    use lvs_ipvs::Family;
 
     fn svc(pairs: &[(&str, &str)]) -> Result<Service> {
         let p = Params::from_pairs(&SPEC, pairs)?;

@@ -4,15 +4,18 @@
 //! --start-daemon) or by another resource is never stopped here.
 //!
 //! The declaration, the parameter checks and the decisions (start plan,
-//! monitor verdict, what stop removes) live in `lvs_common::sync`, where
+//! monitor verdict, what stop removes) live in [`config`], where
 //! `lvsctl lint` and `lvsctl status` use the same code.
 
-use lvs_common::daemon::Instance;
-use lvs_common::ipvs::{IpvsClient, SyncDaemon, SyncState};
-use lvs_common::ocf::{self, Action, Context, Outcome};
-pub use lvs_common::sync::SPEC;
-use lvs_common::sync::{self, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
-use lvs_common::{net, Error, Result};
+pub use crate::config::SPEC;
+use lvs_daemon::Instance;
+use lvs_ipvs::{IpvsClient, SyncDaemon, SyncState};
+use lvs_ocf::{self as ocf, Action, Context, Outcome};
+pub mod config;
+use crate::config::{self as sync, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
+use lvs_net as net;
+use lvs_ocf::Error;
+use lvs_ocf::Result;
 
 /// The checks validate-all makes that need no kernel: all but the
 /// interface's existence.
@@ -104,7 +107,7 @@ fn check_sysctls(cfg: &Config) -> Result<()> {
 /// other parameters. A reload of a resource that is not up starts nothing.
 fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> {
     let mut rec = record(instance).unwrap_or_default();
-    if reload && (rec.daemons.is_empty() || !lvs_common::ipvs::loaded()) {
+    if reload && (rec.daemons.is_empty() || !lvs_ipvs::loaded()) {
         tracing::info!("not running; nothing to reload");
         return Ok(Outcome::NotRunning);
     }
@@ -194,7 +197,7 @@ fn stop(instance: &Instance) -> Result<Outcome> {
         tracing::info!("nothing recorded: no sync daemon of this resource runs");
         return Ok(Outcome::NotRunning);
     };
-    if !lvs_common::ipvs::loaded() {
+    if !lvs_ipvs::loaded() {
         instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
@@ -220,7 +223,7 @@ fn stop(instance: &Instance) -> Result<Outcome> {
 }
 
 fn monitor(cfg: &Config, instance: &Instance) -> Result<Outcome> {
-    if !lvs_common::ipvs::loaded() {
+    if !lvs_ipvs::loaded() {
         return Ok(Outcome::NotRunning);
     }
     let Some(rec) = record(instance).filter(|r| !r.daemons.is_empty()) else { return Ok(Outcome::NotRunning) };

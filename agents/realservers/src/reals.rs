@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::ipvs::{Destination, ForwardMethod, ServiceKey, TunnelFlags, TunnelType};
+use lvs_ipvs::{Destination, ForwardMethod, ServiceKey, TunnelFlags, TunnelType};
+use lvs_ocf::{Error, Result};
 
 /// One real server as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,19 +167,6 @@ fn range(from: &str, to: &str) -> Result<Addrs> {
     Ok(Addrs::Range(f, t))
 }
 
-/// Why the kernel would refuse `addr` as a destination, if it would:
-/// it takes only unicast (or local) addresses.
-pub fn not_unicast(addr: IpAddr) -> Option<&'static str> {
-    match addr {
-        IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8 (this network)"),
-        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
-        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
-        IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
-        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
-        _ => None,
-    }
-}
-
 /// A forwarding-method word, with tunnel details for ipip.
 fn method(word: &str) -> Option<Result<(ForwardMethod, TunnelType, u16)>> {
     let lower = word.to_ascii_lowercase();
@@ -253,7 +240,7 @@ pub fn parse(text: &str, service: &ServiceKey) -> Result<Vec<Real>> {
         reals.reserve(addrs.len());
         seen.reserve(addrs.len());
         for addr in addrs.iter() {
-            if let Some(why) = not_unicast(addr) {
+            if let Some(why) = lvs_ipvs::not_unicast(addr) {
                 return Err(bad(format!("real {addr} is {why}, not a unicast address")));
             }
             let mut d = Destination::new(addr, port, forward.0).with_weight(weight);

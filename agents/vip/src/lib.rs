@@ -7,10 +7,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use lvs_common::daemon::Instance;
-use lvs_common::net::{AddressSpec, ArpMode, Link, Netlink};
-use lvs_common::ocf::{self, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
-use lvs_common::{block_on, net, Error, Result};
+use lvs_daemon::block_on;
+use lvs_daemon::Instance;
+use lvs_net as net;
+use lvs_net::{AddressSpec, ArpMode, Link, Netlink};
+use lvs_ocf::Error;
+use lvs_ocf::Result;
+use lvs_ocf::{self as ocf, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use serde::{Deserialize, Serialize};
 
 pub static SPEC: AgentSpec = AgentSpec {

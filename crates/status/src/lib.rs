@@ -1,6 +1,8 @@
 //! What the daemons report in their state files, and reading all of them
 //! back (for `lvsctl status`). One definition for writer and readers.
 
+pub mod metrics;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -72,11 +74,11 @@ pub fn read_all(dir: &Path) -> AllStates {
         let Ok(text) = std::fs::read(e.path()) else { continue };
         if let Some(inst) = stem.strip_prefix("realservers-") {
             if let Ok(s) = serde_json::from_slice(&text) {
-                all.realservers.push((crate::daemon::decode(inst), s));
+                all.realservers.push((lvs_daemon::decode(inst), s));
             }
         } else if let Some(inst) = stem.strip_prefix("sorry-") {
             if let Ok(s) = serde_json::from_slice(&text) {
-                all.sorry.push((crate::daemon::decode(inst), s));
+                all.sorry.push((lvs_daemon::decode(inst), s));
             }
         }
     }

@@ -9,16 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lvs_common::daemon::{Instance, Signals, Supervisor, Wake};
-use lvs_common::ipvs::{Destination, IpvsClient, ServiceKey};
-use lvs_common::metrics::{self, CheckStats, Exposition};
-use lvs_common::ocf::{
-    self, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
+use lvs_daemon::{Instance, Signals, Supervisor, Wake};
+use lvs_ipvs::{Destination, IpvsClient, ServiceKey};
+use lvs_ocf::{
+    self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
-use lvs_common::probe::{self, Check, CheckKind, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
-use lvs_common::reals::{self, Real};
-use lvs_common::status::{RealState, RealserversState as State};
-use lvs_common::{agent, Error, Result};
+use lvs_probe::{self as probe, Check, CheckKind, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
+use lvs_status::metrics::{self, CheckStats, Exposition};
+pub mod reals;
+use crate::reals::Real;
+use lvs_ocf::Error;
+use lvs_ocf::Result;
+use lvs_status::{RealState, RealserversState as State};
 
 pub static SPEC: AgentSpec = AgentSpec {
     name: "realservers",
@@ -41,8 +43,8 @@ pub static SPEC: AgentSpec = AgentSpec {
         keep the reals in the table. Reload applies changed parameters (e.g. the real list) without stopping. \
         heartbeat v1 form: lvs-realservers::service::real[::check[::request[::receive]]].",
     params: &[
-        agent::SERVICE_SHARED,
-        agent::FAMILY,
+        lvs_service::params::SERVICE_SHARED,
+        lvs_service::params::FAMILY,
         ParamSpec::string("real", "Real servers").required().long(
             "Comma-separated real servers: ADDRESS[:PORT] [gate|masq|ipip|ipip+gue:PORT|ipip+gre] \
                 [WEIGHT] [\"REQUEST\" [\"RECEIVE\"]]. IPv6 in brackets; IPv4 ranges as \
@@ -143,7 +145,7 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    lvs_common::daemon::run_agent(
+    lvs_daemon::run_agent(
         &SPEC,
         |ctx| {
             let instance = Instance::new(SPEC.name, &ctx.instance);
@@ -238,7 +240,7 @@ struct Removal {
 
 impl Removal {
     fn from_params(p: &Params) -> Result<Removal> {
-        let service = agent::service_key(p)?;
+        let service = lvs_service::params::service_key(p)?;
         let owned = reals::parse(p.str("real").unwrap_or_default(), &service)?
             .iter()
             .map(|r| r.destination.endpoint())
@@ -275,11 +277,11 @@ impl Removal {
 
     /// cleanstop: our destinations leave the table; others stay.
     fn remove_all(&self) -> Result<()> {
-        if !lvs_common::ipvs::loaded() {
+        if !lvs_ipvs::loaded() {
             return Ok(());
         }
         let ipvs = IpvsClient::connect()?;
-        let removed = agent::removing_many(&ipvs, &self.service, self.owned.len(), || {
+        let removed = lvs_service::swap::removing_many(&ipvs, &self.service, self.owned.len(), || {
             ipvs.reconcile_destinations(&self.service, &self.owned, &[])
         });
         match removed {
@@ -294,7 +296,7 @@ impl Removal {
 
 impl Config {
     fn from_params(p: &Params) -> Result<Config> {
-        let service = agent::service_key(p)?;
+        let service = lvs_service::params::service_key(p)?;
         let reals = reals::parse(p.str("real").unwrap_or_default(), &service)?;
         let kind = p.str("check").unwrap_or("connect");
         let (base, texts_at) = check_options(p)?;
@@ -460,7 +462,7 @@ mod daemon;
 use daemon::{daemon, faultfile, kernel_fault};
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::daemon::*;
     use super::*;
 
