@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lvs_ipvs::{Destination, ForwardMethod, IpvsClient, Service, ServiceKey};
+use lvs_ipvs::{Destination, ForwardMethod, Ipvs, IpvsClient, Service, ServiceKey};
 
 use crate::{ms, our_bin, sh, Row};
 

@@ -5,5 +5,6 @@ pub mod agent;
 pub mod cluster;
 pub mod fake;
 pub mod group;
+pub mod inproc;
 pub mod sniff;
 pub mod topo;

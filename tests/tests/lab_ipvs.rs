@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use lvs_ipvs::Error;
 use lvs_ipvs::{
-    DestOp, Destination, Family, ForwardMethod, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, SyncDaemon,
-    SyncState, Timeouts, TunnelFlags, TunnelType,
+    DestOp, Destination, Family, ForwardMethod, Ipvs, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey,
+    SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType,
 };
 use nix::errno::Errno;
 
@@ -789,4 +789,188 @@ fn a_bare_namespace_refuses_destinations() {
     // One address later, the same destination is fine.
     run("ip", &["link", "set", "lo", "up"]);
     c.add_destination(&web, &dest("192.168.106.1:80", ForwardMethod::Masq, 1)).unwrap();
+}
+
+/// What one step of the script answered: done, or the kernel's errno (or
+/// the error text when there is none: our own validation).
+fn answer<T>(r: lvs_ipvs::Result<T>) -> Result<(), String> {
+    r.map(drop).map_err(|e| match e.errno() {
+        Some(n) => format!("errno {n} ({})", Errno::from_raw(n)),
+        None => e.to_string(),
+    })
+}
+
+/// Everything either side can be asked: the table, each service's
+/// destinations in the order listed, timeouts, sync daemons.
+fn everything(ipvs: &dyn Ipvs) -> String {
+    let table = ipvs.table().expect("table");
+    let mut out = format!("{:?}\n{:?}\n{:?}\n", table.info, ipvs.timeouts().expect("timeouts"), ipvs.daemons());
+    for e in &table.entries {
+        out.push_str(&format!("{:?}\n", e.service));
+        for d in ipvs.destinations(&e.service.key).expect("destinations") {
+            out.push_str(&format!("  {d:?}\n"));
+        }
+    }
+    out
+}
+
+/// The in-memory table the agents' host tests use answers as the kernel
+/// does: one script of commands, right and wrong, against both; after
+/// each step the answers and everything listed must be equal. This is
+/// what lets agent scenarios run as host tests (see lvs_tests::inproc).
+#[test]
+fn the_fake_table_answers_as_the_kernel_does() {
+    setup();
+    // A namespace of its own: an empty table, no sync daemons.
+    const PIN: &str = "lvs-lab-pin";
+    run("ip", &["netns", "add", PIN]);
+    run("ip", &["-n", PIN, "link", "set", "lo", "up"]);
+    run("ip", &["-n", PIN, "link", "add", "pin0", "mtu", "1500", "type", "dummy"]);
+    run("ip", &["-n", PIN, "link", "set", "pin0", "up", "multicast", "on"]);
+    run("ip", &["-n", PIN, "addr", "add", "192.0.2.1/24", "dev", "pin0"]);
+    run("ip", &["-n", PIN, "route", "add", "10.0.0.0/8", "dev", "pin0"]);
+    run("ip", &["-n", PIN, "-6", "route", "add", "2001:db8::/32", "dev", "pin0"]);
+    enter(PIN);
+    let kernel = IpvsClient::connect().expect("ipvs");
+    let fake = lvs_ipvs::FakeIpvs::new();
+    fake.add_link("pin0", 1500);
+
+    let web = key("tcp:10.0.0.1:80");
+    let dns = key("udp:10.0.0.1:53");
+    let mark6 = key6("fwmark:7");
+    let tls6 = key("tcp:[2001:db8::1]:443");
+    let missing = key("tcp:10.0.0.9:80");
+    let ep = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+    let mut ops = Service::new(dns, "rr");
+    ops.flags.insert(ServiceFlags::ONE_PACKET);
+    let mut mh = Service::new(mark6, "mh");
+    mh.flags.insert(ServiceFlags::MH_PORT);
+    let tls = Service::new(tls6, "lc").with_persistence(60, Netmask::V6(64));
+    let mut sh = Service::new(web, "sh").with_persistence(300, Netmask::V4("255.255.255.0".parse().unwrap()));
+    sh.flags.insert(ServiceFlags::SH_PORT);
+    sh.flags.insert(ServiceFlags::SH_FALLBACK);
+    let tunnel = dest("10.0.1.3:80", ForwardMethod::Tunnel, 2).with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM);
+    let inverted = dest("10.0.1.1:80", ForwardMethod::Masq, 1).with_thresholds(10, 20);
+
+    type Step<'a> = (&'a str, Box<dyn Fn(&dyn Ipvs) -> Result<(), String> + 'a>);
+    let steps: Vec<Step> = vec![
+        ("add a service", Box::new(|i| answer(i.add_service(&Service::new(web, "wlc"))))),
+        ("add it again", Box::new(|i| answer(i.add_service(&Service::new(web, "rr"))))),
+        ("add a one-packet UDP service", Box::new(|i| answer(i.add_service(&ops)))),
+        ("add an IPv6 fwmark service", Box::new(|i| answer(i.add_service(&mh)))),
+        ("add a persistent IPv6 service", Box::new(|i| answer(i.add_service(&tls)))),
+        ("read a missing service", Box::new(|i| answer(i.service(&missing)))),
+        ("edit a missing service", Box::new(|i| answer(i.edit_service(&Service::new(missing, "rr"))))),
+        ("delete a missing service", Box::new(|i| answer(i.delete_service(&missing)))),
+        (
+            "add a destination to a missing service",
+            Box::new(|i| answer(i.add_destination(&missing, &dest("10.0.1.1:80", ForwardMethod::Masq, 1)))),
+        ),
+        (
+            "add a NAT destination",
+            Box::new(|i| answer(i.add_destination(&web, &dest("10.0.1.1:80", ForwardMethod::Masq, 1)))),
+        ),
+        (
+            "add a DR destination",
+            Box::new(|i| answer(i.add_destination(&web, &dest("10.0.1.2:80", ForwardMethod::Route, 0)))),
+        ),
+        ("add a GUE tunnel destination", Box::new(|i| answer(i.add_destination(&web, &tunnel)))),
+        (
+            "add a destination again",
+            Box::new(|i| answer(i.add_destination(&web, &dest("10.0.1.2:80", ForwardMethod::Masq, 5)))),
+        ),
+        (
+            "edit a missing destination",
+            Box::new(|i| answer(i.edit_destination(&web, &dest("10.0.1.9:80", ForwardMethod::Masq, 1)))),
+        ),
+        (
+            "edit a destination",
+            Box::new(|i| {
+                answer(i.edit_destination(&web, &dest("10.0.1.2:80", ForwardMethod::Masq, 7).with_thresholds(100, 50)))
+            }),
+        ),
+        ("thresholds lower above upper", Box::new(|i| answer(i.edit_destination(&web, &inverted)))),
+        ("delete a missing destination", Box::new(|i| answer(i.delete_destination(&web, ep("10.0.1.9:80"))))),
+        (
+            "delete a destination of a missing service",
+            Box::new(|i| answer(i.delete_destination(&missing, ep("10.0.1.1:80")))),
+        ),
+        (
+            "batched deletions, some missing",
+            Box::new(|i| {
+                i.add_destination(&dns, &dest("10.0.2.1:53", ForwardMethod::Route, 1)).map_err(|e| e.to_string())?;
+                i.add_destination(&dns, &dest("10.0.2.2:53", ForwardMethod::Route, 1)).map_err(|e| e.to_string())?;
+                let errnos =
+                    i.delete_destinations(&dns, &[ep("10.0.2.1:53"), ep("10.0.2.9:53"), ep("10.0.2.2:53")], &mut || {});
+                Err(format!("{errnos:?}"))
+            }),
+        ),
+        (
+            "batched deletions from a missing service",
+            Box::new(|i| Err(format!("{:?}", i.delete_destinations(&missing, &[ep("10.0.2.1:53")], &mut || {})))),
+        ),
+        ("zero a missing service", Box::new(|i| answer(i.zero(Some(&missing))))),
+        ("zero a service", Box::new(|i| answer(i.zero(Some(&web))))),
+        ("zero all", Box::new(|i| answer(i.zero(None)))),
+        ("set two timeouts", Box::new(|i| answer(i.set_timeouts(&Timeouts { tcp: 600, tcp_fin: 0, udp: 30 })))),
+        ("edit scheduler, flags and persistence", Box::new(|i| answer(i.edit_service(&sh)))),
+        ("back to wlc, no persistence", Box::new(|i| answer(i.edit_service(&Service::new(web, "wlc"))))),
+        (
+            "start a master sync daemon",
+            Box::new(|i| answer(i.start_daemon(&SyncDaemon::new(SyncState::Master, "pin0", 5)))),
+        ),
+        ("start a backup on lo", Box::new(|i| answer(i.start_daemon(&SyncDaemon::new(SyncState::Backup, "lo", 5))))),
+        (
+            "start the master again",
+            Box::new(|i| answer(i.start_daemon(&SyncDaemon::new(SyncState::Master, "pin0", 6)))),
+        ),
+        (
+            "start the master again on a missing interface",
+            Box::new(|i| answer(i.start_daemon(&SyncDaemon::new(SyncState::Master, "nosuch0", 6)))),
+        ),
+        ("stop the backup", Box::new(|i| answer(i.stop_daemon(SyncState::Backup)))),
+        ("stop the backup again", Box::new(|i| answer(i.stop_daemon(SyncState::Backup)))),
+        (
+            "start a backup on a missing interface",
+            Box::new(|i| answer(i.start_daemon(&SyncDaemon::new(SyncState::Backup, "nosuch0", 5)))),
+        ),
+        (
+            "start a backup with every option",
+            Box::new(|i| {
+                let mut d = SyncDaemon::new(SyncState::Backup, "pin0", 9);
+                d.sync_maxlen = Some(1200);
+                d.mcast_group = Some("239.1.2.3".parse().unwrap());
+                d.mcast_port = Some(9000);
+                d.mcast_ttl = Some(3);
+                answer(i.start_daemon(&d))
+            }),
+        ),
+        (
+            "stop both",
+            Box::new(|i| {
+                answer(i.stop_daemon(SyncState::Master))?;
+                answer(i.stop_daemon(SyncState::Backup))
+            }),
+        ),
+        ("delete a service with destinations", Box::new(|i| answer(i.delete_service(&web)))),
+        (
+            "list a deleted service's destinations",
+            Box::new(|i| Err(format!("{:?}", i.destinations(&web).map(|d| d.len())))),
+        ),
+        ("flush", Box::new(|i| answer(i.flush()))),
+    ];
+    let mut differ = Vec::new();
+    for (what, step) in &steps {
+        let (k, f) = (step(&kernel), step(&fake));
+        if k != f {
+            differ.push(format!("{what}: kernel {k:?}, fake {f:?}"));
+        }
+        let (k, f) = (everything(&kernel), everything(&fake));
+        if k != f {
+            differ.push(format!("after {what}:\n kernel:\n{k}\n fake:\n{f}"));
+        }
+    }
+    enter(NETNS);
+    run("ip", &["netns", "del", PIN]);
+    assert!(differ.is_empty(), "the fake answers otherwise than the kernel:\n{}", differ.join("\n"));
 }

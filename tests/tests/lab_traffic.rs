@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lvs_ipvs::{Destination, ForwardMethod, IpvsClient, ServiceKey};
+use lvs_ipvs::{Destination, ForwardMethod, Ipvs, IpvsClient, ServiceKey};
 use lvs_tests::agent::ocf;
 use lvs_tests::topo::{web_root, wire, Host, Switch};
 

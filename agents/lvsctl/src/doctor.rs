@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use lvs_ipvs::{conns, Family, ForwardMethod, IpvsClient, ServiceKey, SyncDaemon, Table};
+use lvs_ipvs::{conns, Connector, Family, ForwardMethod, Ipvs, ServiceKey, SyncDaemon, Table};
 use lvs_net::{self as net, REALSERVER_ARP_SYSCTLS};
 use lvs_sync::config::Record;
 use serde_json::{json, Value};
@@ -339,7 +339,7 @@ fn probe(ip: IpAddr, iface: &str) -> Option<String> {
 }
 
 pub fn gather(run_dir: &Path) -> Facts {
-    let client = IpvsClient::connect();
+    let client = Connector::Kernel.connect();
     let table = client.as_ref().ok().and_then(|c| c.table().ok());
     let daemons = client.as_ref().ok().and_then(|c| c.daemons().ok()).unwrap_or_default();
     let addrs = addresses();

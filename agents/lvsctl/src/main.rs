@@ -15,8 +15,8 @@ mod import;
 mod lint;
 mod man;
 use lvs_ipvs::{
-    conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, IpvsClient, ServiceKey,
-    SyncDaemon, Table,
+    conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, Connector, Ipvs,
+    ServiceKey, SyncDaemon, Table,
 };
 use lvs_status::{read_all, AllStates, RealState};
 use lvs_sync::config::describe;
@@ -289,7 +289,7 @@ fn sync_json(daemons: &[(SyncDaemon, Option<String>)]) -> Value {
 /// The status screen as [`text`] and [`sync_text`] print it, or the error
 /// that kept it from being read.
 fn status_screen(run_dir: &std::path::Path) -> String {
-    match IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?))) {
+    match Connector::Kernel.connect().and_then(|c| Ok((c.table()?, c.daemons()?))) {
         Ok((table, daemons)) => {
             let states = read_all(run_dir);
             format!("{}{}", text(&table, &states), sync_text(&sync_owners(&daemons, run_dir)))
@@ -379,7 +379,7 @@ fn list(a: ListArgs, mut table: Table) -> ExitCode {
         Err(e) => return fail(format!("--real: {e}")),
     };
     if a.timeout {
-        return match IpvsClient::connect().and_then(|c| c.timeouts()) {
+        return match Connector::Kernel.connect().and_then(|c| c.timeouts()) {
             Ok(t) => {
                 print!("{}", timeouts_line(&t));
                 ExitCode::SUCCESS
@@ -491,7 +491,7 @@ fn main() -> ExitCode {
         Cmd::Status { watch: true, interval, run_dir, .. } => watch(Duration::from_secs(*interval), run_dir),
         Cmd::Metrics { run_dir } => {
             let mut e = lvs_status::metrics::Exposition::default();
-            let kernel = IpvsClient::connect().and_then(|c| c.table());
+            let kernel = Connector::Kernel.connect().and_then(|c| c.table());
             if let Ok(t) = &kernel {
                 e.ipvs(t);
             }
@@ -507,7 +507,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let got = IpvsClient::connect().and_then(|c| Ok((c.table()?, c.daemons()?)));
+    let got = Connector::Kernel.connect().and_then(|c| Ok((c.table()?, c.daemons()?)));
     let (table, daemons) = match got {
         Ok(t) => t,
         Err(e) => {

@@ -174,7 +174,7 @@ impl Daemon {
     /// is not fatal: the table still follows the checks (monitor says so).
     /// `routine`: the pass of an interval, which counts towards failing
     /// monitor (passes prompted by changes come in bursts; they do not).
-    pub(super) fn sync(&mut self, ipvs: &IpvsClient, instance: &Instance, routine: bool) -> Result<()> {
+    pub(super) fn sync(&mut self, ipvs: &dyn Ipvs, instance: &Instance, routine: bool) -> Result<()> {
         let problem = self.apply(ipvs, instance);
         let fault = self.count(problem.as_ref(), routine);
         if routine {
@@ -270,7 +270,7 @@ impl Daemon {
 
     /// Makes the kernel match the health state; returns a problem to report.
     /// `instance` beats while the writes go on (see [`Instance::sign_of_life`]).
-    pub(super) fn apply(&self, ipvs: &IpvsClient, instance: &Instance) -> Option<Problem> {
+    pub(super) fn apply(&self, ipvs: &dyn Ipvs, instance: &Instance) -> Option<Problem> {
         let desired = self.cfg.desired(|ep| self.is_up(ep));
         match ipvs.reconcile_destinations_with(&self.cfg.service, &self.cfg.owned(), &desired, &mut || {
             instance.sign_of_life()
@@ -344,7 +344,7 @@ pub(super) fn metrics_server(
         if let Some(state) = published.borrow().clone() {
             e.realservers(&name, &state);
         }
-        let kernel = IpvsClient::connect().and_then(|c| {
+        let kernel = Connector::Kernel.connect().and_then(|c| {
             let s = c.service(&service)?;
             Ok(lvs_ipvs::TableEntry { service: s, destinations: c.destinations(&service)? })
         });
@@ -362,7 +362,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
     let in_flight = check_sockets();
     lvs_daemon::run(instance, async {
         let mut signals = Signals::new()?;
-        let ipvs = IpvsClient::connect()?;
+        let ipvs = Connector::Kernel.connect()?;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
         let (publish, published) = tokio::sync::watch::channel(None);
@@ -548,6 +548,69 @@ mod tests {
         assert_eq!(s.healthy, 1);
         assert_eq!(s.reals[0].weight, Some(3));
         assert_eq!(s.reals[1].weight, Some(0));
+    }
+
+    /// The weights of `key`'s destinations, sorted by address.
+    fn weights(ipvs: &lvs_ipvs::FakeIpvs, key: &ServiceKey) -> Vec<(String, u32)> {
+        let mut w: Vec<(String, u32)> =
+            ipvs.destinations(key).unwrap().iter().map(|d| (d.endpoint().to_string(), d.weight)).collect();
+        w.sort();
+        w
+    }
+
+    /// Passes on a table that answers as the kernel's (FakeIpvs): they put
+    /// our reals in with the weights health says, repair a flushed table
+    /// once the service is back, never touch a destination not ours, and
+    /// turn kernel refusals into a fault monitor sees only after three
+    /// routine passes, gone with the first pass that writes again.
+    #[test]
+    fn passes_follow_health_repair_a_flushed_table_and_touch_only_our_reals() {
+        let ipvs = lvs_ipvs::FakeIpvs::new();
+        let dir = std::env::temp_dir().join(format!("lvs-rs-passes-{}", std::process::id()));
+        let inst = Instance::in_dir("realservers", "passes", dir.clone());
+        let c = cfg(&[BASE[0], BASE[1], ("quiescent", "true")]).unwrap();
+        let key = c.service;
+        ipvs.add_service(&lvs_ipvs::Service::new(key, "wlc")).unwrap();
+        let foreign =
+            Destination::new("192.168.9.9".parse().unwrap(), 80, lvs_ipvs::ForwardMethod::Route).with_weight(4);
+        ipvs.add_destination(&key, &foreign).unwrap();
+        let mut d = Daemon::new(c, HashMap::new(), HashMap::new()).unwrap();
+        let report = |addr: &str, outcome| probe::Report {
+            key: addr.parse().unwrap(),
+            outcome,
+            started: Instant::now(),
+            elapsed: Duration::ZERO,
+        };
+        d.record(report("192.168.7.20:80", probe::CheckOutcome::Up));
+        d.sync(&ipvs, &inst, true).unwrap();
+        let want = [("192.168.7.10:80".to_string(), 0), ("192.168.7.20:80".into(), 3), ("192.168.9.9:80".into(), 4)];
+        assert_eq!(weights(&ipvs, &key), want);
+
+        // Flushed: waiting is no fault; the service back, so are the reals.
+        ipvs.flush().unwrap();
+        for _ in 0..5 {
+            d.sync(&ipvs, &inst, true).unwrap();
+        }
+        assert!(kernel_fault(&inst).is_ok());
+        let (state, _): (State, _) = inst.read_json(&inst.statefile()).unwrap().unwrap();
+        assert!(state.last_error.as_deref().unwrap_or_default().contains("not in the kernel table"), "{state:?}");
+        ipvs.add_service(&lvs_ipvs::Service::new(key, "wlc")).unwrap();
+        d.sync(&ipvs, &inst, true).unwrap();
+        assert_eq!(weights(&ipvs, &key), want[..2]);
+
+        // The kernel refuses writes: a fault after three routine passes.
+        d.record(report("192.168.7.10:80", probe::CheckOutcome::Up));
+        ipvs.fail_with(Some(libc::EINVAL));
+        d.sync(&ipvs, &inst, true).unwrap();
+        d.sync(&ipvs, &inst, true).unwrap();
+        assert!(kernel_fault(&inst).is_ok(), "two failed passes are no fault yet");
+        d.sync(&ipvs, &inst, true).unwrap();
+        assert!(kernel_fault(&inst).is_err(), "three are");
+        ipvs.fail_with(None);
+        d.sync(&ipvs, &inst, false).unwrap();
+        assert!(kernel_fault(&inst).is_ok(), "one pass that writes clears it");
+        assert_eq!(weights(&ipvs, &key), [("192.168.7.10:80".to_string(), 1), ("192.168.7.20:80".into(), 3)]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lvs_daemon::{Instance, Signals, Supervisor, Wake};
-use lvs_ipvs::{Destination, IpvsClient, ServiceKey};
+use lvs_ipvs::{Connector, Destination, Ipvs, ServiceKey};
 use lvs_ocf::{
     self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
 };
@@ -145,43 +145,42 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    lvs_daemon::run_agent(
-        &SPEC,
-        |ctx| {
-            let instance = Instance::new(SPEC.name, &ctx.instance);
-            if ctx.action == Action::Stop {
-                // What the daemon ran with (its last start or reload), read
-                // before stopping it removes the file.
-                let recorded = instance.read_params(&SPEC).ok();
-                // The daemon goes first, whatever the parameters say now.
-                let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
-                sup.stop(ctx.timeout)?;
-                let _ = std::fs::remove_file(faultfile(&instance));
-                for removal in Removal::for_stop(&ctx.params, recorded.as_ref())? {
-                    removal.remove_all()?;
-                }
-                return Ok(Outcome::NotRunning);
+    lvs_daemon::run_agent(&SPEC, |ctx| act(ctx, &Instance::new(SPEC.name, &ctx.instance), &Connector::Kernel), daemon)
+}
+
+/// One action on `kernel`'s table, with `instance`'s records and daemon
+/// (the daemon itself always works on the kernel).
+pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if ctx.action == Action::Stop {
+        // What the daemon ran with (its last start or reload), read
+        // before stopping it removes the file.
+        let recorded = instance.read_params(&SPEC).ok();
+        // The daemon goes first, whatever the parameters say now.
+        let sup = Supervisor { instance, name: &ctx.instance, updated_every: Duration::ZERO };
+        sup.stop(ctx.timeout)?;
+        let _ = std::fs::remove_file(faultfile(instance));
+        for removal in Removal::for_stop(&ctx.params, recorded.as_ref())? {
+            removal.remove_all(kernel)?;
+        }
+        return Ok(Outcome::NotRunning);
+    }
+    let cfg = Config::from_params(&ctx.params)?;
+    let sup = Supervisor { instance, name: &ctx.instance, updated_every: cfg.interval };
+    match ctx.action {
+        Action::ValidateAll => Ok(Outcome::Running),
+        Action::Start => {
+            kernel.connect()?;
+            // A port taken is said here, not only in the daemon's log.
+            if let Some(addr) = cfg.metrics_listen {
+                drop(metrics::listen(addr)?);
             }
-            let cfg = Config::from_params(&ctx.params)?;
-            let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: cfg.interval };
-            match ctx.action {
-                Action::ValidateAll => Ok(Outcome::Running),
-                Action::Start => {
-                    IpvsClient::connect()?;
-                    // A port taken is said here, not only in the daemon's log.
-                    if let Some(addr) = cfg.metrics_listen {
-                        drop(metrics::listen(addr)?);
-                    }
-                    sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
-                    Ok(Outcome::Running)
-                }
-                Action::Reload => sup.reload(&ctx.params),
-                Action::Monitor => monitor(&cfg, &sup, &instance, ctx),
-                Action::Stop => Ok(Outcome::NotRunning),
-            }
-        },
-        daemon,
-    )
+            sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
+            Ok(Outcome::Running)
+        }
+        Action::Reload => sup.reload(&ctx.params),
+        Action::Monitor => monitor(&cfg, &sup, instance, ctx, kernel),
+        Action::Stop => Ok(Outcome::NotRunning),
+    }
 }
 
 /// The parameters, checked for meaning.
@@ -276,11 +275,11 @@ impl Removal {
     }
 
     /// cleanstop: our destinations leave the table; others stay.
-    fn remove_all(&self) -> Result<()> {
-        if !lvs_ipvs::loaded() {
+    fn remove_all(&self, kernel: &Connector) -> Result<()> {
+        if !kernel.loaded() {
             return Ok(());
         }
-        let ipvs = IpvsClient::connect()?;
+        let ipvs = kernel.connect()?;
         let removed = lvs_service::swap::removing_many(&ipvs, &self.service, self.owned.len(), || {
             ipvs.reconcile_destinations(&self.service, &self.owned, &[])
         });
@@ -421,7 +420,7 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -> Result<Outcome> {
+fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context, kernel: &Connector) -> Result<Outcome> {
     let outcome = sup.monitor()?;
     if outcome != Outcome::Running {
         return Ok(outcome);
@@ -432,7 +431,7 @@ fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context) -
     }
     let (state, _): (State, _) =
         instance.read_json(&instance.statefile())?.ok_or_else(|| Error::generic("the daemon has written no state"))?;
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     let have: HashMap<SocketAddr, u32> = match ipvs.destinations(&cfg.service) {
         Ok(d) => d.iter().map(|d| (d.endpoint(), d.weight)).collect(),
         Err(e) if e.is_not_found() => {

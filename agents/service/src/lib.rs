@@ -7,7 +7,7 @@ pub mod swap;
 
 use crate::params::RecordedService;
 use lvs_daemon::Instance;
-use lvs_ipvs::{self as ipvs, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
+use lvs_ipvs::{self as ipvs, Connector, Ipvs, Netmask, Service, ServiceFlags, ServiceKey, Timeouts};
 use lvs_ocf::Error;
 use lvs_ocf::Result;
 use lvs_ocf::{
@@ -72,22 +72,24 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    ocf::run(&SPEC, |ctx| {
-        let instance = Instance::new(SPEC.name, &ctx.instance);
-        if ctx.action == Action::Stop {
-            // Only service/family and the record: a scheduler or flag
-            // edited into nonsense must not leave the service behind.
-            return stop(crate::params::service_key(&ctx.params).ok(), &instance);
-        }
-        let want = desired(&ctx.params)?;
-        match ctx.action {
-            Action::ValidateAll => Ok(Outcome::Running),
-            Action::Start => start(&want, &ctx.params, &instance),
-            Action::Reload => reload(&want, &ctx.params, &instance),
-            Action::Stop => stop(Some(want.key), &instance),
-            Action::Monitor => monitor(&want, ctx, &instance),
-        }
-    })
+    ocf::run(&SPEC, |ctx| act(ctx, &Instance::new(SPEC.name, &ctx.instance), &Connector::Kernel))
+}
+
+/// One action on `kernel`'s table, with `instance`'s records.
+pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if ctx.action == Action::Stop {
+        // Only service/family and the record: a scheduler or flag
+        // edited into nonsense must not leave the service behind.
+        return stop(crate::params::service_key(&ctx.params).ok(), instance, kernel);
+    }
+    let want = desired(&ctx.params)?;
+    match ctx.action {
+        Action::ValidateAll => Ok(Outcome::Running),
+        Action::Start => start(&want, &ctx.params, instance, kernel),
+        Action::Reload => reload(&want, &ctx.params, instance, kernel),
+        Action::Stop => stop(Some(want.key), instance, kernel),
+        Action::Monitor => monitor(&want, ctx, instance, kernel),
+    }
 }
 
 /// The service this instance created, if it recorded one.
@@ -149,8 +151,8 @@ fn drift(want: &Service, have: &Service) -> Vec<String> {
     d
 }
 
-fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
-    let ipvs = IpvsClient::connect()?;
+fn start(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    let ipvs = kernel.connect()?;
     set_timeouts(&ipvs, p)?;
     // Before the kernel has it, so a start cut short still leaves stop a
     // record to work from.
@@ -178,17 +180,17 @@ fn start(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
 /// fwmark service is a new service: the old one goes, with its reals, and
 /// the new one comes. Pacemaker reloads only running resources, so an
 /// absent service is left absent. Table-wide timeouts apply here too.
-fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
-    if !lvs_ipvs::loaded() {
+fn reload(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if !kernel.loaded() {
         return Ok(Outcome::NotRunning);
     }
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     if let Some(old) = recorded(instance).filter(|k| *k != want.key) {
         match ipvs.service(&old) {
             Ok(_) => {
                 delete(&ipvs, &old)?;
                 tracing::info!("reload replaces {old} with {}", want.key);
-                return start(want, p, instance);
+                return start(want, p, instance, kernel);
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
@@ -210,7 +212,7 @@ fn reload(want: &Service, p: &Params, instance: &Instance) -> Result<Outcome> {
     }
 }
 
-fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
+fn set_timeouts(ipvs: &dyn Ipvs, p: &Params) -> Result<()> {
     let (tcp, fin, udp) = (p.int("tcp_timeout"), p.int("tcpfin_timeout"), p.int("udp_timeout"));
     if tcp.is_none() && fin.is_none() && udp.is_none() {
         return Ok(());
@@ -220,7 +222,7 @@ fn set_timeouts(ipvs: &IpvsClient, p: &Params) -> Result<()> {
     Ok(ipvs.set_timeouts(&t)?)
 }
 
-fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
+fn delete(ipvs: &dyn Ipvs, key: &ServiceKey) -> Result<()> {
     match ipvs.delete_service(key) {
         Ok(()) => tracing::info!("deleted {key}"),
         Err(e) if e.is_not_found() => tracing::info!("{key} is not configured"),
@@ -230,8 +232,8 @@ fn delete(ipvs: &IpvsClient, key: &ServiceKey) -> Result<()> {
 }
 
 /// Deletes the recorded service and the one the parameters name.
-fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
-    if !lvs_ipvs::loaded() {
+fn stop(key: Option<ServiceKey>, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if !kernel.loaded() {
         instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
@@ -243,7 +245,7 @@ fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
         tracing::info!("service does not parse and nothing was recorded: nothing of ours can be up");
         return Ok(Outcome::NotRunning);
     }
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     for k in &keys {
         delete(&ipvs, k)?;
     }
@@ -251,11 +253,11 @@ fn stop(key: Option<ServiceKey>, instance: &Instance) -> Result<Outcome> {
     Ok(Outcome::NotRunning)
 }
 
-fn monitor(want: &Service, ctx: &Context, instance: &Instance) -> Result<Outcome> {
-    if !lvs_ipvs::loaded() {
+fn monitor(want: &Service, ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if !kernel.loaded() {
         return Ok(Outcome::NotRunning);
     }
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     let have = match ipvs.service(&want.key) {
         Ok(have) => have,
         Err(e) if e.is_not_found() => {

@@ -43,7 +43,7 @@ fn swap_file(key: &ServiceKey) -> (lvs_daemon::Instance, std::path::PathBuf) {
 /// the real scheduler while this process lives. Traffic to the service's
 /// other destinations is scheduled rr for those seconds.
 pub fn removing_many<T>(
-    ipvs: &lvs_ipvs::IpvsClient,
+    ipvs: &dyn lvs_ipvs::Ipvs,
     key: &ServiceKey,
     count: usize,
     remove: impl FnOnce() -> lvs_ipvs::Result<T>,

@@ -7,10 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lvs_daemon::{child, Instance, Signals, Supervisor, Wake};
-use lvs_ipvs::{parse_addr_port, Destination, ForwardMethod, IpvsClient, ServiceKey};
+use lvs_ipvs::{parse_addr_port, Connector, Destination, ForwardMethod, Ipvs, ServiceKey};
 use lvs_ocf::Error;
 use lvs_ocf::Result;
-use lvs_ocf::{self as ocf, spec::positional_in_order, Action, AgentSpec, Heartbeat, Outcome, ParamSpec, Params};
+use lvs_ocf::{
+    self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
+};
 use lvs_probe as probe;
 use lvs_service::params::RecordedService;
 use lvs_status::SorryState as State;
@@ -72,39 +74,37 @@ pub fn check(p: &Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    lvs_daemon::run_agent(
-        &SPEC,
-        |ctx| {
-            let instance = Instance::new(SPEC.name, &ctx.instance);
-            if ctx.action == Action::Stop {
-                // The daemon goes first, then every fallback this instance
-                // was given, whatever the parameters say now.
-                let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: Duration::ZERO };
-                sup.stop(ctx.timeout)?;
-                return stop(identity(&ctx.params), &instance);
-            }
-            let sorry = Sorry::from_params(&ctx.params)?;
-            let sup = Supervisor { instance: &instance, name: &ctx.instance, updated_every: sorry.interval };
-            match ctx.action {
-                Action::ValidateAll => Ok(Outcome::Running),
-                Action::Start => {
-                    IpvsClient::connect()?;
-                    record(&instance, &sorry, false);
-                    sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
-                    Ok(Outcome::Running)
-                }
-                Action::Reload => {
-                    // The old fallback stays recorded until stop: the
-                    // daemon removes it on reload, stop makes sure.
-                    record(&instance, &sorry, true);
-                    sup.reload(&ctx.params)
-                }
-                Action::Monitor => sup.monitor(),
-                Action::Stop => Ok(Outcome::NotRunning),
-            }
-        },
-        daemon,
-    )
+    lvs_daemon::run_agent(&SPEC, |ctx| act(ctx, &Instance::new(SPEC.name, &ctx.instance), &Connector::Kernel), daemon)
+}
+
+/// One action on `kernel`'s table, with `instance`'s records and daemon.
+pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if ctx.action == Action::Stop {
+        // The daemon goes first, then every fallback this instance
+        // was given, whatever the parameters say now.
+        let sup = Supervisor { instance, name: &ctx.instance, updated_every: Duration::ZERO };
+        sup.stop(ctx.timeout)?;
+        return stop(identity(&ctx.params), instance, kernel);
+    }
+    let sorry = Sorry::from_params(&ctx.params)?;
+    let sup = Supervisor { instance, name: &ctx.instance, updated_every: sorry.interval };
+    match ctx.action {
+        Action::ValidateAll => Ok(Outcome::Running),
+        Action::Start => {
+            kernel.connect()?;
+            record(instance, &sorry, false);
+            sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
+            Ok(Outcome::Running)
+        }
+        Action::Reload => {
+            // The old fallback stays recorded until stop: the
+            // daemon removes it on reload, stop makes sure.
+            record(instance, &sorry, true);
+            sup.reload(&ctx.params)
+        }
+        Action::Monitor => sup.monitor(),
+        Action::Stop => Ok(Outcome::NotRunning),
+    }
 }
 
 /// A fallback this instance may have put into a service.
@@ -132,7 +132,7 @@ fn identity(p: &Params) -> Option<(ServiceKey, SocketAddr)> {
 }
 
 /// Removes every recorded fallback and the one the parameters name.
-fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<Outcome> {
+fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
     let mut all: Vec<(ServiceKey, SocketAddr)> = instance
         .load_record::<Vec<Recorded>>()
         .unwrap_or_default()
@@ -145,8 +145,8 @@ fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<
     if all.is_empty() {
         tracing::info!("service or fallback does not parse and nothing was recorded: nothing of ours can be up");
     }
-    if lvs_ipvs::loaded() && !all.is_empty() {
-        let ipvs = IpvsClient::connect()?;
+    if kernel.loaded() && !all.is_empty() {
+        let ipvs = kernel.connect()?;
         for (service, fallback) in &all {
             remove_fallback(&ipvs, service, *fallback)?;
         }
@@ -156,7 +156,7 @@ fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance) -> Result<
 }
 
 /// The fallback goes, whoever's turn it was.
-fn remove_fallback(ipvs: &IpvsClient, service: &ServiceKey, fallback: SocketAddr) -> Result<()> {
+fn remove_fallback(ipvs: &dyn Ipvs, service: &ServiceKey, fallback: SocketAddr) -> Result<()> {
     match ipvs.delete_destination(service, fallback) {
         Ok(()) => tracing::info!("removed fallback {fallback} from {service}"),
         Err(e) if e.is_not_found() => {}
@@ -250,7 +250,7 @@ fn is_local(addr: IpAddr) -> bool {
 }
 
 /// One look at the table: add or remove the fallback as needed.
-fn round(sorry: &Sorry, ipvs: &IpvsClient, local: bool) -> Result<State> {
+fn round(sorry: &Sorry, ipvs: &dyn Ipvs, local: bool) -> Result<State> {
     let dests = match ipvs.destinations(&sorry.service) {
         Ok(d) => d,
         // No service (yet): nothing to fall back for.
@@ -296,7 +296,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
     lvs_daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let mut sorry = Sorry::from_params(&instance.read_params(spec)?)?;
-        let ipvs = IpvsClient::connect()?;
+        let ipvs = Connector::Kernel.connect()?;
         let mut local = is_local(sorry.fallback.ip());
         tracing::info!("watching {} with fallback {}", sorry.service, sorry.fallback);
         loop {
@@ -351,6 +351,79 @@ mod tests {
     fn sorry(pairs: &[(&str, &str)]) -> Result<Sorry> {
         let p = Params::from_pairs(&SPEC, pairs)?;
         Sorry::from_params(&p)
+    }
+
+    fn weights(ipvs: &lvs_ipvs::FakeIpvs, key: &ServiceKey) -> Vec<(String, u32)> {
+        let mut w: Vec<(String, u32)> =
+            ipvs.destinations(key).unwrap().iter().map(|d| (d.endpoint().to_string(), d.weight)).collect();
+        w.sort();
+        w
+    }
+
+    /// The switching rule on a table that answers as the kernel's: the
+    /// fallback is in exactly while no other destination has weight, and
+    /// nothing is added to a service that is not there.
+    #[test]
+    fn the_fallback_is_in_exactly_while_no_real_has_weight() {
+        let ipvs = lvs_ipvs::FakeIpvs::new();
+        let s = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "192.0.2.9:80"), ("forward", "gate")]).unwrap();
+        let state = round(&s, &ipvs, false).unwrap();
+        assert!(!state.active && ipvs.services().unwrap().is_empty(), "no service: nothing added");
+        ipvs.add_service(&lvs_ipvs::Service::new(s.service, "wlc")).unwrap();
+        let real = Destination::new("10.0.1.1".parse().unwrap(), 80, ForwardMethod::Route);
+        ipvs.add_destination(&s.service, &real.clone().with_weight(0)).unwrap();
+        let state = round(&s, &ipvs, false).unwrap();
+        assert!(state.active, "{state:?}");
+        assert_eq!(weights(&ipvs, &s.service), [("10.0.1.1:80".into(), 0), ("192.0.2.9:80".into(), 1)]);
+        assert!(round(&s, &ipvs, false).unwrap().active, "a second round keeps it");
+        ipvs.edit_destination(&s.service, &real.clone().with_weight(5)).unwrap();
+        let state = round(&s, &ipvs, false).unwrap();
+        assert!(!state.active && state.serving == 1, "{state:?}");
+        assert_eq!(weights(&ipvs, &s.service), [("10.0.1.1:80".into(), 5)]);
+        // Flushed behind its back: the service comes back empty, and so
+        // does the fallback.
+        ipvs.flush().unwrap();
+        ipvs.add_service(&lvs_ipvs::Service::new(s.service, "wlc")).unwrap();
+        assert!(round(&s, &ipvs, false).unwrap().active);
+    }
+
+    #[test]
+    fn a_kernel_refusal_is_reported_not_taken_for_a_switch() {
+        let ipvs = lvs_ipvs::FakeIpvs::new();
+        let s = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "192.0.2.9:80")]).unwrap();
+        ipvs.add_service(&lvs_ipvs::Service::new(s.service, "wlc")).unwrap();
+        ipvs.fail_with(Some(libc::ENOMEM));
+        assert!(round(&s, &ipvs, false).is_err());
+        ipvs.fail_with(None);
+        assert!(weights(&ipvs, &s.service).is_empty());
+    }
+
+    /// Stop removes every fallback this instance recorded and the one the
+    /// parameters name, and leaves the service's other destinations.
+    #[test]
+    fn stop_removes_recorded_and_named_fallbacks_only() {
+        let ipvs = lvs_ipvs::FakeIpvs::new();
+        let kernel = Connector::Fake(ipvs.clone());
+        let dir = std::env::temp_dir().join(format!("lvs-sorry-unit-{}", std::process::id()));
+        let instance = Instance::in_dir("sorry", "fallback", dir.clone());
+        let key: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
+        ipvs.add_service(&lvs_ipvs::Service::new(key, "wlc")).unwrap();
+        for (addr, w) in [("192.0.2.9", 1), ("192.0.2.10", 1), ("192.0.2.11", 1), ("10.0.1.1", 0)] {
+            ipvs.add_destination(
+                &key,
+                &Destination::new(addr.parse().unwrap(), 80, ForwardMethod::Route).with_weight(w),
+            )
+            .unwrap();
+        }
+        let first = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "192.0.2.9:80")]).unwrap();
+        let second = sorry(&[("service", "tcp:10.0.0.100:80"), ("fallback", "192.0.2.10:80")]).unwrap();
+        record(&instance, &first, false);
+        record(&instance, &second, true);
+        let named = Some((key, "192.0.2.11:80".parse().unwrap()));
+        assert_eq!(stop(named, &instance, &kernel).unwrap(), Outcome::NotRunning);
+        assert_eq!(weights(&ipvs, &key), [("10.0.1.1:80".into(), 0)]);
+        assert!(instance.load_record::<Vec<Recorded>>().is_none(), "record forgotten");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

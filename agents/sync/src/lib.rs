@@ -9,7 +9,7 @@
 
 pub use crate::config::SPEC;
 use lvs_daemon::Instance;
-use lvs_ipvs::{IpvsClient, SyncDaemon, SyncState};
+use lvs_ipvs::{Connector, Ipvs, SyncDaemon, SyncState};
 use lvs_ocf::{self as ocf, Action, Context, Outcome};
 pub mod config;
 use crate::config::{self as sync, describe, Config, Entry, Record, RecordedDaemon, Role, Step, Verdict};
@@ -25,15 +25,16 @@ pub fn check(p: &ocf::Params) -> Result<()> {
 
 /// The agent's binary: every action, as Pacemaker and heartbeat call it.
 pub fn main() -> std::process::ExitCode {
-    ocf::run(&SPEC, handle)
+    ocf::run(&SPEC, |ctx| act(ctx, &Instance::new(SPEC.name, base_name(&ctx.instance)), &Connector::Kernel))
 }
 
-fn handle(ctx: &Context) -> Result<Outcome> {
-    let instance = Instance::new(SPEC.name, base_name(&ctx.instance));
+/// One action on `kernel`'s sync daemons, with `instance`'s record (one
+/// per resource and node: a clone's `:N` left out of its name).
+pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
     if ctx.action == Action::Stop {
         // The record alone: parameters edited into anything (or nothing)
         // must not leave a daemon of ours running.
-        return stop(&instance);
+        return stop(instance, kernel);
     }
     let cfg = Config::from_params(&ctx.params)?;
     match ctx.action {
@@ -43,11 +44,11 @@ fn handle(ctx: &Context) -> Result<Outcome> {
         }
         Action::Start => {
             interface_exists(&cfg)?;
-            converge(&cfg, &instance, false)
+            converge(&cfg, instance, false, kernel)
         }
-        Action::Reload => converge(&cfg, &instance, true),
-        Action::Monitor => monitor(&cfg, &instance),
-        Action::Stop => stop(&instance),
+        Action::Reload => converge(&cfg, instance, true, kernel),
+        Action::Monitor => monitor(&cfg, instance, kernel),
+        Action::Stop => stop(instance, kernel),
     }
 }
 
@@ -105,13 +106,13 @@ fn check_sysctls(cfg: &Config) -> Result<()> {
 /// this resource's own where parameters changed, and refusing, before
 /// touching anything, when a daemon it did not start holds a state with
 /// other parameters. A reload of a resource that is not up starts nothing.
-fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> {
+fn converge(cfg: &Config, instance: &Instance, reload: bool, kernel: &Connector) -> Result<Outcome> {
     let mut rec = record(instance).unwrap_or_default();
-    if reload && (rec.daemons.is_empty() || !lvs_ipvs::loaded()) {
+    if reload && (rec.daemons.is_empty() || !kernel.loaded()) {
         tracing::info!("not running; nothing to reload");
         return Ok(Outcome::NotRunning);
     }
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     check_sysctls(cfg)?;
     let kernel = ipvs.daemons()?;
     let steps = sync::plan(&cfg.daemons, &rec, &kernel)?;
@@ -155,7 +156,7 @@ fn converge(cfg: &Config, instance: &Instance, reload: bool) -> Result<Outcome> 
 
 /// Starts one daemon, recording it first: a start cut short still leaves
 /// stop a record to work from.
-fn start_one(ipvs: &IpvsClient, instance: &Instance, rec: &mut Record, w: &SyncDaemon) -> Result<()> {
+fn start_one(ipvs: &dyn Ipvs, instance: &Instance, rec: &mut Record, w: &SyncDaemon) -> Result<()> {
     rec.put(Entry { requested: RecordedDaemon::from(w), kernel: None, owned: true });
     instance.save_record(rec);
     if let Err(e) = ipvs.start_daemon(w) {
@@ -182,7 +183,7 @@ fn start_one(ipvs: &IpvsClient, instance: &Instance, rec: &mut Record, w: &SyncD
     Ok(())
 }
 
-fn stop_one(ipvs: &IpvsClient, state: SyncState) -> Result<()> {
+fn stop_one(ipvs: &dyn Ipvs, state: SyncState) -> Result<()> {
     match ipvs.stop_daemon(state) {
         Ok(()) => tracing::info!("stopped the {state} sync daemon"),
         Err(e) if e.is_not_found() => tracing::info!("the {state} sync daemon is not running"),
@@ -192,16 +193,16 @@ fn stop_one(ipvs: &IpvsClient, state: SyncState) -> Result<()> {
 }
 
 /// Stops the daemons this resource started, as recorded, and no other.
-fn stop(instance: &Instance) -> Result<Outcome> {
+fn stop(instance: &Instance, kernel: &Connector) -> Result<Outcome> {
     let Some(rec) = record(instance) else {
         tracing::info!("nothing recorded: no sync daemon of this resource runs");
         return Ok(Outcome::NotRunning);
     };
-    if !lvs_ipvs::loaded() {
+    if !kernel.loaded() {
         instance.forget_record();
         return Ok(Outcome::NotRunning);
     }
-    let ipvs = IpvsClient::connect()?;
+    let ipvs = kernel.connect()?;
     let kernel = ipvs.daemons()?;
     let mine = sync::to_stop(&rec, &kernel);
     for e in &rec.daemons {
@@ -222,12 +223,12 @@ fn stop(instance: &Instance) -> Result<Outcome> {
     Ok(Outcome::NotRunning)
 }
 
-fn monitor(cfg: &Config, instance: &Instance) -> Result<Outcome> {
-    if !lvs_ipvs::loaded() {
+fn monitor(cfg: &Config, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
+    if !kernel.loaded() {
         return Ok(Outcome::NotRunning);
     }
     let Some(rec) = record(instance).filter(|r| !r.daemons.is_empty()) else { return Ok(Outcome::NotRunning) };
-    let kernel = IpvsClient::connect()?.daemons()?;
+    let kernel = kernel.connect()?.daemons()?;
     match sync::judge(&cfg.daemons, Some(&rec), &kernel) {
         Verdict::Running => Ok(Outcome::Running),
         Verdict::NotRunning => Ok(Outcome::NotRunning),
@@ -247,6 +248,7 @@ mod tests {
         ];
         env.extend(params.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())));
         let (mut out, mut err) = (Vec::new(), Vec::new());
+        let handle = |ctx: &Context| act(ctx, &Instance::new(SPEC.name, base_name(&ctx.instance)), &Connector::Kernel);
         let code = ocf::execute(&SPEC, &args, &env, handle, &mut out, &mut err);
         (code, String::from_utf8_lossy(&err).into_owned())
     }

@@ -2,7 +2,6 @@
 //! socket, the family id resolved once, every request acknowledged.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -16,10 +15,9 @@ use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::socket::synchronous::NlSocketHandle;
 use neli::utils::Groups;
 
+use super::api::Ipvs;
 use super::key::ServiceKey;
 use super::model::{Destination, Info, Service, SyncDaemon, SyncState, Timeouts};
-use super::reconcile::{reconcile, DestOp};
-use super::table::{Table, TableEntry};
 use super::wire::{self, Attr, AttrMap, Attrs, Part};
 use crate::error::{Error, Result};
 
@@ -165,7 +163,7 @@ impl IpvsClient {
     /// receive buffer) made removing 65,536 reals take seconds of user
     /// time. Returns each endpoint's errno in order, 0 when deleted;
     /// calls `after_each` after every batch.
-    pub fn delete_destinations(
+    fn delete_in_batches(
         &self,
         key: &ServiceKey,
         endpoints: &[SocketAddr],
@@ -289,89 +287,6 @@ impl IpvsClient {
         self.ipvs(cmd, NlmF::ACK, attrs, context).map(|_| ())
     }
 
-    /// IPVS version and connection-table size.
-    pub fn info(&self) -> Result<Info> {
-        let replies = self.ipvs(wire::IPVS_CMD_GET_INFO, NlmF::ACK, vec![], "reading IPVS info")?;
-        let first = replies.first().ok_or_else(|| Error::decode("the kernel sent no IPVS info"))?;
-        wire::decode_info(first)
-    }
-
-    pub fn services(&self) -> Result<Vec<Service>> {
-        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::DUMP, vec![], "listing virtual services")?;
-        replies.iter().map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)).collect()
-    }
-
-    /// One service; a missing one is an error that [`Error::is_not_found`].
-    pub fn service(&self, key: &ServiceKey) -> Result<Service> {
-        let context = format!("reading virtual service {key}");
-        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::ACK, vec![wire::service_key_attr(key)?], &context)?;
-        let first = replies.first().ok_or_else(|| Error::decode(format!("{context}: the kernel sent nothing")))?;
-        wire::decode_service(&first.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)
-    }
-
-    pub fn add_service(&self, svc: &Service) -> Result<()> {
-        svc.validate()?;
-        let context = format!("adding virtual service {}", svc.key);
-        self.command(wire::IPVS_CMD_NEW_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
-            .map_err(|e| module_missing(e, svc))
-    }
-
-    /// Replaces scheduler, flags, persistence and engine of an existing
-    /// service.
-    pub fn edit_service(&self, svc: &Service) -> Result<()> {
-        svc.validate()?;
-        let context = format!("changing virtual service {}", svc.key);
-        self.command(wire::IPVS_CMD_SET_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
-            .map_err(|e| module_missing(e, svc))
-    }
-
-    /// Deletes the service and all its destinations.
-    pub fn delete_service(&self, key: &ServiceKey) -> Result<()> {
-        self.command(
-            wire::IPVS_CMD_DEL_SERVICE,
-            vec![wire::service_key_attr(key)?],
-            &format!("deleting virtual service {key}"),
-        )
-    }
-
-    /// The destinations of `key`; empty when the service does not exist (the
-    /// kernel's dump does not say which).
-    pub fn destinations(&self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        self.destinations_with(key, &mut || {})
-    }
-
-    /// [`destinations`](Self::destinations), calling `after_each` after
-    /// every destination read (a dump of tens of thousands takes seconds).
-    pub fn destinations_with(&self, key: &ServiceKey, after_each: &mut dyn FnMut()) -> Result<Vec<Destination>> {
-        let context = format!("listing destinations of {key}");
-        let attrs = vec![wire::service_key_attr(key)?];
-        let seq =
-            self.send(self.family, wire::IPVS_CMD_GET_DEST, wire::IPVS_GENL_VERSION, NlmF::DUMP, attrs, &context)?;
-        // Decoded as they come: only the destinations are kept.
-        let mut out = Vec::new();
-        self.replies(seq, NlmF::DUMP, &context, &mut |r| {
-            out.push(wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family())?);
-            after_each();
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    pub fn add_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
-        dest.validate(key)?;
-        self.dest_command(wire::IPVS_CMD_NEW_DEST, key, dest, Part::Full, "adding")
-    }
-
-    pub fn edit_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
-        dest.validate(key)?;
-        self.dest_command(wire::IPVS_CMD_SET_DEST, key, dest, Part::Full, "changing")
-    }
-
-    pub fn delete_destination(&self, key: &ServiceKey, endpoint: SocketAddr) -> Result<()> {
-        let dest = Destination::new(endpoint.ip(), endpoint.port(), super::ForwardMethod::Masq);
-        self.dest_command(wire::IPVS_CMD_DEL_DEST, key, &dest, Part::Key, "deleting")
-    }
-
     fn dest_command(&self, cmd: u8, key: &ServiceKey, dest: &Destination, part: Part, verb: &str) -> Result<()> {
         let ep = super::key::fmt_addr_port(&dest.addr, dest.port);
         let mut context = format!("{verb} destination {ep} of {key}");
@@ -391,14 +306,102 @@ impl IpvsClient {
             other => other,
         })
     }
+}
+
+impl Ipvs for IpvsClient {
+    /// IPVS version and connection-table size.
+    fn info(&self) -> Result<Info> {
+        let replies = self.ipvs(wire::IPVS_CMD_GET_INFO, NlmF::ACK, vec![], "reading IPVS info")?;
+        let first = replies.first().ok_or_else(|| Error::decode("the kernel sent no IPVS info"))?;
+        wire::decode_info(first)
+    }
+
+    fn services(&self) -> Result<Vec<Service>> {
+        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::DUMP, vec![], "listing virtual services")?;
+        replies.iter().map(|r| wire::decode_service(&r.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)).collect()
+    }
+
+    /// One service; a missing one is an error that [`Error::is_not_found`].
+    fn service(&self, key: &ServiceKey) -> Result<Service> {
+        let context = format!("reading virtual service {key}");
+        let replies = self.ipvs(wire::IPVS_CMD_GET_SERVICE, NlmF::ACK, vec![wire::service_key_attr(key)?], &context)?;
+        let first = replies.first().ok_or_else(|| Error::decode(format!("{context}: the kernel sent nothing")))?;
+        wire::decode_service(&first.nested(wire::IPVS_CMD_ATTR_SERVICE, "service")?)
+    }
+
+    fn add_service(&self, svc: &Service) -> Result<()> {
+        svc.validate()?;
+        let context = format!("adding virtual service {}", svc.key);
+        self.command(wire::IPVS_CMD_NEW_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
+            .map_err(|e| module_missing(e, svc))
+    }
+
+    /// Replaces scheduler, flags, persistence and engine of an existing
+    /// service.
+    fn edit_service(&self, svc: &Service) -> Result<()> {
+        svc.validate()?;
+        let context = format!("changing virtual service {}", svc.key);
+        self.command(wire::IPVS_CMD_SET_SERVICE, vec![wire::service_attr(svc, Part::Full)?], &context)
+            .map_err(|e| module_missing(e, svc))
+    }
+
+    /// Deletes the service and all its destinations.
+    fn delete_service(&self, key: &ServiceKey) -> Result<()> {
+        self.command(
+            wire::IPVS_CMD_DEL_SERVICE,
+            vec![wire::service_key_attr(key)?],
+            &format!("deleting virtual service {key}"),
+        )
+    }
+
+    /// [`destinations`](Self::destinations), calling `after_each` after
+    /// every destination read (a dump of tens of thousands takes seconds).
+    fn destinations_with(&self, key: &ServiceKey, after_each: &mut dyn FnMut()) -> Result<Vec<Destination>> {
+        let context = format!("listing destinations of {key}");
+        let attrs = vec![wire::service_key_attr(key)?];
+        let seq =
+            self.send(self.family, wire::IPVS_CMD_GET_DEST, wire::IPVS_GENL_VERSION, NlmF::DUMP, attrs, &context)?;
+        // Decoded as they come: only the destinations are kept.
+        let mut out = Vec::new();
+        self.replies(seq, NlmF::DUMP, &context, &mut |r| {
+            out.push(wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family())?);
+            after_each();
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn add_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
+        dest.validate(key)?;
+        self.dest_command(wire::IPVS_CMD_NEW_DEST, key, dest, Part::Full, "adding")
+    }
+
+    fn edit_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
+        dest.validate(key)?;
+        self.dest_command(wire::IPVS_CMD_SET_DEST, key, dest, Part::Full, "changing")
+    }
+
+    fn delete_destination(&self, key: &ServiceKey, endpoint: SocketAddr) -> Result<()> {
+        let dest = Destination::new(endpoint.ip(), endpoint.port(), super::ForwardMethod::Masq);
+        self.dest_command(wire::IPVS_CMD_DEL_DEST, key, &dest, Part::Key, "deleting")
+    }
 
     /// Deletes every service (`ipvsadm -C`).
-    pub fn flush(&self) -> Result<()> {
+    fn delete_destinations(
+        &self,
+        key: &ServiceKey,
+        endpoints: &[SocketAddr],
+        after_each: &mut dyn FnMut(),
+    ) -> Result<Vec<i32>> {
+        self.delete_in_batches(key, endpoints, after_each)
+    }
+
+    fn flush(&self) -> Result<()> {
         self.command(wire::IPVS_CMD_FLUSH, vec![], "flushing the IPVS table")
     }
 
     /// Zeroes the counters of one service, or of all (`ipvsadm -Z`).
-    pub fn zero(&self, key: Option<&ServiceKey>) -> Result<()> {
+    fn zero(&self, key: Option<&ServiceKey>) -> Result<()> {
         match key {
             Some(k) => self.command(
                 wire::IPVS_CMD_ZERO,
@@ -409,18 +412,18 @@ impl IpvsClient {
         }
     }
 
-    pub fn timeouts(&self) -> Result<Timeouts> {
+    fn timeouts(&self) -> Result<Timeouts> {
         let replies = self.ipvs(wire::IPVS_CMD_GET_CONFIG, NlmF::ACK, vec![], "reading IPVS timeouts")?;
         let first = replies.first().ok_or_else(|| Error::decode("the kernel sent no IPVS timeouts"))?;
         wire::decode_timeouts(first)
     }
 
     /// Sets the non-zero timeouts of `t`, leaving the others as they are.
-    pub fn set_timeouts(&self, t: &Timeouts) -> Result<()> {
+    fn set_timeouts(&self, t: &Timeouts) -> Result<()> {
         self.command(wire::IPVS_CMD_SET_CONFIG, wire::timeout_attrs(t)?, "setting IPVS timeouts")
     }
 
-    pub fn start_daemon(&self, d: &SyncDaemon) -> Result<()> {
+    fn start_daemon(&self, d: &SyncDaemon) -> Result<()> {
         d.validate()?;
         self.command(
             wire::IPVS_CMD_NEW_DAEMON,
@@ -429,7 +432,7 @@ impl IpvsClient {
         )
     }
 
-    pub fn stop_daemon(&self, state: SyncState) -> Result<()> {
+    fn stop_daemon(&self, state: SyncState) -> Result<()> {
         self.command(
             wire::IPVS_CMD_DEL_DAEMON,
             vec![wire::daemon_state_attr(state)?],
@@ -437,83 +440,15 @@ impl IpvsClient {
         )
     }
 
-    pub fn daemons(&self) -> Result<Vec<SyncDaemon>> {
+    fn daemons(&self) -> Result<Vec<SyncDaemon>> {
         let replies = self.ipvs(wire::IPVS_CMD_GET_DAEMON, NlmF::DUMP, vec![], "listing sync daemons")?;
         replies.iter().map(|r| wire::decode_daemon(&r.nested(wire::IPVS_CMD_ATTR_DAEMON, "sync daemon")?)).collect()
-    }
-
-    /// The whole table, sorted as `ipvsadm -Ln` prints it.
-    pub fn table(&self) -> Result<Table> {
-        let info = self.info()?;
-        let mut entries = Vec::new();
-        for service in self.services()? {
-            let destinations = self.destinations(&service.key)?;
-            entries.push(TableEntry { service, destinations });
-        }
-        Ok(Table::new(info, entries))
-    }
-
-    /// Applies operations from [`reconcile`] in order.
-    pub fn apply(&self, key: &ServiceKey, ops: &[DestOp]) -> Result<()> {
-        for op in ops {
-            match op {
-                DestOp::Add(d) => self.add_destination(key, d)?,
-                DestOp::Edit(d) => self.edit_destination(key, d)?,
-                DestOp::Delete(ep) => self.delete_destination(key, *ep)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes the destinations of `key` that the caller owns equal `desired`,
-    /// leaving all others alone; returns what it changed. A destination
-    /// that vanished meanwhile counts as deleted.
-    pub fn reconcile_destinations(
-        &self,
-        key: &ServiceKey,
-        owned: &BTreeSet<SocketAddr>,
-        desired: &[Destination],
-    ) -> Result<Vec<DestOp>> {
-        self.reconcile_destinations_with(key, owned, desired, &mut || {})
-    }
-
-    /// [`reconcile_destinations`](Self::reconcile_destinations), calling
-    /// `after_each` after every destination read and kernel write: filling
-    /// a large table takes minutes (each addition walks the service's list,
-    /// and under wrr recomputes the scheduler's weights over it), and a
-    /// daemon shows it is alive meanwhile.
-    pub fn reconcile_destinations_with(
-        &self,
-        key: &ServiceKey,
-        owned: &BTreeSet<SocketAddr>,
-        desired: &[Destination],
-        after_each: &mut dyn FnMut(),
-    ) -> Result<Vec<DestOp>> {
-        let current = self.destinations_with(key, after_each)?;
-        let ops = reconcile(&current, owned, desired)?;
-        let mut deletes = Vec::new();
-        for op in &ops {
-            match op {
-                // Deletions come last (see reconcile): all in batches.
-                DestOp::Delete(ep) => deletes.push(*ep),
-                other => self.apply(key, std::slice::from_ref(other))?,
-            }
-            after_each();
-        }
-        let errnos = self.delete_destinations(key, &deletes, after_each)?;
-        for (ep, errno) in deletes.iter().zip(errnos) {
-            let e = Error::kernel(format!("deleting destination {ep} of {key}"), errno);
-            if errno != 0 && !e.is_not_found() {
-                return Err(e);
-            }
-        }
-        Ok(ops)
     }
 }
 
 /// ENOENT on a new or changed service means the scheduler's or persistence
 /// engine's module could not be loaded.
-fn module_missing(e: Error, svc: &Service) -> Error {
+pub(crate) fn module_missing(e: Error, svc: &Service) -> Error {
     if matches!(e, Error::NotFound { errno: libc::ENOENT, .. }) {
         let pe = match &svc.pe_name {
             Some(pe) => format!(" or persistence engine '{pe}' (ip_vs_pe_{pe})"),

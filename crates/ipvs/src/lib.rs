@@ -9,9 +9,11 @@
 //! - `reconcile`: the operations that make owned destinations match.
 //! - `conns`: the connection table (/proc/net/ip_vs_conn), like `ipvsadm -Lnc`.
 
+mod api;
 mod client;
 pub mod conns;
 pub mod error;
+mod fake;
 mod key;
 mod model;
 mod reconcile;
@@ -21,8 +23,10 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use api::{Connector, Ipvs};
 pub use client::IpvsClient;
 pub use error::{Error, Result};
+pub use fake::FakeIpvs;
 pub use key::{fmt_addr_port, parse_addr_port, Family, Protocol, ServiceKey};
 pub use model::{
     validate_scheduler, Destination, ForwardMethod, Info, Netmask, Service, ServiceFlags, Stats, SyncDaemon, SyncState,
