@@ -226,7 +226,7 @@ impl Phase {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        Duration::from_nanos(r % below.as_nanos().max(1) as u64)
+        Duration::from_nanos(r % u64::try_from(below.as_nanos().max(1)).unwrap_or(u64::MAX))
     }
 }
 
@@ -742,7 +742,7 @@ pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("lvs-bench-hs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
-    let addr = |i: usize| std::net::Ipv4Addr::from(first + i as u32);
+    let addr = |i: usize| std::net::Ipv4Addr::from(first + u32::try_from(i).expect("address"));
     let end = addr(n - 1);
     let silent = n * o.silent_pct.min(100) / 100;
     let (check_name, ours_check, ka_check) = match o.check {

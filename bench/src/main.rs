@@ -100,7 +100,9 @@ struct Detection {
 impl Detection {
     fn run(&self) -> Result<Vec<Row>, String> {
         let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1))
         });
         lab::failure_detection(self.reps, seed, &self.failure, self.json.as_deref())
     }
@@ -302,7 +304,7 @@ fn ratio_range(peer: &[f64], ours: &[f64]) -> (f64, f64) {
         state ^= state >> 12;
         state ^= state << 25;
         state ^= state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+        usize::try_from(state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64).expect("below n")
     };
     let mut median_of = |v: &[f64]| {
         let mut r: Vec<f64> = (0..v.len()).map(|_| v[pick(v.len())]).collect();
@@ -319,6 +321,7 @@ fn ratio_range(peer: &[f64], ours: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     ratios.sort_by(f64::total_cmp);
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "q in 0..1: an index")]
     let at = |q: f64| ratios[((ratios.len() as f64 * q) as usize).min(ratios.len() - 1)];
     (at(0.025), at(0.975))
 }

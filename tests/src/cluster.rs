@@ -227,7 +227,7 @@ impl LogMark {
     /// truncated or replaced meanwhile).
     pub fn since(&self) -> String {
         let bytes = std::fs::read(&self.path).unwrap_or_default();
-        let from = if (bytes.len() as u64) < self.offset { 0 } else { self.offset as usize };
+        let from = usize::try_from(self.offset).ok().filter(|o| *o <= bytes.len()).unwrap_or(0);
         String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned()
     }
 }
@@ -240,7 +240,8 @@ pub fn failcount(rsc: &str) -> u32 {
 
 /// Steps the wall clock by `secs` (in the lab VM, whose clock is its own).
 pub fn step_clock(secs: i64) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let now = i64::try_from(now).expect("clock");
     must("date", &["-s", &format!("@{}", now + secs)]);
 }
 

@@ -336,7 +336,7 @@ pub fn dns(addr: &str, name: &'static str, addrs: Vec<IpAddr>) -> SocketAddr {
             r.extend_from_slice(&[0xc0, 12]);
             r.extend_from_slice(&t.to_be_bytes());
             r.extend_from_slice(&[0, 1, 0, 0, 0, 30]);
-            r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            r.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
             r.extend_from_slice(&data);
             count += 1;
         }

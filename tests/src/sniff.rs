@@ -55,22 +55,26 @@ pub fn capture(ns: &str, ifname: &str, duration: Duration) -> mpsc::Receiver<Cap
         let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         let cname = std::ffi::CString::new(ifname).expect("ifname");
-        // SAFETY: plain libc calls on a socket this thread owns.
+        let eth_p_all = u16::try_from(libc::ETH_P_ALL).unwrap().to_be();
+        // SAFETY: socket(2), and the fresh descriptor owned right away.
         let sock = unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32);
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(eth_p_all));
             assert!(fd >= 0, "packet socket");
             OwnedFd::from_raw_fd(fd)
         };
+        // SAFETY: cname is a valid C string.
         let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        // SAFETY: sockaddr_ll is plain data; zero is a valid start.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        addr.sll_ifindex = index as i32;
+        addr.sll_family = u16::try_from(libc::AF_PACKET).unwrap();
+        addr.sll_protocol = eth_p_all;
+        addr.sll_ifindex = i32::try_from(index).unwrap();
+        // SAFETY: addr is a valid sockaddr_ll of the size given.
         let rc = unsafe {
             libc::bind(
                 sock.as_raw_fd(),
                 &addr as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                u32::try_from(std::mem::size_of::<libc::sockaddr_ll>()).unwrap(),
             )
         };
         assert_eq!(rc, 0, "bind packet socket");
@@ -81,14 +85,15 @@ pub fn capture(ns: &str, ifname: &str, duration: Duration) -> mpsc::Receiver<Cap
         while start.elapsed() < duration {
             let left = duration.saturating_sub(start.elapsed());
             let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
+            let wait = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, wait) } <= 0 {
                 continue;
             }
+            // SAFETY: buf is valid for its length.
             let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-            if n <= 0 {
-                continue;
-            }
-            let b = &buf[..n as usize];
+            let Ok(n) = usize::try_from(n) else { continue };
+            let b = &buf[..n];
             if let Some(a) = parse_arp(b) {
                 out.arp.push(a);
             } else if let Some(na) = parse_na(b) {

@@ -28,6 +28,7 @@ fn answers_arp(peer: &Host) -> bool {
 
 #[test]
 fn doctor_judges_a_real_server_as_the_kernel_behaves() {
+    lvs_tests::needs_root!();
     assert!(nix::unistd::geteuid().is_root(), "needs root (network namespaces)");
     let r = Host::new("rs");
     let peer = Host::new("dir");
@@ -80,6 +81,7 @@ fn doctor_judges_a_real_server_as_the_kernel_behaves() {
 /// starts: otherwise it keeps answering ARP for the director's VIP.
 #[test]
 fn realserver_start_sets_the_arp_sysctls_when_the_vip_is_already_on_lo() {
+    lvs_tests::needs_root!();
     assert!(nix::unistd::geteuid().is_root(), "needs root (network namespaces)");
     let r = Host::new("rs2");
     let peer = Host::new("dir2");

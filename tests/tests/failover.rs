@@ -1096,7 +1096,7 @@ const STALL_LIMIT: Duration = Duration::from_secs(240);
 /// The download's byte at `i`: a position-dependent pattern, so a lost,
 /// repeated or reordered byte shows.
 fn pattern(i: usize) -> u8 {
-    (i % 251) as u8
+    u8::try_from(i % 251).expect("below 251")
 }
 
 /// Whether the reals publish `/` (their name). The heartbeat pair's check

@@ -126,6 +126,7 @@ fn cpu(t: libc::timeval) -> Duration {
 /// Reaps `child` with wait4.
 fn wait_with_usage(child: &mut std::process::Child) -> Usage {
     let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: rusage is plain data; zero is a valid start.
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     // SAFETY: pid is our own child, not yet waited for; status and usage
     // are ours to write.
@@ -263,7 +264,7 @@ fn monitor_sees_the_daemon_alive_while_it_fills_a_large_table_and_stop_empties_i
     // Under wrr each removal walked the whole list: 8.4 s of kernel time
     // for 16,384 (debug agents), 388 s for 65,536 (release). Under rr it is
     // linear.
-    let kernel_limit = Duration::from_secs(3) * (reals / 16_384).max(1) as u32;
+    let kernel_limit = Duration::from_secs(3) * u32::try_from((reals / 16_384).max(1)).unwrap();
     assert!(usage.system < kernel_limit, "stop of {reals} reals took {:?} in the kernel", usage.system);
     // Generous (a debug build in an emulated VM): a pass per real or an
     // O(n^2) step in user space would exceed it.

@@ -38,6 +38,7 @@ fn has_vip() -> bool {
 
 #[test]
 fn pacemaker_starts_monitors_recovers_and_stops_the_vip() {
+    lvs_tests::needs_root!();
     assert!(nix::unistd::geteuid().is_root(), "the pacemaker lane needs root");
     install_ocf_agent("vip");
     let _veth = Veth::new();
@@ -102,6 +103,7 @@ fn pacemaker_starts_monitors_recovers_and_stops_the_vip() {
 /// resource, and made Pacemaker restart rather than reload on its change).
 #[test]
 fn two_services_may_share_one_real_list() {
+    lvs_tests::needs_root!();
     assert!(nix::unistd::geteuid().is_root(), "the pacemaker lane needs root");
     install_ocf_agent("realservers");
     let dir = std::env::temp_dir().join(format!("lvs-shared-reals-{}", std::process::id()));

@@ -284,6 +284,8 @@ async fn udp() {
 
 #[tokio::test]
 async fn ping() {
+    // ICMP sockets: root, or a group in net.ipv4.ping_group_range.
+    lvs_tests::needs_root!();
     up(run("ping", "127.0.0.1:0".parse().unwrap()).await);
     up(run("ping", "[::1]:0".parse().unwrap()).await);
 }
@@ -292,6 +294,7 @@ async fn ping() {
 /// echo requests, so the request goes out and nothing ever comes back.
 #[test]
 fn ping_without_reply_times_out() {
+    lvs_tests::needs_root!();
     let ignore = &[("/proc/sys/net/ipv4/icmp_echo_ignore_all", "1"), ("/proc/sys/net/ipv6/icmp/echo_ignore_all", "1")];
     fake::in_private_netns(ignore, || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -58,6 +58,7 @@ fn mac_of(h: &Host, dev: &str) -> [u8; 6] {
 
 #[test]
 fn start_announces_monitor_sees_stop_removes() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     let params = [
         ("ip", "192.0.2.100"),
@@ -117,6 +118,7 @@ fn start_announces_monitor_sees_stop_removes() {
 
 #[test]
 fn arp_reply_and_both_modes() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     for (mode, ops) in [
         ("reply", vec![ArpOp::Reply, ArpOp::Reply]),
@@ -147,6 +149,7 @@ fn arp_reply_and_both_modes() {
 
 #[test]
 fn findif_chooses_interface_and_prefix_from_routes() {
+    lvs_tests::needs_root!();
     let (d, _p) = pair();
     let params = [("ip", "192.0.2.102"), ("arp_count", "0")];
     assert_eq!(vip(&d, "start", &params).code, 0);
@@ -165,6 +168,7 @@ fn findif_chooses_interface_and_prefix_from_routes() {
 
 #[test]
 fn ipv6_waits_for_dad_and_sends_neighbor_advertisements() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     let params =
         [("ip", "2001:db8::100"), ("cidr_netmask", "64"), ("nic", "eth0"), ("arp_count", "2"), ("arp_interval", "50")];
@@ -198,6 +202,7 @@ fn ipv6_waits_for_dad_and_sends_neighbor_advertisements() {
 
 #[test]
 fn duplicate_guard_refuses_or_warns() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     p.must(&["ip", "addr", "add", "192.0.2.110/24", "dev", "eth0"]);
     let refuse = [("ip", "192.0.2.110"), ("nic", "eth0"), ("on_duplicate", "refuse"), ("arp_count", "0")];
@@ -231,6 +236,7 @@ fn duplicate_guard_refuses_or_warns() {
 
 #[test]
 fn link_down_is_not_running_and_a_vanished_nic_still_stops() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     let params = [("ip", "192.0.2.120"), ("nic", "eth0"), ("arp_count", "0")];
     assert_eq!(vip(&d, "start", &params).code, 0);
@@ -246,6 +252,7 @@ fn link_down_is_not_running_and_a_vanished_nic_still_stops() {
 
 #[test]
 fn realserver_mode_holds_the_vip_on_lo_without_arp() {
+    lvs_tests::needs_root!();
     let (d, p) = pair();
     let params = [("ip", "192.0.2.130"), ("mode", "realserver")];
     let cap = capture(&p.ns, "eth0", Duration::from_millis(800));
@@ -306,6 +313,7 @@ fn arp_asked_and_answered(to: &Host, from: &Host, ip: Ipv4Addr) -> bool {
 
 #[test]
 fn heartbeat_positional_form() {
+    lvs_tests::needs_root!();
     let (d, _p) = pair();
     let c = heartbeat("lvs-vip", Some(&d.ns), &["192.0.2.140/24/eth0", "status"]);
     assert_eq!(c.stdout, "stopped\n", "{c:?}");
@@ -322,6 +330,7 @@ fn heartbeat_positional_form() {
 
 #[test]
 fn ocf_tester_passes() {
+    lvs_tests::needs_root!();
     let (d, _p) = pair();
     let o = Command::new("ip")
         .args([
@@ -351,6 +360,7 @@ fn ocf_tester_passes() {
 
 #[test]
 fn logs_to_ha_logfile_with_the_agent_identity() {
+    lvs_tests::needs_root!();
     let (d, _p) = pair();
     let log = std::env::temp_dir().join(format!("lvs-vip-log-{}", std::process::id()));
     let _ = std::fs::remove_file(&log);

@@ -69,6 +69,7 @@ fn with(changed: (&'static str, &'static str)) -> Vec<(&'static str, &'static st
 
 #[test]
 fn stop_with_edited_or_invalid_parameters_removes_the_address() {
+    lvs_tests::needs_root!();
     for changed in [
         ("cidr_netmask", "33"),
         ("cidr_netmask", "25"),
@@ -91,6 +92,7 @@ fn stop_with_edited_or_invalid_parameters_removes_the_address() {
 
 #[test]
 fn stop_goes_by_the_record_when_ip_no_longer_parses_and_by_ip_without_a_record() {
+    lvs_tests::needs_root!();
     let t = director();
     assert_eq!(t.vip("start", &STARTED).code, 0);
     let c = t.vip("stop", &with(("ip", "not-an-ip")));
@@ -107,6 +109,7 @@ fn stop_goes_by_the_record_when_ip_no_longer_parses_and_by_ip_without_a_record()
 
 #[test]
 fn monitor_says_error_not_stopped_for_an_address_in_the_wrong_place() {
+    lvs_tests::needs_root!();
     let t = director();
     assert_eq!(t.vip("start", &STARTED).code, 0);
     for changed in [("nic", "eth1"), ("mode", "realserver")] {
@@ -125,6 +128,7 @@ fn monitor_says_error_not_stopped_for_an_address_in_the_wrong_place() {
 
 #[test]
 fn reload_moves_the_address_and_never_leaves_a_copy() {
+    lvs_tests::needs_root!();
     let t = director();
     assert_eq!(t.vip("start", &STARTED).code, 0);
     let moved = [("ip", "192.0.2.100"), ("cidr_netmask", "24"), ("nic", "eth1"), ("arp_count", "0")];
@@ -155,6 +159,7 @@ fn reload_moves_the_address_and_never_leaves_a_copy() {
 
 #[test]
 fn reload_of_a_stopped_resource_starts_nothing() {
+    lvs_tests::needs_root!();
     let t = director();
     assert_eq!(t.vip("reload", &STARTED).code, 0);
     assert_eq!(t.copies("192.0.2.100"), []);
@@ -162,6 +167,7 @@ fn reload_of_a_stopped_resource_starts_nothing() {
 
 #[test]
 fn announcements_end_within_the_action_timeout() {
+    lvs_tests::needs_root!();
     let t = director();
     let params = [("ip", "192.0.2.101"), ("nic", "eth0"), ("arp_count", "1000"), ("arp_interval", "60000")];
     let log = t.run_dir.path.join("ha.log");

@@ -153,12 +153,14 @@ const NO_BASE6: &[&str] = &["ip", "addr", "del", "2001:db8:1234::1/64", "dev", "
 
 #[test]
 fn no_matching_subnet_is_a_generic_error() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start", "validate-all"], &[("ip", "192.168.120.1")]);
     assert_eq!(codes(&o), [1, 1]);
 }
 
 #[test]
 fn base_address_gone_with_netmask_is_a_generic_error() {
+    lvs_tests::needs_root!();
     let o = same(&[NO_BASE4], &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "24")]);
     assert_eq!(codes(&o), [1]);
     let o = same(
@@ -172,6 +174,7 @@ fn base_address_gone_with_netmask_is_a_generic_error() {
 
 #[test]
 fn ipv6_without_route_is_a_generic_error() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start"], &[("ip", "2001:db8:5678::2")]);
     assert_eq!(codes(&o), [1]);
     let o = same(&[NO_BASE6], &[], &["start"], &[("ip", "2001:db8:1234::2"), ("cidr_netmask", "64")]);
@@ -182,6 +185,7 @@ fn ipv6_without_route_is_a_generic_error() {
 
 #[test]
 fn nic_without_the_subnet_fails() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("nic", "eth1")]);
     assert_eq!(codes(&o), [1]);
     assert!(o.addresses.is_empty());
@@ -195,6 +199,7 @@ fn nic_without_the_subnet_fails() {
 
 #[test]
 fn a_gateway_route_is_not_a_connected_subnet() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start"], &[("ip", "10.1.2.3")]);
     assert_eq!(codes(&o), [1]);
     assert!(o.addresses.is_empty());
@@ -202,6 +207,7 @@ fn a_gateway_route_is_not_a_connected_subnet() {
 
 #[test]
 fn explicit_host_prefix_nic_and_netmask_still_work_without_a_route() {
+    lvs_tests::needs_root!();
     // Both nic and cidr_netmask given: no route is needed.
     let o = same(
         &[NO_BASE4],
@@ -219,6 +225,7 @@ fn explicit_host_prefix_nic_and_netmask_still_work_without_a_route() {
 
 #[test]
 fn nic_with_label_is_split() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start", "monitor"], &[("ip", "192.168.144.2"), ("nic", "eth0:web")]);
     assert_eq!(codes(&o), [0, 0]);
     // The base address has no broadcast, so neither has the VIP.
@@ -229,6 +236,7 @@ fn nic_with_label_is_split() {
 
 #[test]
 fn nic_picks_its_own_route_over_a_tie_elsewhere() {
+    lvs_tests::needs_root!();
     let both = ["ip", "addr", "add", "192.168.144.77/24", "dev", "eth1"];
     let o = same(&[&both], &[], &["start"], &[("ip", "192.168.144.5"), ("nic", "eth1")]);
     assert_eq!(codes(&o), [0]);
@@ -242,6 +250,7 @@ fn nic_picks_its_own_route_over_a_tie_elsewhere() {
 
 #[test]
 fn link_local_ipv6_needs_nic() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["validate-all", "start"], &[("ip", "fe80::1234")]);
     assert_eq!(codes(&o), [6, 6]);
 }
@@ -250,6 +259,7 @@ fn link_local_ipv6_needs_nic() {
 
 #[test]
 fn netmask_wider_than_the_subnet_fails() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "16")]);
     assert_eq!(codes(&o), [1]);
     let o = same(&[], &[], &["start"], &[("ip", "2001:db8:1234::2"), ("cidr_netmask", "48")]);
@@ -263,6 +273,7 @@ fn netmask_wider_than_the_subnet_fails() {
 
 #[test]
 fn loopback_address_without_nic() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start", "monitor", "stop"], &[("ip", "127.0.0.3")]);
     assert_eq!(codes(&o), [0, 0, 0]);
 }
@@ -271,6 +282,7 @@ fn loopback_address_without_nic() {
 
 #[test]
 fn monitor_with_a_vanished_nic_is_an_error_probe_says_stopped() {
+    lvs_tests::needs_root!();
     let params = [("ip", "192.168.50.9"), ("nic", "eth1")];
     let gone: &[&str] = &["ip", "link", "del", "eth1"];
     let o = same(&[], &[gone], &["start", "monitor", "probe"], &params);
@@ -281,6 +293,7 @@ fn monitor_with_a_vanished_nic_is_an_error_probe_says_stopped() {
 
 #[test]
 fn broadcast_plus_minus_and_given() {
+    lvs_tests::needs_root!();
     for b in ["+", "-", "192.168.144.127"] {
         same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "24"), ("broadcast", b)]);
     }
@@ -288,12 +301,14 @@ fn broadcast_plus_minus_and_given() {
 
 #[test]
 fn base_address_without_broadcast() {
+    lvs_tests::needs_root!();
     let setup: &[&[&str]] = &[NO_BASE4, &["ip", "addr", "add", "192.168.144.1/24", "dev", "eth0"]];
     same(setup, &[], &["start"], &[("ip", "192.168.144.2")]);
 }
 
 #[test]
 fn start_brings_the_nic_up() {
+    lvs_tests::needs_root!();
     let down: &[&str] = &["ip", "link", "set", "eth1", "down"];
     let o = same(&[down], &[], &["start"], &[("ip", "192.168.50.9"), ("nic", "eth1"), ("cidr_netmask", "24")]);
     assert!(o.up.contains(&"eth1".to_string()), "{o:?}");
@@ -301,17 +316,20 @@ fn start_brings_the_nic_up() {
 
 #[test]
 fn nonexistent_nic_is_a_configuration_error() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["validate-all", "start"], &[("ip", "192.168.144.2"), ("nic", "eth9")]);
     assert_eq!(codes(&o), [6, 6]);
 }
 
 #[test]
 fn ipv4_ignores_preferred_lft() {
+    lvs_tests::needs_root!();
     same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("preferred_lft", "0")]);
 }
 
 #[test]
 fn defaults_follow_the_route() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start", "probe", "monitor", "stop", "probe"], &[("ip", "192.168.144.2")]);
     assert_eq!(codes(&o), [0, 0, 0, 0, 7]);
     let o = same(&[], &[], &["start", "monitor", "stop"], &[("ip", "2001:db8:1234::2")]);
@@ -320,6 +338,7 @@ fn defaults_follow_the_route() {
 
 #[test]
 fn ipv6_behind_a_gateway_fails_to_start_and_monitors_stopped() {
+    lvs_tests::needs_root!();
     // findif reads every IPv6 route, gateway ones too, then IPaddr2 fails
     // to add the VIP "on" the gateway; a recurring monitor says 7.
     let via: &[&str] = &["ip", "-6", "route", "add", "2001:db8:99::/48", "via", "2001:db8:50::254"];
@@ -329,6 +348,7 @@ fn ipv6_behind_a_gateway_fails_to_start_and_monitors_stopped() {
 
 #[test]
 fn explicit_netmask_and_nic_with_a_matching_route() {
+    lvs_tests::needs_root!();
     let o = same(&[], &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "28"), ("nic", "eth0")]);
     assert_eq!(o.addresses, [("eth0".into(), 28, None, None)]);
     let o = same(&[], &[], &["start"], &[("ip", "2001:db8:1234::2"), ("cidr_netmask", "96"), ("nic", "eth0")]);
@@ -337,6 +357,7 @@ fn explicit_netmask_and_nic_with_a_matching_route() {
 
 #[test]
 fn base_address_with_broadcast_is_inherited() {
+    lvs_tests::needs_root!();
     let setup: &[&[&str]] =
         &[NO_BASE4, &["ip", "addr", "add", "192.168.144.1/24", "brd", "192.168.144.255", "dev", "eth0"]];
     let o = same(setup, &[], &["start"], &[("ip", "192.168.144.2"), ("cidr_netmask", "26")]);
@@ -347,6 +368,7 @@ fn base_address_with_broadcast_is_inherited() {
 /// is up on another interface; vip refuses (README, "Deliberately different").
 #[test]
 fn an_address_up_on_another_interface_is_refused_not_doubled() {
+    lvs_tests::needs_root!();
     let setup: &[&[&str]] = &[&["ip", "addr", "add", "192.168.144.2/24", "dev", "eth1"]];
     let params = [("ip", "192.168.144.2"), ("nic", "eth0")];
     let (theirs, _) = run(std::path::Path::new(IPADDR2), setup, &[], &["start"], &params);
@@ -361,6 +383,7 @@ fn an_address_up_on_another_interface_is_refused_not_doubled() {
 /// route there and fails.
 #[test]
 fn nic_lo_without_netmask_holds_a_host_address() {
+    lvs_tests::needs_root!();
     let params = [("ip", "203.0.113.9"), ("nic", "lo")];
     let (theirs, their_calls) = run(std::path::Path::new(IPADDR2), &[], &[], &["start"], &params);
     assert_eq!(codes(&theirs), [1], "IPaddr2 finds no route on lo: {their_calls:?}");

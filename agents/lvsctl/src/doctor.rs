@@ -294,10 +294,12 @@ fn addresses() -> Vec<(IpAddr, String, u8)> {
         let iface = ifa.interface_name.split(':').next().unwrap_or_default().to_string();
         let mask = ifa.netmask.as_ref();
         if let Some(v4) = a.as_sockaddr_in() {
-            let prefix = mask.and_then(|m| m.as_sockaddr_in()).map(|m| m.ip().to_bits().count_ones() as u8);
+            let prefix =
+                mask.and_then(|m| m.as_sockaddr_in()).and_then(|m| u8::try_from(m.ip().to_bits().count_ones()).ok());
             out.push((IpAddr::V4(v4.ip()), iface, prefix.unwrap_or(32)));
         } else if let Some(v6) = a.as_sockaddr_in6() {
-            let prefix = mask.and_then(|m| m.as_sockaddr_in6()).map(|m| m.ip().to_bits().count_ones() as u8);
+            let prefix =
+                mask.and_then(|m| m.as_sockaddr_in6()).and_then(|m| u8::try_from(m.ip().to_bits().count_ones()).ok());
             out.push((IpAddr::V6(v6.ip()), iface, prefix.unwrap_or(128)));
         }
     }

@@ -7,7 +7,7 @@ fn run(args: &[&str], input: &str) -> (i32, String) {
     let path = std::env::temp_dir().join(format!(
         "lvsctl-fuzz-{}-{:x}",
         std::process::id(),
-        input.len() ^ input.bytes().map(u64::from).sum::<u64>() as usize
+        input.len() ^ input.bytes().map(usize::from).sum::<usize>()
     ));
     std::fs::write(&path, input).expect("write");
     let mut a: Vec<&str> = args.to_vec();

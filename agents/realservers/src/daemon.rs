@@ -411,7 +411,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
             let mut last_sync = start;
             let mut due: Option<tokio::time::Instant> = None;
             let every = d.cfg.reals.len().div_ceil(SYNC_BATCH).max(1);
-            let gap = MIN_SYNC_GAP * every as u32;
+            let gap = MIN_SYNC_GAP.saturating_mul(u32::try_from(every).unwrap_or(u32::MAX));
             let mut ticks = 0usize;
             let mut reports = Vec::with_capacity(256);
             let wake = loop {

@@ -339,7 +339,7 @@ impl Config {
                 )));
             }
         }
-        let secs = |n: &str, d: i64| Duration::from_secs(p.int(n).unwrap_or(d) as u64);
+        let secs = |n: &str| p.num_or_default(n).map(Duration::from_secs);
         let source = p
             .str("source")
             .map(|s| s.parse().map_err(|_| Error::configured(format!("source '{s}' is not an address"))))
@@ -349,13 +349,13 @@ impl Config {
             service,
             reals,
             checks,
-            interval: secs("check_interval", 5),
-            timeout: secs("check_timeout", 5),
-            rise: p.int("rise").unwrap_or(1) as u32,
-            fall: p.int("fall").unwrap_or(1) as u32,
+            interval: secs("check_interval")?,
+            timeout: secs("check_timeout")?,
+            rise: p.num_or_default("rise")?,
+            fall: p.num_or_default("fall")?,
             initial: if p.str("initial_state") == Some("up") { Initial::Up } else { Initial::Down },
             quiescent: p.flag("quiescent"),
-            checkport: p.int("checkport").map(|n| n as u16),
+            checkport: p.num("checkport")?,
             source,
             node_attribute: p.str("node_attribute").map(String::from),
             metrics_listen,

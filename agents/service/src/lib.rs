@@ -102,7 +102,7 @@ fn desired(p: &Params) -> Result<Service> {
     let key = crate::params::service_key(p)?;
     let scheduler = p.str("scheduler").unwrap_or(ipvs::DEFAULT_SCHEDULER);
     let mut svc = Service::new(key, scheduler);
-    let persistent = p.int("persistent").unwrap_or(0) as u32;
+    let persistent: u32 = p.num_or_default("persistent")?;
     let netmask = match p.str("netmask") {
         Some(m) => Netmask::parse(m, key.family())?,
         None => Netmask::host(key.family()),
@@ -213,12 +213,13 @@ fn reload(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -
 }
 
 fn set_timeouts(ipvs: &dyn Ipvs, p: &Params) -> Result<()> {
-    let (tcp, fin, udp) = (p.int("tcp_timeout"), p.int("tcpfin_timeout"), p.int("udp_timeout"));
+    let (tcp, fin, udp): (Option<u32>, Option<u32>, Option<u32>) =
+        (p.num("tcp_timeout")?, p.num("tcpfin_timeout")?, p.num("udp_timeout")?);
     if tcp.is_none() && fin.is_none() && udp.is_none() {
         return Ok(());
     }
     // 0 leaves a timeout unchanged in the kernel's SET_CONFIG.
-    let t = Timeouts { tcp: tcp.unwrap_or(0) as u32, tcp_fin: fin.unwrap_or(0) as u32, udp: udp.unwrap_or(0) as u32 };
+    let t = Timeouts { tcp: tcp.unwrap_or(0), tcp_fin: fin.unwrap_or(0), udp: udp.unwrap_or(0) };
     Ok(ipvs.set_timeouts(&t)?)
 }
 

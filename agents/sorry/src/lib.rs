@@ -205,8 +205,8 @@ impl Sorry {
             service,
             fallback: SocketAddr::new(addr, port),
             forward,
-            weight: p.int("weight").unwrap_or(1) as u32,
-            interval: Duration::from_secs(p.int("check_interval").unwrap_or(1) as u64),
+            weight: p.num_or_default("weight")?,
+            interval: Duration::from_secs(p.num_or_default("check_interval")?),
             command,
             command_timeout: Duration::from_secs(10),
         })

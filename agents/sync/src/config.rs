@@ -149,7 +149,11 @@ impl Config {
                 other => Ok(other),
             }
         };
-        let syncid = int("syncid", 0, 255)?.unwrap_or(0) as u8;
+        // In range, so it fits.
+        fn fit<T: TryFrom<i64>>(name: &str, v: Option<i64>) -> Result<Option<T>> {
+            v.map(|v| T::try_from(v).map_err(|_| Error::configured(format!("{name}={v} is out of range")))).transpose()
+        }
+        let syncid: u8 = fit("syncid", int("syncid", 0, 255)?)?.unwrap_or(0);
         let group = match p.str("mcast_group") {
             None => None,
             Some(g) => {
@@ -164,9 +168,9 @@ impl Config {
             }
         };
         let max = if matches!(group, Some(IpAddr::V6(_))) { MAXLEN_MAX_V6 } else { MAXLEN_MAX_V4 };
-        let maxlen = int("maxlen", MAXLEN_MIN, max)?.map(|v| v as u16);
-        let port = int("mcast_port", 1, 65535)?.map(|v| v as u16);
-        let ttl = int("mcast_ttl", 1, 255)?.map(|v| v as u8);
+        let maxlen = fit("maxlen", int("maxlen", MAXLEN_MIN, max)?)?;
+        let port = fit("mcast_port", int("mcast_port", 1, 65535)?)?;
+        let ttl = fit("mcast_ttl", int("mcast_ttl", 1, 255)?)?;
         let daemons = role
             .states()
             .iter()

@@ -275,7 +275,7 @@ impl Vip {
             ),
         };
         let realserver = p.str("mode") == Some("realserver");
-        let count = |name: &str| p.int(name).unwrap_or(0).clamp(0, u32::MAX.into()) as u32;
+        let count = |name: &str| p.num::<u32>(name).map(Option::unwrap_or_default);
         Ok(Vip {
             ip,
             prefix,
@@ -286,14 +286,14 @@ impl Vip {
             preferred_lft: if v4 { None } else { preferred_lft },
             nodad: p.flag("nodad"),
             noprefixroute: p.flag("noprefixroute"),
-            arp_count: count("arp_count"),
-            arp_interval: Duration::from_millis(p.int("arp_interval").unwrap_or(200).max(0) as u64),
+            arp_count: count("arp_count")?,
+            arp_interval: Duration::from_millis(p.num_or_default("arp_interval")?),
             arp_mode: match p.str("arp_mode") {
                 Some("reply") => ArpMode::Reply,
                 Some("both") => ArpMode::Both,
                 _ => ArpMode::Request,
             },
-            arp_count_refresh: count("arp_count_refresh"),
+            arp_count_refresh: count("arp_count_refresh")?,
             check_link_status: p.flag("check_link_status"),
             on_duplicate: match p.str("on_duplicate") {
                 Some("ignore") => OnDuplicate::Ignore,
@@ -662,7 +662,7 @@ fn parse_prefix(text: &str, v4: bool) -> Result<u8> {
             let bits = u32::from(mask);
             // A netmask is ones followed by zeros.
             if bits != 0 && bits.leading_ones() + bits.trailing_zeros() == 32 {
-                return Ok(bits.leading_ones() as u8);
+                return Ok(u8::try_from(bits.leading_ones()).unwrap_or(32));
             }
         }
     }

@@ -239,7 +239,12 @@ pub const ALIVE_EVERY: Duration = Duration::from_millis(500);
 /// counting suspend, the same in every process of this boot.
 pub fn boottime() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().clamp(0, 999_999_999) as u32))
+        .map(|t| {
+            Duration::new(
+                u64::try_from(t.tv_sec()).unwrap_or(0),
+                u32::try_from(t.tv_nsec()).unwrap_or(0).min(999_999_999),
+            )
+        })
         .unwrap_or_default()
 }
 

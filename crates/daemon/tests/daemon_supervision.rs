@@ -33,7 +33,7 @@ fn stub_daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()>
     daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let p = instance.read_params(spec)?;
-        let interval = Duration::from_secs(p.int("interval").unwrap_or(1) as u64);
+        let interval = Duration::from_secs(p.num_or_default("interval")?);
         if p.flag("child") {
             let mut cmd = daemon::child::command("/bin/sh");
             cmd.args(["-c", "sleep 60 & wait"]);
@@ -41,7 +41,7 @@ fn stub_daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()>
         }
         // Like realservers' first round: signals are installed but the
         // body does not look at them until the round is over.
-        tokio::time::sleep(Duration::from_secs(p.int("first_round").unwrap_or(0) as u64)).await;
+        tokio::time::sleep(Duration::from_secs(p.num("first_round")?.unwrap_or(0))).await;
         loop {
             instance.write_state(&1u32);
             if signals.sleep_until(tokio::time::Instant::now() + interval).await == Wake::Terminate {
@@ -278,7 +278,8 @@ fn a_daemon_killed_in_its_first_round_is_reported_stopped_and_started_again() {
     sup.start(&params(&[("first_round", "30"), ("child", "true")]), Duration::from_millis(800)).unwrap();
     let pid = r.pid();
     assert!(wait_until(Duration::from_secs(10), || session_members(pid).len() >= 3));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || daemons_named("firstkill").is_empty()));
     let m = sup.monitor();
     assert!(matches!(&m, Err(e) if e.to_string().contains("died")), "{m:?}");
@@ -324,7 +325,8 @@ fn a_killed_daemon_leaves_no_command_behind_after_stop() {
     let pid = r.pid();
     assert!(wait_until(Duration::from_secs(10), || session_members(pid).len() >= 3), "{:?}", session_members(pid));
     // the OOM killer's way: no chance to clean up
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || daemons_named("killed").is_empty()));
     // PR_SET_PDEATHSIG took the command itself (the sh), not its child
     let pdeathsig = wait_until(Duration::from_secs(10), || session_members(pid).len() == 1);
@@ -402,7 +404,10 @@ fn main() -> std::process::ExitCode {
     }
     // Whatever a failed test left running.
     for pid in NAMES.iter().flat_map(|n| daemons_named(n)) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let _ = std::fs::remove_dir_all(dir());
     // libtest's closing line, so run-all's total (and CI) counts these.

@@ -16,6 +16,7 @@ pub enum Family {
 }
 
 impl Family {
+    #[expect(clippy::cast_possible_truncation, reason = "AF_INET and AF_INET6 are 2 and 10")]
     pub const fn raw(self) -> u16 {
         match self {
             Family::Inet => libc::AF_INET as u16,
@@ -77,6 +78,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    #[expect(clippy::cast_possible_truncation, reason = "IPPROTO_* are 6, 17 and 132")]
     pub const fn raw(self) -> u16 {
         match self {
             Protocol::Tcp => libc::IPPROTO_TCP as u16,

@@ -926,7 +926,7 @@ fn refusals_are_classified() {
 fn ack(seq: u32, error: i32, echo: usize) -> Vec<u8> {
     let len = 16 + 4 + 16 + echo;
     let mut b = Vec::new();
-    b.extend_from_slice(&(len as u32).to_ne_bytes());
+    b.extend_from_slice(&u32::try_from(len).unwrap().to_ne_bytes());
     b.extend_from_slice(&2u16.to_ne_bytes());
     b.extend_from_slice(&0x100u16.to_ne_bytes());
     b.extend_from_slice(&seq.to_ne_bytes());

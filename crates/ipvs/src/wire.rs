@@ -296,7 +296,7 @@ pub fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
         }
         let ty = buf.get(at + 4..at + 6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
         if let (Some(NLMSG_ERROR), Some(seq), Some(error)) = (ty, u32_at(at + 8), u32_at(at + HEADER)) {
-            out.push((seq, (error as i32).saturating_abs()));
+            out.push((seq, i32::from_ne_bytes(error.to_ne_bytes()).saturating_abs()));
         }
         at += (len + 3) & !3;
     }

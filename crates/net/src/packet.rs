@@ -13,24 +13,24 @@ use crate::error::{Error, Result};
 
 const ETH_P_ARP: u16 = 0x0806;
 
+/// The length of a sockaddr_ll (20 bytes), as the socket calls take it.
+#[expect(clippy::cast_possible_truncation, reason = "20 bytes")]
+const SOCKADDR_LL_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+
 /// An AF_PACKET socket bound to one interface, for ARP only.
 fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     let proto = ETH_P_ARP.to_be();
     // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto as i32) };
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
     if fd < 0 {
         return Err(Error::io("opening a packet socket", std::io::Error::last_os_error()));
     }
     // SAFETY: fd is a fresh descriptor we own.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let addr = sockaddr_ll(ifindex, [0; 6]);
+    let addr = sockaddr_ll(ifindex, [0; 6])?;
     // SAFETY: addr is a valid sockaddr_ll of the size given.
     let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
+        libc::bind(sock.as_raw_fd(), &addr as *const libc::sockaddr_ll as *const libc::sockaddr, SOCKADDR_LL_LEN)
     };
     if rc < 0 {
         return Err(Error::io(
@@ -41,20 +41,21 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     Ok(sock)
 }
 
-fn sockaddr_ll(ifindex: u32, dst: [u8; 6]) -> libc::sockaddr_ll {
+fn sockaddr_ll(ifindex: u32, dst: [u8; 6]) -> Result<libc::sockaddr_ll> {
     // SAFETY: sockaddr_ll is plain data; zero is a valid start.
     let mut a: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    a.sll_family = libc::AF_PACKET as u16;
+    a.sll_family = libc::sa_family_t::try_from(libc::AF_PACKET).unwrap_or_default();
     a.sll_protocol = ETH_P_ARP.to_be();
-    a.sll_ifindex = ifindex as i32;
+    a.sll_ifindex =
+        i32::try_from(ifindex).map_err(|_| Error::Failed(format!("interface index {ifindex} out of range")))?;
     a.sll_halen = 6;
     a.sll_addr[..6].copy_from_slice(&dst);
-    a
+    Ok(a)
 }
 
 fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &ArpFrame) -> Result<()> {
     let bytes = arp_frame(frame);
-    let addr = sockaddr_ll(ifindex, frame.eth_dst);
+    let addr = sockaddr_ll(ifindex, frame.eth_dst)?;
     // SAFETY: buffer and address are valid for the lengths given.
     let rc = unsafe {
         libc::sendto(
@@ -63,7 +64,7 @@ fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &ArpFrame) -> Result<()> {
             bytes.len(),
             0,
             &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            SOCKADDR_LL_LEN,
         )
     };
     if rc < 0 {
@@ -138,7 +139,7 @@ pub fn probe_duplicate(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, wait: Duration)
         let left = wait.saturating_sub(began.elapsed()).min(wait / 3).max(Duration::from_millis(1));
         let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        let rc = unsafe { libc::poll(&mut pfd, 1, i32::try_from(left.as_millis()).unwrap_or(i32::MAX)) };
         if rc <= 0 {
             continue;
         }
@@ -146,10 +147,8 @@ pub fn probe_duplicate(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, wait: Duration)
         let n = unsafe {
             libc::recv(sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT)
         };
-        if n <= 0 {
-            continue;
-        }
-        let Some(f) = parse_arp(&buf[..n as usize]) else { continue };
+        let Ok(n) = usize::try_from(n) else { continue };
+        let Some(f) = parse_arp(&buf[..n]) else { continue };
         if f.sender_mac == mac {
             continue;
         }

@@ -67,15 +67,16 @@ fn severity(level: &Level) -> (u8, &'static str) {
 fn timestamp() -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec()).unwrap_or(0);
-    // SAFETY: localtime_r only writes the tm we hand it.
+    // SAFETY: tm is plain data; zero is a valid start.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r reads now and writes only the tm we hand it.
     let ok = unsafe { !libc::localtime_r(&now, &mut tm).is_null() };
     if !ok {
         return String::from("Jan  1 00:00:00");
     }
     format!(
         "{} {:2} {:02}:{:02}:{:02}",
-        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        MONTHS[usize::try_from(tm.tm_mon).unwrap_or(0).min(11)],
         tm.tm_mday,
         tm.tm_hour,
         tm.tm_min,

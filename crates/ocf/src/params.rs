@@ -131,6 +131,21 @@ impl Params {
         }
     }
 
+    /// An integer parameter as the type its declared range fits (a value
+    /// was range-checked when parsed, the default included), or None when
+    /// unset without a default. A range that does not fit `T` is the
+    /// agent's own mistake, said as such rather than a wrapped number.
+    pub fn num<T: TryFrom<i64>>(&self, name: &str) -> Result<Option<T>> {
+        self.int(name)
+            .map(|i| T::try_from(i).map_err(|_| Error::generic(format!("{name}={i} does not fit its type"))))
+            .transpose()
+    }
+
+    /// [`num`](Self::num) of a parameter that has a declared default.
+    pub fn num_or_default<T: TryFrom<i64>>(&self, name: &str) -> Result<T> {
+        self.num(name)?.ok_or_else(|| Error::generic(format!("{name} has no value and no default")))
+    }
+
     /// A boolean parameter; unset without default reads as false.
     pub fn flag(&self, name: &str) -> bool {
         matches!(self.values.get(name), Some(Value::Bool(true)))

@@ -52,7 +52,8 @@ pub fn encode_query(id: u16, name: &str, qtype: DnsType) -> Result<Vec<u8>> {
     q.extend_from_slice(&[0x01, 0x00]); // RD
     q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QD=1, AN=NS=AR=0
     for label in name.strip_suffix('.').unwrap_or(name).split('.') {
-        q.push(label.len() as u8);
+        // validate_name: labels of 1-63 bytes.
+        q.push(u8::try_from(label.len()).map_err(|_| Error::invalid(format!("label {label} is too long")))?);
         q.extend_from_slice(label.as_bytes());
     }
     q.push(0);
@@ -165,12 +166,12 @@ mod tests {
         let mut m = encode_query(id, "svc.test", DnsType::A).unwrap();
         m[2] = 0x81;
         m[3] = 0x80 | rcode;
-        m[7] = answers.len() as u8;
+        m[7] = u8::try_from(answers.len()).unwrap();
         for (t, data) in answers {
             m.extend_from_slice(&[0xc0, 12]); // pointer to the question name
             m.extend_from_slice(&t.to_be_bytes());
             m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
             m.extend_from_slice(data);
         }
         m

@@ -39,7 +39,8 @@ pub async fn ping(target: &Target, timeout: Duration) -> R {
         tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(|e| io_reason("icmp socket", &e))?;
 
     let n = nonce();
-    let id = n as u16;
+    let [.., hi, lo] = n.to_be_bytes();
+    let id = u16::from_be_bytes([hi, lo]);
     let token = n.to_be_bytes();
     let gap = (timeout / 3).max(Duration::from_millis(50));
     let mut buf = vec![0u8; 2048];
@@ -83,7 +84,8 @@ pub(super) fn checksum(data: &[u8]) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    // Folded: at most 0xffff.
+    !u16::try_from(sum).unwrap_or(u16::MAX)
 }
 
 /// Whether a received packet is the reply to our request. Raw IPv4

@@ -149,7 +149,13 @@ impl Limit {
             let queueing = self.queueing();
             if self.worst > self.target {
                 let scaled = self.current as f64 * self.target.as_secs_f64() / self.worst.as_secs_f64();
-                self.current = (scaled as usize).max(self.current / 2).max(floor);
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "below current: worst > target"
+                )]
+                let scaled = scaled as usize;
+                self.current = scaled.max(self.current / 2).max(floor);
             } else if queueing {
                 self.current = (self.current * 3 / 4).max(floor);
             } else if self.blocked && self.worst <= self.target / 2 {
@@ -347,8 +353,10 @@ impl Scheduler {
             return Ok(());
         }
         let begin = TokioInstant::now();
-        let step = interval / jobs.len() as u32;
-        let mut due: BinaryHeap<_> = (0..jobs.len()).map(|i| Reverse((begin + step * i as u32, i))).collect();
+        let count = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
+        let step = interval / count;
+        let mut due: BinaryHeap<_> =
+            (0..count).zip(0..jobs.len()).map(|(n, i)| Reverse((begin + step * n, i))).collect();
         let mut flight = Flight::new(jobs.into(), self);
         let mut now = begin;
         loop {
@@ -395,7 +403,7 @@ mod tests {
         let reports = s.round(&jobs).await;
         assert_eq!(reports.len(), 10);
         for (i, r) in reports.iter().enumerate() {
-            assert_eq!(r.key, i as u32);
+            assert_eq!(r.key, u32::try_from(i).unwrap());
             assert_eq!(r.outcome.is_up(), i % 2 == 0);
         }
     }

@@ -82,7 +82,8 @@ pub async fn udp(target: &Target, u: &UdpCheck, timeout: Duration) -> R {
 
 pub async fn dns(target: &Target, name: &str, qtype: DnsType, expect: Option<IpAddr>) -> R {
     let sock = socket(target).await?;
-    let id = nonce() as u16;
+    let [.., hi, lo] = nonce().to_be_bytes();
+    let id = u16::from_be_bytes([hi, lo]);
     let query = dns::encode_query(id, name, qtype).map_err(|e| e.to_string())?;
     exchange(&sock, &query, |msg| match dns::decode_reply(msg, id, qtype)? {
         Reply::Rcode(rc) => Some(Err(format!("dns {}", dns::rcode_name(rc)))),
