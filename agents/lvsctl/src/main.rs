@@ -2,6 +2,8 @@
 //! table as `ipvsadm -Ln` prints it, with each real server's health as the
 //! lvs-agents daemons see it.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;

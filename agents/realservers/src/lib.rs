@@ -3,6 +3,8 @@
 //! keepalived's checkers do). A daemon per resource checks every real
 //! concurrently each interval and owns exactly these destinations.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

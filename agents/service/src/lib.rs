@@ -2,6 +2,8 @@
 //! mark), scheduler, persistence and flags. Real servers are not its
 //! business: `ocf:lvs:realservers` and `ocf:lvs:sorry` own those.
 
+#![forbid(unsafe_code)]
+
 pub mod params;
 pub mod swap;
 

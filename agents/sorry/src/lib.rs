@@ -3,6 +3,8 @@
 //! ldirectord's `fallback`. A small daemon watches the kernel table; it
 //! owns the fallback destination and nothing else.
 
+#![forbid(unsafe_code)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 

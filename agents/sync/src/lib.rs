@@ -7,6 +7,8 @@
 //! monitor verdict, what stop removes) live in [`config`], where
 //! `lvsctl lint` and `lvsctl status` use the same code.
 
+#![forbid(unsafe_code)]
+
 pub use crate::config::SPEC;
 use lvs_daemon::Instance;
 use lvs_ipvs::{Connector, Ipvs, SyncDaemon, SyncState};

@@ -4,6 +4,8 @@
 //! `mode=realserver` it instead holds the VIP on `lo` the way LVS-DR real
 //! servers need it, with ARP replies for it suppressed.
 
+#![forbid(unsafe_code)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 

@@ -4,10 +4,14 @@
 //!   (`tcp:10.0.0.100:80`, `fwmark:100`).
 //! - `model`: services, destinations, flags, timeouts, sync daemons.
 //! - `wire`: the attribute sets of include/uapi/linux/ip_vs.h over neli.
+//! - `api`: the [`Ipvs`] trait the agents use, and [`Connector`] (kernel or fake).
 //! - `client`: [`IpvsClient`], synchronous, one socket.
+//! - `fake`: [`FakeIpvs`], an in-memory table that answers as the kernel does.
 //! - `table`: the whole table, printed like `ipvsadm -Ln`.
 //! - `reconcile`: the operations that make owned destinations match.
 //! - `conns`: the connection table (/proc/net/ip_vs_conn), like `ipvsadm -Lnc`.
+
+#![forbid(unsafe_code)]
 
 mod api;
 mod client;

@@ -7,6 +7,8 @@
 //! and body together), so a hung backend costs one timeout and nothing
 //! else: checks run concurrently as tasks, never one after another.
 
+#![forbid(unsafe_code)]
+
 pub mod checks;
 pub mod dns;
 pub mod error;

@@ -1,6 +1,8 @@
 //! What the daemons report in their state files, and reading all of them
 //! back (for `lvsctl status`). One definition for writer and readers.
 
+#![forbid(unsafe_code)]
+
 pub mod metrics;
 
 use std::path::Path;
