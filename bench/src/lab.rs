@@ -10,46 +10,9 @@ use std::time::{Duration, Instant};
 use lvs_ipvs::{Destination, ForwardMethod, Ipvs, IpvsClient, Service, ServiceKey};
 
 use crate::{ms, our_bin, sh, Row};
+use lvs_tests::topo::Host as Ns;
 
 type R<T> = Result<T, String>;
-
-/// A network namespace made for one benchmark, deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new(name: &str) -> R<Ns> {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        sh(&["ip", "netns", "add", name])?;
-        sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
-        Ok(Ns(name.to_string()))
-    }
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(args);
-        c
-    }
-    /// What a command run in the namespace printed; empty if it could not run.
-    fn stdout(&self, args: &[&str]) -> String {
-        self.exec(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-    }
-}
-
-/// Moves the calling thread into namespace `name` (setns is per thread).
-fn enter(name: &str) -> R<()> {
-    let f = std::fs::File::open(format!("/run/netns/{name}")).map_err(|e| e.to_string())?;
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
 
 /// Runs `c`, failing with its stderr unless it succeeds.
 fn ok(c: &mut Command) -> R<()> {
@@ -70,7 +33,7 @@ fn quiet(mut c: Command) -> Command {
 /// pidfiles in `dir`.
 fn keepalived(d: &Ns, conf: &Path, dir: &Path) -> R<std::process::Child> {
     let (conf, pid, checker_pid) = (conf.to_string_lossy(), dir.join("k.pid"), dir.join("kc.pid"));
-    quiet(d.exec(&[
+    quiet(d.command(&[
         "keepalived",
         "-n",
         "-l",
@@ -168,8 +131,16 @@ struct FailingReal {
 impl FailingReal {
     fn new(ns: Ns, web: PathBuf) -> R<FailingReal> {
         // The black hole: a chain that drops port 80 while it has its rule.
-        ok(&mut ns.exec(&["nft", "add", "table", "inet", "bench"]))?;
-        ok(&mut ns.exec(&["nft", "add", "chain", "inet", "bench", "in", "{ type filter hook input priority 0 ; }"]))?;
+        ok(&mut ns.command(&["nft", "add", "table", "inet", "bench"]))?;
+        ok(&mut ns.command(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "bench",
+            "in",
+            "{ type filter hook input priority 0 ; }",
+        ]))?;
         let mut real = FailingReal { ns, web, server: None };
         real.serve()?;
         Ok(real)
@@ -177,7 +148,7 @@ impl FailingReal {
 
     fn serve(&mut self) -> R<()> {
         let web = self.web.to_string_lossy().into_owned();
-        let child = quiet(self.ns.exec(&["busybox", "httpd", "-f", "-p", "80", "-h", &web])).spawn();
+        let child = quiet(self.ns.command(&["busybox", "httpd", "-f", "-p", "80", "-h", &web])).spawn();
         self.server = Some(child.map_err(|e| e.to_string())?);
         Ok(())
     }
@@ -194,7 +165,7 @@ impl FailingReal {
                 Ok(())
             }
             Failure::Blackhole => {
-                ok(&mut self.ns.exec(&["nft", "add", "rule", "inet", "bench", "in", "tcp", "dport", "80", "drop"]))
+                ok(&mut self.ns.command(&["nft", "add", "rule", "inet", "bench", "in", "tcp", "dport", "80", "drop"]))
             }
         }
     }
@@ -202,7 +173,7 @@ impl FailingReal {
     fn recover(&mut self, how: Failure) -> R<()> {
         match how {
             Failure::Refused => self.serve(),
-            Failure::Blackhole => ok(&mut self.ns.exec(&["nft", "flush", "chain", "inet", "bench", "in"])),
+            Failure::Blackhole => ok(&mut self.ns.command(&["nft", "flush", "chain", "inet", "bench", "in"])),
         }
     }
 }
@@ -261,14 +232,14 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
     let mut results: Vec<(Failure, &str, Vec<Duration>)> = Vec::new();
     for &kind in kinds {
         for tool in ["lvs-agents", "ldirectord", "keepalived"] {
-            let d = Ns::new("bench-dir")?;
-            let r = Ns::new("bench-real")?;
-            sh(&["ip", "link", "add", "d0", "netns", &d.0, "type", "veth", "peer", "name", "r0", "netns", &r.0])?;
-            sh(&["ip", "-n", &d.0, "addr", "add", "192.168.9.1/24", "dev", "d0"])?;
-            sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
-            sh(&["ip", "-n", &r.0, "addr", "add", "192.168.9.10/24", "dev", "r0"])?;
-            sh(&["ip", "-n", &d.0, "link", "set", "d0", "up"])?;
-            sh(&["ip", "-n", &r.0, "link", "set", "r0", "up"])?;
+            let d = Ns::new("bench-dir");
+            let r = Ns::new("bench-real");
+            sh(&["ip", "link", "add", "d0", "netns", &d.ns, "type", "veth", "peer", "name", "r0", "netns", &r.ns])?;
+            sh(&["ip", "-n", &d.ns, "addr", "add", "192.168.9.1/24", "dev", "d0"])?;
+            sh(&["ip", "-n", &d.ns, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+            sh(&["ip", "-n", &r.ns, "addr", "add", "192.168.9.10/24", "dev", "r0"])?;
+            sh(&["ip", "-n", &d.ns, "link", "set", "d0", "up"])?;
+            sh(&["ip", "-n", &r.ns, "link", "set", "r0", "up"])?;
             let mut real = FailingReal::new(r, web.clone())?;
             let env = |c: &mut Command| {
                 c.env("OCF_RESOURCE_INSTANCE", "bench")
@@ -279,10 +250,10 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
             let mut daemon: Option<Child> = None;
             match tool {
                 "lvs-agents" => {
-                    let mut c = d.exec(&[&service.to_string_lossy(), "start"]);
+                    let mut c = d.command(&[&service.to_string_lossy(), "start"]);
                     env(&mut c);
                     ok(c.env("OCF_RESKEY_scheduler", "rr"))?;
-                    let mut c = d.exec(&[&reals.to_string_lossy(), "start"]);
+                    let mut c = d.command(&[&reals.to_string_lossy(), "start"]);
                     env(&mut c);
                     ok(c.env("OCF_RESKEY_real", "192.168.9.10:80 masq 1")
                         .env("OCF_RESKEY_check", "connect")
@@ -293,7 +264,7 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
                 }
                 "ldirectord" => {
                     let cf = ldirectord_cf(&dir)?;
-                    quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "start"]))
+                    quiet(d.command(&["ldirectord", &cf.to_string_lossy(), "start"]))
                         .status()
                         .map_err(|e| e.to_string())?;
                 }
@@ -304,7 +275,7 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
             }
             // A process in the director's namespace shows its table in
             // /proc/<pid>/net/ip_vs: cheap to read every 5 ms.
-            let mut anchor = quiet(d.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
+            let mut anchor = quiet(d.command(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_millis(200));
             let pid = anchor.id();
             let mut times = Vec::with_capacity(reps);
@@ -325,10 +296,10 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
             let _ = anchor.wait();
             if tool == "ldirectord" {
                 let cf = dir.join("ldirectord.cf");
-                let _ = quiet(d.exec(&["ldirectord", &cf.to_string_lossy(), "stop"])).status();
+                let _ = quiet(d.command(&["ldirectord", &cf.to_string_lossy(), "stop"])).status();
             }
             if tool == "lvs-agents" {
-                let mut c = d.exec(&[&reals.to_string_lossy(), "stop"]);
+                let mut c = d.command(&[&reals.to_string_lossy(), "stop"]);
                 env(&mut c);
                 let _ = quiet(c).status();
             }
@@ -337,7 +308,7 @@ pub fn failure_detection(reps: usize, seed: u64, kinds: &[Failure], json: Option
                 let _ = k.wait();
             }
             run.map_err(|e| {
-                format!("{tool}, {}: {e}\nipvsadm in {}:\n{}", kind.label(), d.0, d.stdout(&["ipvsadm", "-Ln"]))
+                format!("{tool}, {}: {e}\nipvsadm in {}:\n{}", kind.label(), d.ns, d.stdout(&["ipvsadm", "-Ln"]))
             })?;
             results.push((kind, tool, times));
             drop(real);
@@ -419,16 +390,16 @@ pub fn ipvs_programming(services: usize, dests: usize, limit: Duration) -> R<Vec
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut rows: Vec<(&str, R<Duration>)> = Vec::new();
     for tool in ["lvs-agents client", "ipvsadm -R", "ldirectord", "keepalived"] {
-        let ns = Ns::new("bench-prog")?;
-        sh(&["ip", "-n", &ns.0, "addr", "add", "192.168.0.254/16", "dev", "lo"])?;
-        let mut anchor = quiet(ns.exec(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
+        let ns = Ns::new("bench-prog");
+        sh(&["ip", "-n", &ns.ns, "addr", "add", "192.168.0.254/16", "dev", "lo"])?;
+        let mut anchor = quiet(ns.command(&["sleep", "3600"])).spawn().map_err(|e| e.to_string())?;
         std::thread::sleep(Duration::from_millis(200));
         let anchor_pid = anchor.id();
-        let name = ns.0.clone();
+        let name = ns.ns.clone();
         let dir = dir.clone();
         let took = std::thread::scope(|s| {
             s.spawn(move || -> R<Duration> {
-                enter(&name)?;
+                lvs_tests::topo::enter(&name);
                 // Daemons are timed until the table is complete, by polling.
                 let until_complete = |start: Instant| -> R<Duration> {
                     loop {
@@ -634,7 +605,7 @@ fn responder(ns: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> R
     let name = ns.to_string();
     let first = std::thread::spawn(move || {
         let bound = (|| -> R<std::net::TcpListener> {
-            enter(&name)?;
+            lvs_tests::topo::enter(&name);
             // A deep accept queue: thousands of checks arrive in one burst.
             std::fs::write("/proc/sys/net/core/somaxconn", "65535").map_err(|e| e.to_string())?;
             std::fs::write("/proc/sys/net/ipv4/tcp_max_syn_backlog", "65535").map_err(|e| e.to_string())?;
@@ -771,27 +742,27 @@ pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
     type ToolRow<'a> = (&'a str, R<Measured>);
     let mut rows: Vec<ToolRow> = Vec::new();
     for tool in tools {
-        let d = Ns::new("bench-hs")?;
-        sh(&["ip", "-n", &d.0, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        let d = Ns::new("bench-hs");
+        sh(&["ip", "-n", &d.ns, "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
         if silent > 0 {
             let rule = format!(
                 "add table ip bench; add chain ip bench in {{ type filter hook input priority 0; }}; add rule ip bench in ip daddr {}-{} tcp dport 80 drop",
                 addr(0),
                 addr(silent - 1)
             );
-            ok(&mut d.exec(&["nft", &rule]))?;
+            ok(&mut d.command(&["nft", &rule]))?;
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let threads = responder(&d.0, stop.clone())?;
+        let threads = responder(&d.ns, stop.clone())?;
         let measured = (|| -> R<Measured> {
             let pid = match tool {
                 "lvs-agents" => {
                     let run = dir.join("run");
-                    let mut c = d.exec(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
+                    let mut c = d.command(&[&our_bin("lvs-service")?.to_string_lossy(), "start"]);
                     ok(c.env("OCF_RESOURCE_INSTANCE", "hs")
                         .env("HA_LOGFACILITY", "none")
                         .env("OCF_RESKEY_service", "tcp:10.0.0.100:80"))?;
-                    let mut c = d.exec(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
+                    let mut c = d.command(&[&our_bin("lvs-realservers")?.to_string_lossy(), "start"]);
                     if o.check == ScaleCheck::Http {
                         c.env("OCF_RESKEY_request", "/");
                     }
@@ -838,7 +809,7 @@ pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
                     }
                     let path = dir.join("ldirectord.cf");
                     std::fs::write(&path, cf).map_err(|e| e.to_string())?;
-                    ok(&mut d.exec(&["ldirectord", &path.to_string_lossy(), "start"]))?;
+                    ok(&mut d.command(&["ldirectord", &path.to_string_lossy(), "start"]))?;
                     // /var/run/ldirectord.<config file name>.pid, written once it has forked.
                     let pidfile = "/var/run/ldirectord.ldirectord.cf.pid";
                     let start = Instant::now();
@@ -868,7 +839,7 @@ pub fn health_scale(o: &Scale) -> R<Vec<Row>> {
             Ok(Measured { cpu, checks, rss: peak_rss_mib(pid), up: up_in_table(&d) })
         })();
         if tool == "ldirectord" {
-            let _ = quiet(d.exec(&["ldirectord", &dir.join("ldirectord.cf").to_string_lossy(), "stop"])).status();
+            let _ = quiet(d.command(&["ldirectord", &dir.join("ldirectord.cf").to_string_lossy(), "stop"])).status();
         }
         rows.push((tool, measured));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

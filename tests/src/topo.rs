@@ -17,6 +17,12 @@ pub fn ip(args: &[&str]) {
     assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Moves the calling thread into network namespace `ns`.
+pub fn enter(ns: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("network namespace {ns}: {e}"));
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+}
+
 /// One network namespace standing for one machine; deleted on drop
 /// (which also ends the processes it started through [`Host::spawn`]).
 pub struct Host {
@@ -31,6 +37,24 @@ impl Host {
         ip(&["netns", "add", &ns]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         Host { ns, children: Vec::new() }
+    }
+
+    /// `cmd` as a command to run in this namespace, to adjust and spawn.
+    pub fn command(&self, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).args(cmd);
+        c
+    }
+
+    /// What `cmd` printed on stdout in this namespace; empty if it could
+    /// not run.
+    pub fn stdout(&self, cmd: &[&str]) -> String {
+        self.command(cmd).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+
+    /// Moves the calling thread into this namespace (setns is per thread).
+    pub fn enter(&self) {
+        enter(&self.ns);
     }
 
     /// Runs a command in this namespace and returns (status ok, stdout+stderr).

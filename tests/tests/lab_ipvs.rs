@@ -19,6 +19,7 @@ use lvs_ipvs::{
     DestOp, Destination, Family, ForwardMethod, Ipvs, IpvsClient, Netmask, Service, ServiceFlags, ServiceKey,
     SyncDaemon, SyncState, Timeouts, TunnelFlags, TunnelType,
 };
+use lvs_tests::topo::enter;
 use nix::errno::Errno;
 
 /// IPVS tables, timeouts and sync daemons are per network namespace: the
@@ -30,13 +31,6 @@ const NETNS: &str = "lvs-lab-ipvs";
 /// address for locally generated test traffic, multicast for the sync
 /// daemon.
 const LAB_IF: &str = "ipvslab0";
-
-fn enter(netns: &str) {
-    let f =
-        std::fs::File::open(format!("/run/netns/{netns}")).unwrap_or_else(|e| panic!("network namespace {netns}: {e}"));
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-        .unwrap_or_else(|e| panic!("entering network namespace {netns}: {e}"));
-}
 
 fn setup() {
     static ONCE: Once = Once::new();
