@@ -57,9 +57,10 @@ fn resource_name(service: &str) -> String {
     s.trim_end_matches('_').to_string()
 }
 
-/// A virtual service on its way to primitives.
+/// A virtual service block of the old configuration (ldirectord's
+/// virtual=, keepalived's virtual_server) on its way to primitives.
 #[derive(Debug, Default, Clone)]
-struct Virtual {
+struct VirtualBlock {
     /// Where the virtual service starts in the input.
     line: usize,
     service: String,
@@ -83,7 +84,7 @@ impl Imported {
     /// Checks what would be emitted with the agents' own parsers: anything
     /// they would refuse is reported as unsupported here instead, so an
     /// import never produces configuration `lint` rejects.
-    fn checked(&mut self, mut v: Virtual) -> Option<Virtual> {
+    fn checked(&mut self, mut v: VirtualBlock) -> Option<VirtualBlock> {
         let key =
             match v.service.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(&v.service, Family::Inet6))
             {
@@ -199,7 +200,7 @@ impl Imported {
         }
     }
 
-    fn add_virtual(&mut self, v: Virtual) {
+    fn add_virtual(&mut self, v: VirtualBlock) {
         let Some(mut v) = self.checked(v) else { return };
         let base = resource_name(&v.service);
         let mut svc = vec![("service".to_string(), v.service.clone())];
@@ -306,9 +307,9 @@ pub fn ldirectord(text: &str) -> Imported {
     let mut out = Imported::default();
     out.notes.push("ldirectord.cf has no virtual IP: add an ocf:lvs:vip primitive for each virtual address".into());
     let mut globals: Vec<(usize, String, String)> = Vec::new();
-    let mut current: Option<(Virtual, Option<String>, Option<String>)> = None;
+    let mut current: Option<(VirtualBlock, Option<String>, Option<String>)> = None;
     let finish = |out: &mut Imported,
-                  cur: Option<(Virtual, Option<String>, Option<String>)>,
+                  cur: Option<(VirtualBlock, Option<String>, Option<String>)>,
                   g: &[(usize, String, String)]| {
         if let Some((mut v, checktype, service)) = cur {
             let global = |k: &str| g.iter().rev().find(|(_, gk, _)| gk == k).map(|(_, _, gv)| gv.clone());
@@ -356,7 +357,7 @@ pub fn ldirectord(text: &str) -> Imported {
             finish(&mut out, prev, &globals);
             let service =
                 if v.chars().all(|c| c.is_ascii_digit()) { format!("fwmark:{v}") } else { format!("tcp:{v}") };
-            current = Some((Virtual { line: n, service, ..Default::default() }, None, None));
+            current = Some((VirtualBlock { line: n, service, ..Default::default() }, None, None));
             continue;
         }
         match (&mut current, indented) {
@@ -641,7 +642,7 @@ impl Imported {
 
     fn add_virtual_server(&mut self, n: &Node) {
         let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
-        let mut v = Virtual { line: n.line, ..Default::default() };
+        let mut v = VirtualBlock { line: n.line, ..Default::default() };
         let mut protocol = "tcp".to_string();
         let service_base = match w.as_slice() {
             [_, "fwmark", mark] => format!("fwmark:{mark}"),
@@ -708,7 +709,7 @@ impl Imported {
     }
 
     /// A keepalived checker block to our check and its options.
-    fn check_of(&mut self, kind: &str, n: &Node, v: &mut Virtual) -> (String, Vec<(String, String)>) {
+    fn check_of(&mut self, kind: &str, n: &Node, v: &mut VirtualBlock) -> (String, Vec<(String, String)>) {
         let check = match kind {
             "TCP_CHECK" => "connect",
             "HTTP_GET" => "http",
