@@ -201,11 +201,25 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// A connection: a netlink socket (loading `ip_vs` if need be), or a
-    /// handle on the fake table.
+    /// A connection: a netlink socket (loading `ip_vs` once if the kernel
+    /// has no IPVS yet, as an agent's start should), or a handle on the
+    /// fake table.
     pub fn connect(&self) -> Result<Box<dyn Ipvs>> {
         match self {
-            Connector::Kernel => Ok(Box::new(crate::IpvsClient::connect()?)),
+            Connector::Kernel => match crate::IpvsClient::connect() {
+                Err(Error::Unavailable(first)) => {
+                    let loaded = modprobe_ip_vs();
+                    match crate::IpvsClient::connect() {
+                        Ok(c) => Ok(Box::new(c)),
+                        Err(Error::Unavailable(_)) => Err(Error::Unavailable(match loaded {
+                            Err(m) => format!("{first}, and {m}"),
+                            Ok(()) => first,
+                        })),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => Ok(Box::new(other?)),
+            },
             Connector::Fake(f) => Ok(Box::new(f.clone())),
         }
     }
@@ -217,5 +231,17 @@ impl Connector {
             Connector::Kernel => crate::loaded(),
             Connector::Fake(_) => true,
         }
+    }
+}
+
+/// One attempt, no shell: the kernel may have IPVS as a module not yet
+/// loaded.
+fn modprobe_ip_vs() -> std::result::Result<(), String> {
+    match std::process::Command::new("modprobe").arg("ip_vs").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => {
+            Err(format!("modprobe ip_vs failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        }
+        Err(e) => Err(format!("cannot run modprobe ip_vs: {e}")),
     }
 }

@@ -1,286 +1,66 @@
-//! A synchronous client of the kernel's IPVS generic-netlink family: one
-//! socket, the family id resolved once, every request acknowledged.
+//! The IPVS commands over generic netlink: one socket (see [`genl`](crate::genl)),
+//! the family id resolved once, every request acknowledged.
 
-use std::cell::Cell;
-use std::io;
 use std::net::SocketAddr;
-use std::process::Command;
 
-use neli::consts::genl::{CtrlAttr, CtrlCmd};
-use neli::consts::nl::{GenlId, NlmF, Nlmsg};
-use neli::consts::socket::NlFamily;
-use neli::err::SocketError;
-use neli::genl::{Genlmsghdr, GenlmsghdrBuilder};
-use neli::nl::{NlPayload, NlmsghdrBuilder};
-use neli::socket::synchronous::NlSocketHandle;
-use neli::utils::Groups;
+use neli::consts::nl::NlmF;
 
 use super::api::Ipvs;
+use super::genl::{GenlSocket, Request};
 use super::key::ServiceKey;
 use super::model::{Destination, Info, Service, SyncDaemon, SyncState, Timeouts};
-use super::wire::{self, Attr, AttrMap, Attrs, Part};
+use super::wire::{self, Attr, AttrMap, Part};
 use crate::error::{Error, Result};
 
-type GenlMsg = Genlmsghdr<u8, u16>;
-
-/// Requests per sendmsg in [`IpvsClient::delete_destinations`]: the kernel
-/// queues an ack datagram for each, and all must fit the socket's receive
-/// buffer (208 KiB by default; an ack takes about 1 KiB of it).
-const BATCH: usize = 64;
-
 pub struct IpvsClient {
-    sock: NlSocketHandle,
+    genl: GenlSocket,
     family: u16,
-    seq: Cell<u32>,
 }
 
 impl IpvsClient {
-    /// Opens the socket and resolves the "IPVS" family, loading `ip_vs`
-    /// once if the family is missing.
+    /// Opens the socket and resolves the "IPVS" family. A kernel without
+    /// it (module not loaded) is [`Error::Unavailable`]; loading the
+    /// module is the caller's choice (see [`Connector`](crate::Connector)).
     pub fn connect() -> Result<IpvsClient> {
-        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| socket_error("opening a generic netlink socket", e))?;
-        let mut client = IpvsClient { sock, family: 0, seq: Cell::new(1) };
-        client.family = match client.resolve_family() {
+        let genl = GenlSocket::connect()?;
+        let family = match genl.family(wire::IPVS_GENL_NAME) {
             Ok(id) => id,
-            Err(first) if first.errno() == Some(libc::ENOENT) => {
-                let loaded = modprobe_ip_vs();
-                client.resolve_family().map_err(|e| {
-                    if e.errno() != Some(libc::ENOENT) {
-                        return e;
-                    }
-                    let why = match loaded {
-                        Err(m) => format!("the kernel has no generic netlink family IPVS and {m}"),
-                        Ok(()) => "the kernel has no generic netlink family IPVS".to_string(),
-                    };
-                    Error::Unavailable(format!("IPVS is not available: {why}"))
-                })?
+            Err(e) if e.errno() == Some(libc::ENOENT) => {
+                return Err(Error::Unavailable(format!(
+                    "IPVS is not available: the kernel has no generic netlink family {} (module ip_vs)",
+                    wire::IPVS_GENL_NAME
+                )))
             }
             Err(e) => return Err(e),
         };
-        Ok(client)
+        Ok(IpvsClient { genl, family })
     }
 
-    fn resolve_family(&self) -> Result<u16> {
-        let name = wire::attr(CtrlAttr::FamilyName.into(), format!("{}\0", wire::IPVS_GENL_NAME).as_bytes())?;
-        let replies = self.exchange(
-            GenlId::Ctrl.into(),
-            CtrlCmd::Getfamily.into(),
-            2,
-            NlmF::ACK,
-            vec![name],
-            "looking up the generic netlink family IPVS",
-        )?;
-        replies
-            .iter()
-            .find_map(|r| {
-                let id = r.raw(CtrlAttr::FamilyId.into())?;
-                Some(u16::from_ne_bytes([*id.first()?, *id.get(1)?]))
-            })
-            .ok_or_else(|| Error::decode("the kernel's family lookup reply has no IPVS id"))
+    fn req(&self, cmd: u8, flags: NlmF) -> Request {
+        Request { family: self.family, cmd, version: wire::IPVS_GENL_VERSION, flags }
     }
 
-    fn next_seq(&self) -> u32 {
-        let seq = self.seq.get();
-        self.seq.set(seq.wrapping_add(1).max(1));
-        seq
-    }
-
-    /// Sends one request and collects the top-level attributes of every
-    /// reply until the ACK (or, for a dump, NLMSG_DONE). Errors are checked
-    /// here, including those that arrive inside a dump.
-    fn exchange(
-        &self,
-        nl_type: u16,
-        cmd: u8,
-        version: u8,
-        flags: NlmF,
-        attrs: Vec<Attr>,
-        context: &str,
-    ) -> Result<Vec<AttrMap>> {
-        let seq = self.send(nl_type, cmd, version, flags, attrs, context)?;
-        let mut out = Vec::new();
-        self.replies(seq, flags, context, &mut |reply| {
-            out.push(reply);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Sends one request; returns its sequence number.
-    fn send(&self, nl_type: u16, cmd: u8, version: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<u32> {
-        let (seq, bytes) = self.request(nl_type, cmd, version, flags, attrs, context)?;
-        self.send_bytes(&bytes, context)?;
-        Ok(seq)
-    }
-
-    /// One request as bytes on the wire, and its sequence number.
-    fn request(
-        &self,
-        nl_type: u16,
-        cmd: u8,
-        version: u8,
-        flags: NlmF,
-        attrs: Vec<Attr>,
-        context: &str,
-    ) -> Result<(u32, Vec<u8>)> {
-        use neli::{Size, ToBytes};
-        let genl = GenlmsghdrBuilder::<u8, u16>::default()
-            .cmd(cmd)
-            .version(version)
-            .attrs(attrs.into_iter().collect::<Attrs>())
-            .build()
-            .map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
-        let seq = self.next_seq();
-        let msg = NlmsghdrBuilder::default()
-            .nl_type(nl_type)
-            .nl_flags(flags | NlmF::REQUEST)
-            .nl_seq(seq)
-            .nl_pid(self.sock.pid())
-            .nl_payload(NlPayload::Payload(genl))
-            .build()
-            .map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
-        let mut bytes = io::Cursor::new(vec![0; msg.padded_size()]);
-        msg.to_bytes(&mut bytes).map_err(|e| Error::decode(format!("{context}: building the request: {e}")))?;
-        Ok((seq, bytes.into_inner()))
-    }
-
-    /// Sends requests, one or several back to back, in one sendmsg.
-    fn send_bytes(&self, bytes: &[u8], context: &str) -> Result<()> {
-        use std::os::fd::AsRawFd;
-        loop {
-            match nix::sys::socket::send(self.sock.as_raw_fd(), bytes, nix::sys::socket::MsgFlags::empty()) {
-                Ok(_) => return Ok(()),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::io(format!("{context}: sending"), io::Error::from(e))),
-            }
-        }
-    }
-
-    /// Deletes `endpoints` from `key`'s service, [`BATCH`] requests per
-    /// sendmsg, reading their acks into one small buffer: one round trip
-    /// per destination (each also zeroing the netlink library's 32 KiB
-    /// receive buffer) made removing 65,536 reals take seconds of user
-    /// time. Returns each endpoint's errno in order, 0 when deleted;
-    /// calls `after_each` after every batch.
+    /// Deletes `endpoints` from `key`'s service in batches (see
+    /// [`GenlSocket::batched`]).
     fn delete_in_batches(
         &self,
         key: &ServiceKey,
         endpoints: &[SocketAddr],
         after_each: &mut dyn FnMut(),
     ) -> Result<Vec<i32>> {
-        let context = format!("deleting destinations of {key}");
-        let mut errnos = Vec::with_capacity(endpoints.len());
-        let mut acks = vec![0u8; 16 << 10];
-        for chunk in endpoints.chunks(BATCH) {
-            let mut bytes = Vec::with_capacity(chunk.len() * 64);
-            let mut seqs = Vec::with_capacity(chunk.len());
-            for ep in chunk {
+        let requests = endpoints
+            .iter()
+            .map(|ep| {
                 let dest = Destination::new(ep.ip(), ep.port(), super::ForwardMethod::Masq);
-                let attrs = vec![wire::service_key_attr(key)?, wire::dest_attr(&dest, Part::Key)?];
-                let (seq, b) = self.request(
-                    self.family,
-                    wire::IPVS_CMD_DEL_DEST,
-                    wire::IPVS_GENL_VERSION,
-                    NlmF::ACK,
-                    attrs,
-                    &context,
-                )?;
-                seqs.push(seq);
-                bytes.extend_from_slice(&b);
-            }
-            self.send_bytes(&bytes, &context)?;
-            let mut answered: Vec<Option<i32>> = vec![None; seqs.len()];
-            let mut left = seqs.len();
-            while left > 0 {
-                let n = loop {
-                    match nix::sys::socket::recv(
-                        std::os::fd::AsRawFd::as_raw_fd(&self.sock),
-                        &mut acks,
-                        nix::sys::socket::MsgFlags::empty(),
-                    ) {
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        other => break other.map_err(|e| Error::io(format!("{context}: reading acks"), e.into()))?,
-                    }
-                };
-                for (seq, errno) in wire::acks(&acks[..n]) {
-                    // Leftovers of an earlier request are not ours.
-                    if let Some(i) = seqs.iter().position(|s| *s == seq) {
-                        if answered[i].replace(errno).is_none() {
-                            left -= 1;
-                        }
-                    }
-                }
-            }
-            errnos.extend(answered.into_iter().map(|e| e.unwrap_or_default()));
-            after_each();
-        }
-        Ok(errnos)
-    }
-
-    /// The replies to request `seq` (sent with `flags`), each handed to
-    /// `each` as it comes rather than collected: a dump of 65,536
-    /// destinations then never holds all its raw replies at once (about
-    /// 40 MiB of them). After an error from `each` the rest is still read
-    /// (and not handed on), then that first error returned: a dump left
-    /// unread keeps the socket's dump running, and the kernel would answer
-    /// the next dump on it with EBUSY instead.
-    fn replies(&self, seq: u32, flags: NlmF, context: &str, each: &mut dyn FnMut(AttrMap) -> Result<()>) -> Result<()> {
-        let mut first_error = None;
-        let mut each = |reply: AttrMap| {
-            if first_error.is_none() {
-                first_error = each(reply).err();
-            }
-        };
-        let done = self.read_replies(seq, flags, context, &mut each);
-        match first_error {
-            Some(e) => Err(e),
-            None => done,
-        }
-    }
-
-    fn read_replies(&self, seq: u32, flags: NlmF, context: &str, each: &mut dyn FnMut(AttrMap)) -> Result<()> {
-        let dump = flags.contains(NlmF::DUMP);
-        loop {
-            let (iter, _) = loop {
-                match self.sock.recv::<u16, GenlMsg>() {
-                    Err(SocketError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other.map_err(|e| socket_error(context, e))?,
-                }
-            };
-            for reply in iter {
-                let reply = reply.map_err(|e| socket_error(context, e))?;
-                // Leftovers of an earlier request that failed half-way.
-                if *reply.nl_seq() != seq {
-                    continue;
-                }
-                match reply.nl_payload() {
-                    NlPayload::Ack(_) => return Ok(()),
-                    NlPayload::Err(e) => return Err(Error::kernel(context, e.error().abs())),
-                    NlPayload::DumpExtAck(e) => {
-                        if *e.error() != 0 {
-                            return Err(Error::kernel(context, e.error().abs()));
-                        }
-                        return Ok(());
-                    }
-                    NlPayload::Payload(p) => {
-                        each(AttrMap::from_attrs("reply", p.attrs()));
-                        if !dump && !flags.contains(NlmF::ACK) {
-                            return Ok(());
-                        }
-                    }
-                    NlPayload::Empty => {
-                        if *reply.nl_type() == u16::from(Nlmsg::Done) {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-        }
+                Ok(vec![wire::service_key_attr(key)?, wire::dest_attr(&dest, Part::Key)?])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let context = format!("deleting destinations of {key}");
+        self.genl.batched(self.req(wire::IPVS_CMD_DEL_DEST, NlmF::ACK), &requests, &context, after_each)
     }
 
     fn ipvs(&self, cmd: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<Vec<AttrMap>> {
-        self.exchange(self.family, cmd, wire::IPVS_GENL_VERSION, flags, attrs, context)
+        self.genl.exchange(self.req(cmd, flags), attrs, context)
     }
 
     fn command(&self, cmd: u8, attrs: Vec<Attr>, context: &str) -> Result<()> {
@@ -359,11 +139,10 @@ impl Ipvs for IpvsClient {
     fn destinations_with(&self, key: &ServiceKey, after_each: &mut dyn FnMut()) -> Result<Vec<Destination>> {
         let context = format!("listing destinations of {key}");
         let attrs = vec![wire::service_key_attr(key)?];
-        let seq =
-            self.send(self.family, wire::IPVS_CMD_GET_DEST, wire::IPVS_GENL_VERSION, NlmF::DUMP, attrs, &context)?;
+        let seq = self.genl.send(self.req(wire::IPVS_CMD_GET_DEST, NlmF::DUMP), attrs, &context)?;
         // Decoded as they come: only the destinations are kept.
         let mut out = Vec::new();
-        self.replies(seq, NlmF::DUMP, &context, &mut |r| {
+        self.genl.replies(seq, NlmF::DUMP, &context, &mut |r| {
             out.push(wire::decode_dest(&r.nested(wire::IPVS_CMD_ATTR_DEST, "destination")?, key.family())?);
             after_each();
             Ok(())
@@ -460,29 +239,5 @@ pub(crate) fn module_missing(e: Error, svc: &Service) -> Error {
         ))
     } else {
         e
-    }
-}
-
-fn socket_error(context: &str, e: SocketError) -> Error {
-    match e {
-        SocketError::Io(io) => Error::io(
-            context,
-            io.raw_os_error()
-                .map(io::Error::from_raw_os_error)
-                .unwrap_or_else(|| io::Error::new(io.kind(), io.to_string())),
-        ),
-        other => Error::decode(format!("{context}: {other}")),
-    }
-}
-
-/// One attempt, no shell: the kernel may have IPVS as a module not yet
-/// loaded.
-fn modprobe_ip_vs() -> Result<(), String> {
-    match Command::new("modprobe").arg("ip_vs").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => {
-            Err(format!("modprobe ip_vs failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
-        }
-        Err(e) => Err(format!("cannot run modprobe ip_vs: {e}")),
     }
 }

@@ -5,7 +5,9 @@
 //! - `model`: services, destinations, flags, timeouts, sync daemons.
 //! - `wire`: the attribute sets of include/uapi/linux/ip_vs.h over neli.
 //! - `api`: the [`Ipvs`] trait the agents use, and [`Connector`] (kernel or fake).
-//! - `client`: [`IpvsClient`], synchronous, one socket.
+//! - `genl`: the generic-netlink transport (socket, sequence numbers, family
+//!   lookup, batched requests, replies).
+//! - `client`: [`IpvsClient`], the IPVS commands over it.
 //! - `fake`: [`FakeIpvs`], an in-memory table that answers as the kernel does.
 //! - `table`: the whole table, printed like `ipvsadm -Ln`.
 //! - `reconcile`: the operations that make owned destinations match.
@@ -18,6 +20,7 @@ mod client;
 pub mod conns;
 pub mod error;
 mod fake;
+mod genl;
 mod key;
 mod model;
 mod reconcile;
