@@ -11,11 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lvs_daemon::{Instance, Signals, Supervisor, Wake};
+use lvs_daemon::{Instance, Signals, Wake};
 use lvs_ipvs::{Connector, Destination, Ipvs, ServiceKey};
-use lvs_ocf::{
-    self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
-};
+use lvs_ocf::{self as ocf, spec::positional_in_order, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_probe::{self as probe, Check, CheckKind, Health, Initial, Job, Scheduler, Target, Transition, Virtual};
 use lvs_status::metrics::{self, CheckStats, Exposition};
 pub mod reals;
@@ -153,35 +151,43 @@ pub fn main() -> std::process::ExitCode {
 /// One action on `kernel`'s table, with `instance`'s records and daemon
 /// (the daemon itself always works on the kernel).
 pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
-    if ctx.action == Action::Stop {
-        // What the daemon ran with (its last start or reload), read
-        // before stopping it removes the file.
-        let recorded = instance.read_params(&SPEC).ok();
-        // The daemon goes first, whatever the parameters say now.
-        let sup = Supervisor { instance, name: &ctx.instance, updated_every: Duration::ZERO };
-        sup.stop(ctx.timeout)?;
-        let _ = std::fs::remove_file(faultfile(instance));
-        for removal in Removal::for_stop(&ctx.params, recorded.as_ref())? {
-            removal.remove_all(kernel)?;
-        }
-        return Ok(Outcome::NotRunning);
+    lvs_daemon::agent::act(&Agent { kernel }, &SPEC, ctx, instance)
+}
+
+struct Agent<'a> {
+    kernel: &'a Connector,
+}
+
+impl lvs_daemon::agent::DaemonAgent for Agent<'_> {
+    type Config = Config;
+
+    fn config(&self, p: &Params) -> Result<Config> {
+        Config::from_params(p)
     }
-    let cfg = Config::from_params(&ctx.params)?;
-    let sup = Supervisor { instance, name: &ctx.instance, updated_every: cfg.interval };
-    match ctx.action {
-        Action::ValidateAll => Ok(Outcome::Running),
-        Action::Start => {
-            kernel.connect()?;
-            // A port taken is said here, not only in the daemon's log.
-            if let Some(addr) = cfg.metrics_listen {
-                drop(metrics::listen(addr)?);
-            }
-            sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
-            Ok(Outcome::Running)
+
+    fn interval(&self, cfg: &Config) -> Duration {
+        cfg.interval
+    }
+
+    fn before_start(&self, cfg: &Config, _instance: &Instance) -> Result<()> {
+        self.kernel.connect()?;
+        // A port taken is said here, not only in the daemon's log.
+        if let Some(addr) = cfg.metrics_listen {
+            drop(metrics::listen(addr)?);
         }
-        Action::Reload => sup.reload(&ctx.params),
-        Action::Monitor => monitor(&cfg, &sup, instance, ctx, kernel),
-        Action::Stop => Ok(Outcome::NotRunning),
+        Ok(())
+    }
+
+    fn after_stop(&self, p: &Params, ran_with: Option<&Params>, instance: &Instance) -> Result<()> {
+        let _ = std::fs::remove_file(faultfile(instance));
+        for removal in Removal::for_stop(p, ran_with)? {
+            removal.remove_all(self.kernel)?;
+        }
+        Ok(())
+    }
+
+    fn monitor(&self, cfg: &Config, ctx: &Context, instance: &Instance) -> Result<Outcome> {
+        monitor(cfg, instance, ctx, self.kernel)
     }
 }
 
@@ -422,14 +428,12 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn monitor(cfg: &Config, sup: &Supervisor, instance: &Instance, ctx: &Context, kernel: &Connector) -> Result<Outcome> {
-    let outcome = sup.monitor()?;
-    if outcome != Outcome::Running {
-        return Ok(outcome);
-    }
+/// Monitor past a live daemon: a kernel fault it reported, and at depth
+/// 10 the table against its view.
+fn monitor(cfg: &Config, instance: &Instance, ctx: &Context, kernel: &Connector) -> Result<Outcome> {
     kernel_fault(instance)?;
     if ctx.check_level < 10 {
-        return Ok(outcome);
+        return Ok(Outcome::Running);
     }
     let (state, _): (State, _) =
         instance.read_json(&instance.statefile())?.ok_or_else(|| Error::generic("the daemon has written no state"))?;

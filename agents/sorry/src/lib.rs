@@ -8,13 +8,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use lvs_daemon::{child, Instance, Signals, Supervisor, Wake};
+use lvs_daemon::{child, Instance, Signals, Wake};
 use lvs_ipvs::{parse_addr_port, Connector, Destination, ForwardMethod, Ipvs, ServiceKey};
 use lvs_ocf::Error;
 use lvs_ocf::Result;
-use lvs_ocf::{
-    self as ocf, spec::positional_in_order, Action, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params,
-};
+use lvs_ocf::{self as ocf, spec::positional_in_order, AgentSpec, Context, Heartbeat, Outcome, ParamSpec, Params};
 use lvs_probe as probe;
 use lvs_service::params::RecordedService;
 use lvs_status::SorryState as State;
@@ -81,31 +79,39 @@ pub fn main() -> std::process::ExitCode {
 
 /// One action on `kernel`'s table, with `instance`'s records and daemon.
 pub fn act(ctx: &Context, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
-    if ctx.action == Action::Stop {
-        // The daemon goes first, then every fallback this instance
-        // was given, whatever the parameters say now.
-        let sup = Supervisor { instance, name: &ctx.instance, updated_every: Duration::ZERO };
-        sup.stop(ctx.timeout)?;
-        return stop(identity(&ctx.params), instance, kernel);
+    lvs_daemon::agent::act(&Agent { kernel }, &SPEC, ctx, instance)
+}
+
+struct Agent<'a> {
+    kernel: &'a Connector,
+}
+
+impl lvs_daemon::agent::DaemonAgent for Agent<'_> {
+    type Config = Sorry;
+
+    fn config(&self, p: &Params) -> Result<Sorry> {
+        Sorry::from_params(p)
     }
-    let sorry = Sorry::from_params(&ctx.params)?;
-    let sup = Supervisor { instance, name: &ctx.instance, updated_every: sorry.interval };
-    match ctx.action {
-        Action::ValidateAll => Ok(Outcome::Running),
-        Action::Start => {
-            kernel.connect()?;
-            record(instance, &sorry, false);
-            sup.start(&ctx.params, ctx.timeout.saturating_sub(Duration::from_secs(2)))?;
-            Ok(Outcome::Running)
-        }
-        Action::Reload => {
-            // The old fallback stays recorded until stop: the
-            // daemon removes it on reload, stop makes sure.
-            record(instance, &sorry, true);
-            sup.reload(&ctx.params)
-        }
-        Action::Monitor => sup.monitor(),
-        Action::Stop => Ok(Outcome::NotRunning),
+
+    fn interval(&self, sorry: &Sorry) -> Duration {
+        sorry.interval
+    }
+
+    fn before_start(&self, sorry: &Sorry, instance: &Instance) -> Result<()> {
+        self.kernel.connect()?;
+        record(instance, sorry, false);
+        Ok(())
+    }
+
+    /// The old fallback stays recorded until stop: the daemon removes it
+    /// on reload, stop makes sure.
+    fn before_reload(&self, sorry: &Sorry, instance: &Instance) {
+        record(instance, sorry, true);
+    }
+
+    /// Every fallback this instance was given, whatever the parameters say now.
+    fn after_stop(&self, p: &Params, _ran_with: Option<&Params>, instance: &Instance) -> Result<()> {
+        stop(identity(p), instance, self.kernel).map(drop)
     }
 }
 

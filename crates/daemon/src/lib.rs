@@ -32,6 +32,8 @@ use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub mod agent;
+
 use lvs_ocf::{AgentSpec, Error, Result};
 
 /// The argv word that makes an agent binary run as its daemon.
