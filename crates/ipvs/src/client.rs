@@ -48,15 +48,12 @@ impl IpvsClient {
         endpoints: &[SocketAddr],
         after_each: &mut dyn FnMut(),
     ) -> Result<Vec<i32>> {
-        let requests = endpoints
-            .iter()
-            .map(|ep| {
-                let dest = Destination::new(ep.ip(), ep.port(), super::ForwardMethod::Masq);
-                Ok(vec![wire::service_key_attr(key)?, wire::dest_attr(&dest, Part::Key)?])
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut requests = endpoints.iter().map(|ep| {
+            let dest = Destination::new(ep.ip(), ep.port(), super::ForwardMethod::Masq);
+            Ok(vec![wire::service_key_attr(key)?, wire::dest_attr(&dest, Part::Key)?])
+        });
         let context = format!("deleting destinations of {key}");
-        self.genl.batched(self.req(wire::IPVS_CMD_DEL_DEST, NlmF::ACK), &requests, &context, after_each)
+        self.genl.batched(self.req(wire::IPVS_CMD_DEL_DEST, NlmF::ACK), &mut requests, &context, after_each)
     }
 
     fn ipvs(&self, cmd: u8, flags: NlmF, attrs: Vec<Attr>, context: &str) -> Result<Vec<AttrMap>> {

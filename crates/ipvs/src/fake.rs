@@ -314,12 +314,14 @@ impl Ipvs for FakeIpvs {
         d.validate()?;
         let context = format!("starting the {} sync daemon on {}", d.state, d.mcast_ifn);
         let mut s = self.command(&context)?;
-        if s.daemons.iter().any(|have| have.state == d.state) {
-            return Err(Error::kernel(context, libc::EEXIST));
-        }
+        // The interface first, then whether one runs (lab_ipvs saw ENODEV
+        // for a second master on a missing interface).
         let Some(&(_, link_mtu)) = s.links.iter().find(|(name, _)| *name == d.mcast_ifn) else {
             return Err(Error::kernel(context, libc::ENODEV));
         };
+        if s.daemons.iter().any(|have| have.state == d.state) {
+            return Err(Error::kernel(context, libc::EEXIST));
+        }
         // start_sync_thread(): defaults, and the message size from the MTU
         // (a master's fixed at 1500, a backup's the link's within 1500-65535).
         let v6 = matches!(d.mcast_group, Some(IpAddr::V6(_)));
@@ -425,6 +427,9 @@ mod tests {
         assert_eq!(listed[1].sync_maxlen, Some(65507));
         assert_eq!(listed[1].mcast_port, Some(8848));
         assert!(ipvs.start_daemon(&SyncDaemon::new(SyncState::Master, "lo", 7)).unwrap_err().is_exists());
+        // The interface is looked at first, as the kernel does.
+        let e = ipvs.start_daemon(&SyncDaemon::new(SyncState::Master, "eth9", 7)).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENODEV));
         assert_eq!(ipvs.stop_daemon(SyncState::Master).map_err(|e| e.errno()), Ok(()));
         assert_eq!(ipvs.stop_daemon(SyncState::Master).unwrap_err().errno(), Some(libc::ESRCH));
         assert_eq!(

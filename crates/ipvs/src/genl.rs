@@ -133,19 +133,22 @@ impl GenlSocket {
     pub fn batched(
         &self,
         req: Request,
-        requests: &[Vec<Attr>],
+        requests: &mut dyn Iterator<Item = Result<Vec<Attr>>>,
         context: &str,
         after_each: &mut dyn FnMut(),
     ) -> Result<Vec<i32>> {
-        let mut errnos = Vec::with_capacity(requests.len());
+        let mut errnos = Vec::new();
         let mut acks = vec![0u8; 16 << 10];
-        for chunk in requests.chunks(BATCH) {
-            let mut bytes = Vec::with_capacity(chunk.len() * 64);
-            let mut seqs = Vec::with_capacity(chunk.len());
-            for attrs in chunk {
-                let (seq, b) = self.request(req, attrs.clone(), context)?;
+        loop {
+            let mut bytes = Vec::with_capacity(BATCH * 64);
+            let mut seqs = Vec::with_capacity(BATCH);
+            for attrs in (&mut *requests).take(BATCH) {
+                let (seq, b) = self.request(req, attrs?, context)?;
                 seqs.push(seq);
                 bytes.extend_from_slice(&b);
+            }
+            if seqs.is_empty() {
+                break;
             }
             self.send_bytes(&bytes, context)?;
             let mut answered: Vec<Option<i32>> = vec![None; seqs.len()];
