@@ -38,11 +38,35 @@ pub enum Kind {
     Keepalived,
 }
 
+/// Which daemon's file `text` is: ldirectord's `virtual=` lines decide for
+/// ldirectord, keepalived's block keywords for keepalived (a `{` inside a
+/// value, `receive="[0-9]{3}"`, decides nothing).
 pub fn detect(text: &str) -> Kind {
-    if text.contains("virtual_server") || text.contains("vrrp_instance") || text.contains('{') {
+    let first_word = |l: &str| {
+        let l = l.trim_start();
+        l.split(|c: char| c.is_whitespace() || c == '=' || c == '{').next().unwrap_or("").to_string()
+    };
+    let words: Vec<String> = text.lines().map(first_word).collect();
+    if words.iter().any(|w| w == "virtual" || w == "virtual6") {
+        Kind::Ldirectord
+    } else if words.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "virtual_server" | "vrrp_instance" | "global_defs" | "virtual_server_group" | "vrrp_sync_group"
+        )
+    }) {
         Kind::Keepalived
     } else {
         Kind::Ldirectord
+    }
+}
+
+/// The file's text: UTF-8, or else Latin-1 (each byte one character), as
+/// the old daemons read bytes; the second element says which.
+pub fn decode(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (bytes.iter().map(|b| char::from(*b)).collect(), true),
     }
 }
 
@@ -76,8 +100,14 @@ struct VirtualBlock {
     fall: Option<String>,
     quiescent: Option<bool>,
     fallback: Option<String>,
+    /// The fallback's forwarding method (the sorry agent's `forward`).
+    fallback_forward: Option<String>,
     fallback_command: Option<String>,
     checkport: Option<String>,
+    /// The service's scheduler flags (`flags`).
+    flags: Option<String>,
+    /// Whether stop removes the reals (realservers' `cleanstop`).
+    cleanstop: Option<bool>,
 }
 
 impl Imported {
@@ -178,7 +208,8 @@ impl Imported {
         let pairs: Vec<(&str, &str)> = opts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         if let Err(e) = Check::from_options(v.check.as_deref().unwrap_or("connect"), &pairs) {
             bad("check", e.to_string());
-            v.check = Some("connect".into());
+            // (on UDP a connect proves nothing: ping, as ldirectord's connect does there)
+            v.check = Some(if v.service.starts_with("udp:") { "ping" } else { "connect" }.into());
             v.check_opts.clear();
         }
         Some(v)
@@ -201,6 +232,13 @@ impl Imported {
     }
 
     fn add_virtual(&mut self, v: VirtualBlock) {
+        // A block whose address did not resolve was reported already.
+        if v.service.is_empty() {
+            return;
+        }
+        if v.fallback.is_none() && v.fallback_command.is_some() {
+            self.unsupported.push((v.line, format!("{}: fallbackcommand without a fallback", v.service)));
+        }
         let Some(mut v) = self.checked(v) else { return };
         let base = resource_name(&v.service);
         let mut svc = vec![("service".to_string(), v.service.clone())];
@@ -212,6 +250,9 @@ impl Imported {
         }
         if let Some(n) = &v.netmask {
             svc.push(("netmask".into(), n.clone()));
+        }
+        if let Some(f) = &v.flags {
+            svc.push(("flags".into(), f.clone()));
         }
         let mut members = Vec::new();
         self.accept(
@@ -256,11 +297,17 @@ impl Imported {
             if let Some(q) = v.quiescent {
                 p.push(("quiescent".into(), q.to_string()));
             }
+            if let Some(c) = v.cleanstop {
+                p.push(("cleanstop".into(), c.to_string()));
+            }
             let name = format!("{base}_reals");
             self.accept(v.line, Primitive { name, agent: "realservers", params: p, monitor_s: 10 }, &mut members);
         }
         if let Some(f) = &v.fallback {
             let mut p = vec![("service".to_string(), v.service.clone()), ("fallback".to_string(), f.clone())];
+            if let Some(m) = &v.fallback_forward {
+                p.push(("forward".into(), m.clone()));
+            }
             if let Some(c) = &v.fallback_command {
                 p.push(("fallback_command".into(), c.clone()));
             }
@@ -285,63 +332,248 @@ fn unquote(v: &str) -> String {
     v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v).to_string()
 }
 
-/// ldirectord's checktype/service words to our `check` (and options).
-fn ldirectord_check(checktype: Option<&str>, service: Option<&str>) -> Option<String> {
-    let svc = service.map(|s| s.to_ascii_lowercase());
-    match checktype.map(|c| c.to_ascii_lowercase()).as_deref() {
-        Some("connect") => Some("connect".into()),
-        Some("ping") => Some("ping".into()),
-        Some("on") => Some("on".into()),
-        Some("off") => Some("off".into()),
-        Some("external") | Some("external-perl") => Some("external".into()),
-        // negotiate (ldirectord's default) speaks the service's protocol
-        Some("negotiate") | None => match svc.as_deref() {
-            None | Some("none") => Some("connect".into()),
-            Some(s) => Some(s.to_string()),
+/// ldirectord's service for a virtual's port when none is given
+/// (`ld_port_to_service`); "none" checks nothing.
+fn ldirectord_service_of_port(port: u16) -> &'static str {
+    match port {
+        21 => "ftp",
+        25 => "smtp",
+        53 => "dns",
+        80 => "http",
+        110 => "pop",
+        119 => "nntp",
+        143 => "imap",
+        389 => "ldap",
+        443 => "https",
+        587 => "submission",
+        636 => "ldaps",
+        993 => "imaps",
+        995 => "pops",
+        1521 => "oracle",
+        1812 => "radius",
+        3128 => "http_proxy",
+        3306 => "mysql",
+        5060 => "sip",
+        5432 => "pgsql",
+        _ => "none",
+    }
+}
+
+/// A port as ldirectord takes it: a number, or a service name looked up in
+/// /etc/services at import time (as getservbyname would on the director).
+fn resolve_port(port: &str, notes: &mut Vec<String>) -> Option<u16> {
+    if let Ok(n) = port.parse::<u16>() {
+        return Some(n);
+    }
+    let services = std::fs::read_to_string("/etc/services").ok()?;
+    let n = services.lines().find_map(|l| {
+        let mut w = l.split('#').next().unwrap_or("").split_whitespace();
+        let (name, num) = (w.next()?, w.next()?);
+        let aliases: Vec<&str> = w.collect();
+        (name == port || aliases.contains(&port)).then(|| num.split('/').next()?.parse::<u16>().ok()).flatten()
+    })?;
+    notes.push(format!("port {port} is {n} (/etc/services on this machine)"));
+    Some(n)
+}
+
+/// An address as ldirectord takes it: an IP, or a host name resolved at
+/// import time (ldirectord resolves it when it reads its file).
+fn resolve_host(host: &str, notes: &mut Vec<String>) -> Option<String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Some(host.to_string());
+    }
+    use std::net::ToSocketAddrs;
+    let addr = (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).find(|ip| ip.is_ipv4())?;
+    notes.push(format!("host {host} is {addr} (resolved at import time)"));
+    Some(addr.to_string())
+}
+
+/// `HOST[:PORT]` or `[V6][:PORT]` split, the port resolved; None when the
+/// host or port does not resolve.
+fn ldirectord_endpoint(ep: &str, notes: &mut Vec<String>) -> Option<(String, Option<u16>)> {
+    let (host, port) = match ep.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            (h.to_string(), after.strip_prefix(':').map(str::to_string))
+        }
+        None => match ep.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.to_string())),
+            None => (ep.to_string(), None),
         },
+    };
+    let host = if host.contains("->") { host } else { resolve_host(&host, notes)? };
+    let port = match port {
+        Some(p) => Some(resolve_port(&p, notes)?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+fn join_ep(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) => fmt_ep(host, &p.to_string()),
+        None if host.contains(':') => format!("[{host}]"),
+        None => host.to_string(),
+    }
+}
+
+/// ldirectord's `real=HOST[:PORT] METHOD [WEIGHT] ["REQUEST"[, ]"RECEIVE"]`
+/// as our `real` entry: the request gets the leading "/" ldirectord gives
+/// it, the comma form becomes ours.
+fn ldirectord_real(text: &str, notes: &mut Vec<String>) -> Result<String, String> {
+    let (head, quoted) = match text.find('"') {
+        Some(i) => (&text[..i], Some(&text[i..])),
+        None => (text, None),
+    };
+    let mut words = head.split_whitespace();
+    let ep = words.next().ok_or("no address")?;
+    let (host, port) = ldirectord_endpoint(ep, notes).ok_or_else(|| format!("{ep} does not resolve"))?;
+    let mut out = join_ep(&host, port);
+    for w in words {
+        out.push(' ');
+        out.push_str(w);
+    }
+    if let Some(q) = quoted {
+        let strings: Vec<&str> = q.split('"').collect();
+        // "a" "b" -> ["", a, " ", b, rest]; "a","b" -> ["", a, ",", b, rest]
+        let (req, sep, recv, rest) = match strings.as_slice() {
+            [_, req, sep, recv, rest @ ..] => (*req, *sep, *recv, rest.join("\"")),
+            _ => return Err(format!("{q}: expected \"REQUEST\" \"RECEIVE\"")),
+        };
+        if !matches!(sep.trim(), "" | ",") {
+            return Err(format!("{q}: expected \"REQUEST\" \"RECEIVE\""));
+        }
+        let req = if req.starts_with('/') { req.to_string() } else { format!("/{req}") };
+        out.push_str(&format!(" \"{req}\" \"{recv}\"{}", rest.trim_end()));
+    }
+    Ok(out)
+}
+
+/// Our check for ldirectord's checktype and service (`service` already
+/// defaulted from the port), on a UDP service or not.
+fn ldirectord_check(checktype: &str, service: &str, udp: bool, notes: &mut Vec<String>, what: &str) -> Option<String> {
+    let negotiate = |notes: &mut Vec<String>| match service {
+        "none" => {
+            notes.push(format!(
+                "{what}: ldirectord negotiates nothing with service none: check=on (reals always up), as it does"
+            ));
+            Some("on".to_string())
+        }
+        s if lvs_probe::checks::SERVICES.contains(&s) || s == "http" || s == "https" => Some(s.to_string()),
+        _ => None,
+    };
+    match checktype {
+        // A "connect" on UDP is an ICMP ping in ldirectord.
+        "connect" if udp => Some("ping".into()),
+        "connect" => Some("connect".into()),
+        "ping" => Some("ping".into()),
+        "on" => Some("on".into()),
+        "off" => Some("off".into()),
+        "external" | "external-perl" => Some("external".into()),
+        "negotiate" => negotiate(notes),
+        n if n.parse::<u32>().is_ok() => {
+            notes.push(format!(
+                "{what}: checktype={n} connects every interval and negotiates every {n}th; translated as the \
+                 negotiate check every interval"
+            ));
+            negotiate(notes)
+        }
         _ => None,
     }
+}
+
+/// One ldirectord virtual block being read.
+struct LdVirtual {
+    v: VirtualBlock,
+    port: Option<u16>,
+    checktype: Option<String>,
+    service: Option<String>,
+    checktimeout: Option<String>,
+    negotiatetimeout: Option<String>,
 }
 
 pub fn ldirectord(text: &str) -> Imported {
     let mut out = Imported::default();
     out.notes.push("ldirectord.cf has no virtual IP: add an ocf:lvs:vip primitive for each virtual address".into());
     let mut globals: Vec<(usize, String, String)> = Vec::new();
-    let mut current: Option<(VirtualBlock, Option<String>, Option<String>)> = None;
-    let finish = |out: &mut Imported,
-                  cur: Option<(VirtualBlock, Option<String>, Option<String>)>,
-                  g: &[(usize, String, String)]| {
-        if let Some((mut v, checktype, service)) = cur {
-            let global = |k: &str| g.iter().rev().find(|(_, gk, _)| gk == k).map(|(_, _, gv)| gv.clone());
-            v.interval = v.interval.or_else(|| global("checkinterval"));
-            v.timeout = v.timeout.or_else(|| global("checktimeout")).or_else(|| global("negotiatetimeout"));
-            v.fall = v.fall.or_else(|| global("failurecount"));
-            if v.quiescent.is_none() {
-                v.quiescent = global("quiescent").map(|q| q == "yes");
-            }
-            v.fallback = v
-                .fallback
-                .or_else(|| global("fallback").map(|f| f.split_whitespace().next().unwrap_or("").to_string()));
-            v.fallback_command = v.fallback_command.or_else(|| global("fallbackcommand"));
-            let checktype = checktype.or_else(|| global("checktype"));
-            v.check = ldirectord_check(checktype.as_deref(), service.as_deref());
-            // ldirectord requests a relative path for http ("test.html").
-            if matches!(v.check.as_deref(), Some("http" | "https")) {
-                for (k, val) in v.check_opts.iter_mut() {
-                    if k == "request" && !val.starts_with('/') {
-                        *val = format!("/{val}");
+    let mut current: Option<LdVirtual> = None;
+    let finish = |out: &mut Imported, cur: Option<LdVirtual>, g: &[(usize, String, String)]| {
+        let Some(mut cur) = cur else { return };
+        let global = |k: &str| g.iter().rev().find(|(_, gk, _)| gk == k).map(|(_, _, gv)| gv.clone());
+        let v = &mut cur.v;
+        // ldirectord's defaults where the file says nothing.
+        v.interval = v.interval.take().or_else(|| global("checkinterval")).or(Some("10".into()));
+        v.fall = v.fall.take().or_else(|| global("failurecount"));
+        if v.quiescent.is_none() {
+            v.quiescent = Some(global("quiescent").is_some_and(|q| q == "yes"));
+        }
+        if v.cleanstop.is_none() {
+            v.cleanstop = global("cleanstop").map(|c| c != "no");
+        }
+        if v.scheduler.is_none() {
+            v.scheduler = Some("wrr".into());
+        }
+        if v.fallback.is_none() {
+            if let Some(f) = global("fallback") {
+                let mut w = f.split_whitespace();
+                let ep = w.next().unwrap_or("");
+                match ldirectord_endpoint(ep, &mut out.notes) {
+                    // A fwmark service (port 0) finds no global fallback in
+                    // ldirectord: it keeps them per protocol.
+                    Some(_) if v.service.starts_with("fwmark:") => {}
+                    Some((host, port)) => {
+                        v.fallback = Some(join_ep(&host, port.or(cur.port).filter(|p| *p != 0)));
+                        v.fallback_forward = Some(w.next().unwrap_or("gate").to_string());
                     }
+                    None => out.unsupported.push((v.line, format!("fallback {f}: does not resolve"))),
                 }
             }
-            if v.check.is_none() {
-                out.notes.push(format!("{}: checktype {:?} has no equivalent; using connect", v.service, checktype));
-                v.check = Some("connect".into());
-            }
-            out.add_virtual(v);
         }
+        if v.fallback_command.is_none() && v.fallback.is_some() {
+            v.fallback_command = global("fallbackcommand");
+        }
+        let udp = v.service.starts_with("udp:");
+        let checktype = cur.checktype.clone().unwrap_or_else(|| "negotiate".into()).to_ascii_lowercase();
+        let service = cur
+            .service
+            .clone()
+            .map(|s| s.to_ascii_lowercase())
+            .unwrap_or_else(|| cur.port.map(ldirectord_service_of_port).unwrap_or("none").to_string());
+        let what = v.service.clone();
+        v.check = ldirectord_check(&checktype, &service, udp, &mut out.notes, &what);
+        if v.check.is_none() {
+            out.notes
+                .push(format!("{what}: checktype {checktype} with service {service} has no equivalent; using connect"));
+            v.check = Some(if udp { "ping" } else { "connect" }.into());
+        }
+        // ldirectord asks http for a relative path ("test.html") as "/test.html".
+        if matches!(v.check.as_deref(), Some("http" | "https")) {
+            for (k, val) in v.check_opts.iter_mut() {
+                if k == "request" && !val.starts_with('/') {
+                    *val = format!("/{val}");
+                }
+            }
+        }
+        // Negotiate checks take negotiatetimeout (30 s by default), the
+        // others checktimeout (5 s), each falling back on the other.
+        let negotiating = !matches!(v.check.as_deref(), Some("connect" | "ping" | "on" | "off" | "external"));
+        let (first, second) = if negotiating {
+            (("negotiatetimeout", &cur.negotiatetimeout), ("checktimeout", &cur.checktimeout))
+        } else {
+            (("checktimeout", &cur.checktimeout), ("negotiatetimeout", &cur.negotiatetimeout))
+        };
+        v.timeout = first
+            .1
+            .clone()
+            .or_else(|| second.1.clone())
+            .or_else(|| global(first.0))
+            .or_else(|| global(second.0))
+            .or(Some(if negotiating { "30" } else { "5" }.into()));
+        out.add_virtual(cur.v);
     };
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
+        // ldirectord drops everything from the first '#' (inside quotes too).
         let line = raw.split('#').next().unwrap_or("").trim_end();
         if line.trim().is_empty() {
             continue;
@@ -352,50 +584,97 @@ pub fn ldirectord(text: &str) -> Imported {
             continue;
         };
         let (k, v) = (k.trim().to_ascii_lowercase(), unquote(v));
-        if k == "virtual" {
+        if k == "virtual" || k == "virtual6" {
             let prev = current.take();
             finish(&mut out, prev, &globals);
-            let service =
-                if v.chars().all(|c| c.is_ascii_digit()) { format!("fwmark:{v}") } else { format!("tcp:{v}") };
-            current = Some((VirtualBlock { line: n, service, ..Default::default() }, None, None));
+            let mut cur = LdVirtual {
+                v: VirtualBlock { line: n, ..Default::default() },
+                port: None,
+                checktype: None,
+                service: None,
+                checktimeout: None,
+                negotiatetimeout: None,
+            };
+            if v.chars().all(|c| c.is_ascii_digit()) && k == "virtual6" {
+                out.unsupported.push((n, format!("{}: an IPv6 firewall-mark service: use family=inet6", raw.trim())));
+                cur.v.service = String::new();
+            } else if v.chars().all(|c| c.is_ascii_digit()) {
+                cur.v.service = format!("fwmark:{v}");
+            } else {
+                match ldirectord_endpoint(&v, &mut out.notes) {
+                    Some((host, Some(port))) => {
+                        // Port 53 is UDP unless the file says otherwise.
+                        let proto = if port == 53 { "udp" } else { "tcp" };
+                        cur.v.service = format!("{proto}:{}", fmt_ep(&host, &port.to_string()));
+                        cur.port = Some(port);
+                    }
+                    _ => {
+                        out.unsupported.push((n, format!("{}: no address and port that resolve", raw.trim())));
+                        // Its lines must not land in the previous block.
+                        cur.v.service = String::new();
+                    }
+                }
+            }
+            current = Some(cur);
             continue;
         }
         match (&mut current, indented) {
-            (Some((virt, checktype, service)), true) => match k.as_str() {
-                "real" => virt.reals.push((n, v)),
-                "scheduler" => virt.scheduler = Some(v),
-                "persistent" => virt.persistent = Some(v),
-                "netmask" => virt.netmask = Some(v),
-                "protocol" => match v.as_str() {
-                    "tcp" | "udp" | "sctp" => {
-                        if let Some(rest) = virt.service.split_once(':').map(|(_, r)| r.to_string()) {
-                            if !virt.service.starts_with("fwmark:") {
-                                virt.service = format!("{v}:{rest}");
+            (Some(cur), true) => {
+                let virt = &mut cur.v;
+                match k.as_str() {
+                    "real" | "real6" => match ldirectord_real(&v, &mut out.notes) {
+                        Ok(r) => virt.reals.push((n, r)),
+                        Err(e) => out.unsupported.push((n, format!("{}: {e}", raw.trim()))),
+                    },
+                    "scheduler" => virt.scheduler = Some(v),
+                    "schedflags" => virt.flags = Some(v),
+                    "persistent" => virt.persistent = Some(v),
+                    "netmask" => virt.netmask = Some(v),
+                    "protocol" => match v.as_str() {
+                        "tcp" | "udp" | "sctp" => {
+                            if let Some(rest) = virt.service.split_once(':').map(|(_, r)| r.to_string()) {
+                                if !virt.service.starts_with("fwmark:") {
+                                    virt.service = format!("{v}:{rest}");
+                                }
                             }
                         }
+                        "fwm" => {}
+                        _ => out.unsupported.push((n, raw.trim().to_string())),
+                    },
+                    "checktype" => cur.checktype = Some(v),
+                    "service" => cur.service = Some(v),
+                    "request" => virt.check_opts.push(("request".into(), v)),
+                    "receive" => virt.check_opts.push(("receive".into(), v)),
+                    "virtualhost" => virt.check_opts.push(("virtualhost".into(), v)),
+                    "httpmethod" => virt.check_opts.push(("http_method".into(), v.to_ascii_uppercase())),
+                    "checkport" => virt.checkport = Some(v),
+                    "checkinterval" => virt.interval = Some(v),
+                    "checktimeout" => cur.checktimeout = Some(v),
+                    "negotiatetimeout" => cur.negotiatetimeout = Some(v),
+                    "failurecount" => virt.fall = Some(v),
+                    "quiescent" => virt.quiescent = Some(v == "yes"),
+                    "cleanstop" => virt.cleanstop = Some(v != "no"),
+                    "fallback" | "fallback6" => {
+                        let mut w = v.split_whitespace();
+                        let ep = w.next().unwrap_or("");
+                        match ldirectord_endpoint(ep, &mut out.notes) {
+                            Some((host, port)) => {
+                                virt.fallback = Some(join_ep(&host, port.or(cur.port).filter(|p| *p != 0)));
+                                virt.fallback_forward = Some(w.next().unwrap_or("gate").to_string());
+                            }
+                            None => out.unsupported.push((n, format!("{}: does not resolve", raw.trim()))),
+                        }
                     }
-                    "fwm" => {}
+                    "fallbackcommand" => virt.fallback_command = Some(v),
+                    "checkcommand" => virt.check_opts.push(("check_command".into(), v)),
+                    // Only ever ldirectord's number of ping attempts.
+                    "checkcount" => out.notes.push(format!("line {n}: checkcount (ping attempts) dropped")),
                     _ => out.unsupported.push((n, raw.trim().to_string())),
-                },
-                "checktype" => *checktype = Some(v),
-                "service" => *service = Some(v),
-                "request" => virt.check_opts.push(("request".into(), v)),
-                "receive" => virt.check_opts.push(("receive".into(), v)),
-                "virtualhost" => virt.check_opts.push(("virtualhost".into(), v)),
-                "httpmethod" => virt.check_opts.push(("http_method".into(), v.to_ascii_uppercase())),
-                "checkport" => virt.checkport = Some(v),
-                "checkinterval" => virt.interval = Some(v),
-                "checktimeout" | "negotiatetimeout" | "connecttimeout" => virt.timeout = Some(v),
-                "failurecount" => virt.fall = Some(v),
-                "quiescent" => virt.quiescent = Some(v == "yes"),
-                "fallback" => virt.fallback = Some(v.split_whitespace().next().unwrap_or("").to_string()),
-                "fallbackcommand" => virt.fallback_command = Some(v),
-                "checkcommand" => virt.check_opts.push(("check_command".into(), v)),
-                _ => out.unsupported.push((n, raw.trim().to_string())),
-            },
+                }
+            }
             _ => match k.as_str() {
-                "checktimeout" | "negotiatetimeout" | "connecttimeout" | "checkinterval" | "failurecount"
-                | "quiescent" | "fallback" | "fallbackcommand" | "checktype" => globals.push((n, k, v)),
+                "checktimeout" | "negotiatetimeout" | "checkinterval" | "failurecount" | "quiescent" | "fallback"
+                | "fallbackcommand" | "cleanstop" => globals.push((n, k, v)),
                 // Pacemaker owns logging, reloads and the daemon's life.
                 "logfile" | "autoreload" | "supervised" | "fork" => {
                     out.notes.push(format!("line {n}: {k} is the cluster manager's business; dropped"))
@@ -409,12 +688,36 @@ pub fn ldirectord(text: &str) -> Imported {
     out
 }
 
+/// A keepalived line without its comment: `#` or `!` starts one, except
+/// inside double quotes or after a backslash (keepalived's `decomment`).
+fn decomment(line: &str) -> String {
+    let (mut out, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                out.push(c);
+                continue;
+            }
+            '\\' if !quoted => {
+                escaped = true;
+                continue;
+            }
+            '"' => quoted = !quoted,
+            '#' | '!' if !quoted => break,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// keepalived.conf's tokens: words, braces, with their line numbers.
 fn tokens(text: &str) -> Vec<(usize, String)> {
     let mut t = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.split(['#', '!']).next().unwrap_or("");
-        let mut rest = line;
+        let line = decomment(line);
+        let mut rest = line.as_str();
         while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
             rest = &rest[start..];
             if let Some(r) = rest.strip_prefix('"') {
@@ -644,40 +947,63 @@ impl Imported {
         let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
         let mut v = VirtualBlock { line: n.line, ..Default::default() };
         let mut protocol = "tcp".to_string();
-        let service_base = match w.as_slice() {
-            [_, "fwmark", mark] => format!("fwmark:{mark}"),
-            [_, ip, port] => fmt_ep(ip, port),
+        let (service_base, vport) = match w.as_slice() {
+            [_, "fwmark", mark] => (format!("fwmark:{mark}"), None),
+            [_, ip, port] => (fmt_ep(ip, port), Some(port.to_string())),
             _ => {
                 self.unsupported.push((n.line, n.words.join(" ")));
                 return;
             }
         };
-        let mut method = "gate";
+        // The method applies wherever lb_kind stands, NAT when none does.
+        let mut method: Option<&str> = None;
+        let parse_method = |k: &str| match k {
+            "NAT" => Some("masq"),
+            "DR" => Some("gate"),
+            "TUN" => Some("ipip"),
+            _ => None,
+        };
+        let mut reals: Vec<(usize, String, Option<&str>, String)> = Vec::new();
         let mut first_check: Option<String> = None;
+        let (mut with_checker, mut inhibited) = (0usize, 0usize);
+        let mut sorry: Option<(String, Option<String>)> = None;
+        let mut sorry_method: Option<&str> = None;
         for c in &n.children {
             let cw: Vec<&str> = c.words.iter().map(String::as_str).collect();
             match cw.as_slice() {
                 ["lb_algo" | "lvs_sched", s] => v.scheduler = Some(s.to_string()),
-                ["lb_kind" | "lvs_method", k] => {
-                    method = match k.to_ascii_uppercase().as_str() {
-                        "NAT" => "masq",
-                        "TUN" => "ipip",
-                        _ => "gate",
+                ["lb_kind" | "lvs_method", k, ..] => match parse_method(k) {
+                    Some(m) => method = Some(m),
+                    None => {
+                        self.unsupported.push((c.line, format!("{}: keepalived takes it for NAT", c.words.join(" "))))
                     }
-                }
+                },
                 ["protocol", p] => protocol = p.to_ascii_lowercase(),
                 ["persistence_timeout", t] => v.persistent = Some(t.to_string()),
+                ["persistence_timeout"] => v.persistent = Some("360".into()),
                 ["persistence_granularity", g] => v.netmask = Some(g.to_string()),
                 ["delay_loop", d] => v.interval = Some(d.to_string()),
-                ["sorry_server", ip, port] => v.fallback = Some(fmt_ep(ip, port)),
+                ["inhibit_on_failure", ..] => v.quiescent = Some(true),
+                ["ops"] => v.flags = Some("ops".into()),
+                ["sorry_server", ip] => sorry = Some((ip.to_string(), None)),
+                ["sorry_server", ip, port] => sorry = Some((ip.to_string(), Some(port.to_string()))),
+                ["sorry_server_lvs_method", k, ..] => match parse_method(k) {
+                    Some(m) => sorry_method = Some(m),
+                    None => self.unsupported.push((c.line, c.words.join(" "))),
+                },
                 ["real_server", ip, port] => {
                     let mut weight = "1".to_string();
+                    let mut own_method = None;
+                    let mut checked = false;
                     for rc in &c.children {
                         let rw: Vec<&str> = rc.words.iter().map(String::as_str).collect();
                         match rw.as_slice() {
                             ["weight", x] => weight = x.to_string(),
-                            ["inhibit_on_failure"] => v.quiescent = Some(true),
+                            ["inhibit_on_failure"] | ["inhibit_on_failure", "true" | "yes" | "on"] => inhibited += 1,
+                            ["inhibit_on_failure", _] => {}
+                            ["lvs_method", k, ..] => own_method = parse_method(k),
                             [kind @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK"), ..] => {
+                                checked = true;
                                 let (check, opts) = self.check_of(kind, rc, &mut v);
                                 match &first_check {
                                     None => {
@@ -685,7 +1011,7 @@ impl Imported {
                                         v.check = Some(check);
                                         v.check_opts = opts;
                                     }
-                                    Some(f) if *f == check => {}
+                                    Some(f) if *f == check && v.check_opts == opts => {}
                                     Some(_) => self.unsupported.push((
                                         rc.line,
                                         format!("{kind} differs from the first real's check; one check per service"),
@@ -695,10 +1021,52 @@ impl Imported {
                             _ => self.unsupported.push((rc.line, rc.words.join(" "))),
                         }
                     }
-                    v.reals.push((c.line, format!("{} {method} {weight}", fmt_ep(ip, port))));
+                    with_checker += usize::from(checked);
+                    reals.push((c.line, fmt_ep(ip, port), own_method, weight));
                 }
                 _ => self.unsupported.push((c.line, c.words.join(" "))),
             }
+        }
+        let method = method.unwrap_or("masq");
+        for (line, ep, own, weight) in reals {
+            v.reals.push((line, format!("{ep} {} {weight}", own.unwrap_or(method))));
+        }
+        // keepalived's defaults: checks every 60 s; a real with no checker
+        // is always up.
+        if v.interval.is_none() && with_checker > 0 {
+            v.interval = Some("60".into());
+        }
+        if with_checker == 0 && !v.reals.is_empty() {
+            v.check = Some("on".into());
+        } else if with_checker < v.reals.len() {
+            self.notes.push(format!(
+                "line {}: {} of {} reals have no checker (always up in keepalived); all are checked here",
+                n.line,
+                v.reals.len() - with_checker,
+                v.reals.len()
+            ));
+        }
+        if inhibited > 0 && inhibited < v.reals.len() && v.quiescent != Some(true) {
+            self.notes.push(format!(
+                "line {}: inhibit_on_failure on {inhibited} of {} reals; quiescent applies to all of them here",
+                n.line,
+                v.reals.len()
+            ));
+        }
+        if inhibited > 0 {
+            v.quiescent = Some(true);
+        }
+        if v.netmask.is_some() && v.persistent.is_none() {
+            // persistence_granularity alone turns persistence on (360 s).
+            v.persistent = Some("360".into());
+        }
+        if let Some((ip, port)) = sorry {
+            let port = if service_base.starts_with("fwmark:") { None } else { port.or(vport.clone()) };
+            v.fallback = Some(match port {
+                Some(p) => fmt_ep(&ip, &p),
+                None => ip,
+            });
+            v.fallback_forward = Some(sorry_method.unwrap_or(method).to_string());
         }
         v.service =
             if service_base.starts_with("fwmark:") { service_base } else { format!("{protocol}:{service_base}") };
@@ -723,9 +1091,15 @@ impl Imported {
             match cw.as_slice() {
                 ["connect_timeout", t] => v.timeout = Some(t.to_string()),
                 ["connect_port", p] => v.checkport = Some(p.to_string()),
-                ["retry" | "nb_get_retry", r] => {
-                    v.fall = Some(r.parse::<u32>().map(|r| (r + 1).to_string()).unwrap_or_else(|_| r.to_string()))
-                }
+                // retry N: out after N+1 failures in a row (our fall is at most 100).
+                ["retry" | "nb_get_retry", r] => match r.parse::<u32>() {
+                    Ok(r) if r >= 100 => {
+                        self.notes.push(format!("line {}: retry {r}: fall=100, our most", c.line));
+                        v.fall = Some("100".into());
+                    }
+                    Ok(r) => v.fall = Some((r + 1).to_string()),
+                    Err(_) => v.fall = Some(r.to_string()),
+                },
                 ["delay_before_retry", _] => {}
                 ["misc_path", rest @ ..] => opts.push(("check_command".to_string(), rest.join(" "))),
                 ["misc_timeout", t] => v.timeout = Some(t.to_string()),
@@ -748,6 +1122,10 @@ impl Imported {
                 ["virtualhost", h] => opts.push(("virtualhost".into(), h.to_string())),
                 _ => self.unsupported.push((c.line, c.words.join(" "))),
             }
+        }
+        // retry's default: 1 (0 for MISC_CHECK), so two failures in a row.
+        if v.fall.is_none() {
+            v.fall = Some(if kind == "MISC_CHECK" { "1" } else { "2" }.into());
         }
         (check.to_string(), opts)
     }

@@ -451,19 +451,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Cmd::Import { file, format, kind } => {
-            let text = match read(file) {
-                Ok(t) => t,
-                Err(c) => return c,
+            let (text, latin1) = match std::fs::read(file) {
+                Ok(b) => import::decode(&b),
+                Err(e) => {
+                    eprintln!("lvsctl: {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
             };
             let kind = match kind {
                 Some(ImportKind::Ldirectord) => import::Kind::Ldirectord,
                 Some(ImportKind::Keepalived) => import::Kind::Keepalived,
                 None => import::detect(&text),
             };
-            let im = match kind {
+            let mut im = match kind {
                 import::Kind::Ldirectord => import::ldirectord(&text),
                 import::Kind::Keepalived => import::keepalived(&text),
             };
+            if latin1 {
+                im.notes.push("the file is not UTF-8: read as Latin-1".into());
+            }
             print!("{}", import::render(&im, matches!(format, Format::Pcs), &file.display().to_string()));
             for (line, t) in &im.unsupported {
                 eprintln!("lvsctl: {}:{line}: unsupported: {t}", file.display());

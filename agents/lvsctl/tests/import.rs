@@ -49,9 +49,9 @@ fn keepalived_conf_translates_to_crm_and_pcs() {
         out.contains("primitive lvs_vip_10_0_0_100 ocf:lvs:vip params ip=10.0.0.100 cidr_netmask=24 nic=eth0"),
         "{out}"
     );
-    assert!(out.contains(r#"real="192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3" check=connect check_interval=6 check_timeout=3 quiescent=true"#), "{out}");
+    assert!(out.contains(r#"real="192.168.7.10:80 gate 1, 192.168.7.20:80 gate 3" check=connect check_interval=6 check_timeout=3 fall=2 quiescent=true"#), "{out}");
     assert!(out.contains("persistent=600"), "{out}");
-    assert!(out.contains("fallback=127.0.0.1:80"), "{out}");
+    assert!(out.contains("fallback=127.0.0.1:80 forward=gate"), "the virtual's DR: {out}");
     assert!(out.contains(r#"real="192.168.7.10:443 masq 1" check=http request=/health status_codes=200 check_options=digest=9b3a0c85a887a256d6939da88aabd8cd"#), "{out}");
     let (code, pcs, _) = lvsctl(&["import", "--format", "pcs", &data("keepalived.conf")]);
     assert_eq!(code, 3);
@@ -353,4 +353,152 @@ fn netmask_without_persistence_is_dropped_with_a_note() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("netmask=") && out.contains("netmask without persistence"), "{out}");
     assert_eq!(lint_text(&out).0, 0, "{out}");
+}
+
+/// `lvsctl import` of `text` (written to a file of its own), and whether
+/// its output passes lint.
+fn import_text(text: &[u8], format: &str) -> (i32, String, String) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("lvsctl-import-{}-{n}", std::process::id()));
+    std::fs::write(&path, text).expect("write");
+    let got = lvsctl(&["import", "--format", format, path.to_str().expect("path")]);
+    let _ = std::fs::remove_file(&path);
+    let (code, problems) = lint_text(&got.1);
+    assert_eq!(code, 0, "import output must lint clean: {problems}\n{}", got.1);
+    got
+}
+
+/// The line of `out` that defines primitive `name`.
+fn primitive<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines().find(|l| l.starts_with(&format!("primitive {name} "))).unwrap_or_else(|| panic!("no {name} in\n{out}"))
+}
+
+#[test]
+fn ldirectord_defaults_are_applied_as_ldirectord_applies_them() {
+    let (_, out, _) = import_text(
+        b"virtual=10.0.0.1:80\n\treal=192.168.7.1:80 gate\n\
+          virtual=10.0.0.1:53\n\treal=192.168.7.1:53 gate\n\trequest=\"www.example\"\n\
+          virtual=10.0.0.1:8080\n\treal=192.168.7.1:8080 masq\n\
+          virtual=10.0.0.1:5000\n\treal=192.168.7.1:5000 gate\n\tprotocol=udp\n\tchecktype=connect\n",
+        "crm",
+    );
+    // scheduler wrr; port 80 negotiates http, in negotiatetimeout (30 s);
+    // every 10 s; not quiescent.
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80").contains("scheduler=wrr"), "{out}");
+    let web = primitive(&out, "lvs_tcp_10_0_0_1_80_reals");
+    assert!(web.contains("check=http check_interval=10 check_timeout=30 quiescent=false"), "{web}");
+    // Port 53 is UDP with a DNS check.
+    let dns = primitive(&out, "lvs_udp_10_0_0_1_53_reals");
+    assert!(dns.contains("service=udp:10.0.0.1:53") && dns.contains("check=dns request=www.example"), "{dns}");
+    // No service for 8080: ldirectord checks nothing.
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_8080_reals").contains("check=on"), "{out}");
+    assert!(out.contains("negotiates nothing with service none"), "{out}");
+    // connect on UDP is ldirectord's ping, in checktimeout (5 s).
+    let udp = primitive(&out, "lvs_udp_10_0_0_1_5000_reals");
+    assert!(udp.contains("check=ping check_interval=10 check_timeout=5"), "{udp}");
+}
+
+#[test]
+fn ldirectord_timeouts_go_to_the_checks_that_use_them() {
+    let (_, out, _) = import_text(
+        b"checktimeout=3\nnegotiatetimeout=20\n\
+          virtual=10.0.0.1:80\n\treal=192.168.7.1:80 gate\n\tchecktype=negotiate\n\
+          virtual=10.0.0.1:22\n\treal=192.168.7.1:22 gate\n\tchecktype=connect\n\
+          virtual=10.0.0.1:25\n\treal=192.168.7.1:25 gate\n\tchecktype=connect\n\tnegotiatetimeout=7\n",
+        "crm",
+    );
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80_reals").contains("check_timeout=20"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_22_reals").contains("check_timeout=3"), "{out}");
+    // A virtual's own negotiatetimeout stands in for its missing checktimeout.
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_25_reals").contains("check_timeout=7"), "{out}");
+}
+
+#[test]
+fn ldirectord_reals_fallbacks_and_ports_keep_their_meaning() {
+    let (code, out, err) = import_text(
+        b"virtual=10.0.0.1:http\n\
+          \treal=192.168.7.1:80 gate 2 \"alive.html\", \"OK\"\n\
+          \treal=192.168.7.2:80 gate 1 \"/up\" \"yes\"\n\
+          \tfallback=10.0.0.9 masq\n\
+          \tchecktype=5\n\
+          \tschedflags=sh-port\n\
+          \tscheduler=sh\n\
+          \tcleanstop=no\n\
+          virtual=10.0.0.2:80\n\treal=192.168.7.1:80 gate\n\tfallbackcommand=\"/bin/true\"\n\
+          \tconnecttimeout=5\n",
+        "crm",
+    );
+    let reals = primitive(&out, "lvs_tcp_10_0_0_1_80_reals");
+    assert!(
+        reals.contains(r#"real="192.168.7.1:80 gate 2 \"/alive.html\" \"OK\", 192.168.7.2:80 gate 1 \"/up\" \"yes\"""#),
+        "{reals}"
+    );
+    assert!(reals.contains("check=http") && reals.contains("cleanstop=false"), "{reals}");
+    assert!(out.contains("checktype=5 connects every interval"), "{out}");
+    assert!(out.contains("port http is 80"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80").contains("scheduler=sh flags=sh-port"), "{out}");
+    let sorry = primitive(&out, "lvs_tcp_10_0_0_1_80_sorry");
+    assert!(sorry.contains("fallback=10.0.0.9:80 forward=masq"), "{sorry}");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("fallbackcommand without a fallback"), "{err}");
+    assert!(err.contains("connecttimeout=5"), "ldirectord refuses connecttimeout: {err}");
+}
+
+#[test]
+fn ldirectord_virtual6_blocks_stand_alone_and_braces_in_values_do_not_make_keepalived() {
+    let (_, out, _) = import_text(
+        b"virtual=10.0.0.1:80\n\treal=192.168.7.1:80 gate\n\treceive=\"[0-9]{3}\"\n\tservice=http\n\
+          virtual6=[2001:db8::1]:80\n\treal6=[2001:db8::10]:80 gate\n\tscheduler=rr\n",
+        "crm",
+    );
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80").contains("scheduler=wrr"), "the v6 block's rr stays there: {out}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_1_80").contains("scheduler=rr"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_1_80_reals").contains("[2001:db8::10]:80 gate"), "{out}");
+    assert!(!primitive(&out, "lvs_tcp_10_0_0_1_80_reals").contains("2001"), "{out}");
+}
+
+#[test]
+fn a_latin1_file_is_read_not_refused() {
+    let (code, out, _) = import_text(b"# caf\xe9\nvirtual=10.0.0.1:80\n\treal=192.168.7.1:80 gate\n", "crm");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not UTF-8: read as Latin-1"), "{out}");
+    assert!(out.contains("primitive lvs_tcp_10_0_0_1_80_reals"), "{out}");
+}
+
+#[test]
+fn keepalived_methods_defaults_and_comments_as_keepalived_reads_them() {
+    let conf = br#"virtual_server 10.0.0.1 80 {
+    persistence_granularity 255.255.255.0
+    sorry_server 10.0.0.9
+    sorry_server_lvs_method DR
+    real_server 192.168.7.1 80 {
+        HTTP_GET {
+            url {
+                path "/a#b" ! a comment
+            }
+            retry 100
+        }
+    }
+    lb_kind TUN
+}
+virtual_server 10.0.0.2 80 {
+    lb_kind FNAT
+    real_server 192.168.7.2 80 {
+    }
+}
+"#;
+    let (code, out, err) = import_text(conf, "crm");
+    let reals = primitive(&out, "lvs_tcp_10_0_0_1_80_reals");
+    // lb_kind after the reals still applies; '#' inside quotes is no comment.
+    assert!(reals.contains(r#"real="192.168.7.1:80 ipip 1""#), "{reals}");
+    assert!(reals.contains(r#"request="/a#b""#) || reals.contains("request=/a#b"), "{reals}");
+    assert!(reals.contains("check_interval=60") && reals.contains("fall=100"), "{reals}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80").contains("persistent=360 netmask=255.255.255.0"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80_sorry").contains("fallback=10.0.0.9:80 forward=gate"), "{out}");
+    // An unknown method is NAT in keepalived, and said; no checker: always up.
+    let other = primitive(&out, "lvs_tcp_10_0_0_2_80_reals");
+    assert!(other.contains(r#"real="192.168.7.2:80 masq 1""#) && other.contains("check=on"), "{other}");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("lb_kind FNAT"), "{err}");
 }

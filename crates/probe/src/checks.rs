@@ -446,7 +446,8 @@ fn canonical_key(key: &str) -> &str {
     }
 }
 
-const SERVICES: &[&str] =
+/// The protocols a negotiate check speaks (the check's name).
+pub const SERVICES: &[&str] =
     &["simpletcp", "smtp", "pop", "imap", "ftp", "dns", "mysql", "pgsql", "sip", "ldap", "none", "http", "https"];
 
 impl Check {
