@@ -71,6 +71,14 @@ pub fn decode(bytes: &[u8]) -> (String, bool) {
 }
 
 fn resource_name(service: &str) -> String {
+    // IPv6 addresses spelled out, so that 2001:db8::1 and 2001:db8:1:: differ.
+    let service = match service.parse::<ServiceKey>() {
+        Ok(ServiceKey::Addr { protocol, addr: std::net::IpAddr::V6(a), port }) => {
+            let segs: Vec<String> = a.segments().iter().map(|x| format!("{x:x}")).collect();
+            format!("{}:{}:{port}", protocol.listing_name().to_ascii_lowercase(), segs.join("_"))
+        }
+        _ => service.to_string(),
+    };
     let mut s = String::from("lvs_");
     for c in service.chars() {
         s.push(if c.is_ascii_alphanumeric() { c } else { '_' });
@@ -106,6 +114,8 @@ struct VirtualBlock {
     checkport: Option<String>,
     /// The service's scheduler flags (`flags`).
     flags: Option<String>,
+    /// The persistence engine (`pe`).
+    pe: Option<String>,
     /// Whether stop removes the reals (realservers' `cleanstop`).
     cleanstop: Option<bool>,
 }
@@ -253,6 +263,9 @@ impl Imported {
         }
         if let Some(f) = &v.flags {
             svc.push(("flags".into(), f.clone()));
+        }
+        if let Some(pe) = &v.pe {
+            svc.push(("pe".into(), pe.clone()));
         }
         let mut members = Vec::new();
         self.accept(
@@ -810,11 +823,15 @@ pub fn keepalived(text: &str) -> Imported {
                     [k, v] if k == "virtual_router_id" => Some(v.clone()),
                     _ => None,
                 });
+                let interface = n.children.iter().find_map(|c| match c.words.as_slice() {
+                    [k, v] if k == "interface" => Some(v.clone()),
+                    _ => None,
+                });
                 for c in &n.children {
                     match c.words.first().map(String::as_str) {
                         Some("virtual_ipaddress") => {
                             for a in &c.children {
-                                vips.push((a.line, a.words.clone()));
+                                vips.push((a.line, a.words.clone(), interface.clone()));
                             }
                         }
                         // The older form: the sync ID is the instance's VRID.
@@ -861,7 +878,7 @@ pub fn keepalived(text: &str) -> Imported {
             _ => out.unsupported.push((n.line, n.words.join(" "))),
         }
     }
-    for (line, words) in vips {
+    for (line, words, interface) in vips {
         let Some(addr) = words.first() else { continue };
         let (ip, prefix) =
             addr.split_once('/').map(|(a, p)| (a.to_string(), Some(p.to_string()))).unwrap_or((addr.clone(), None));
@@ -873,16 +890,24 @@ pub fn keepalived(text: &str) -> Imported {
         match prefix {
             Some(pr) if pr.parse::<u8>().is_ok() => p.push(("cidr_netmask".into(), pr)),
             Some(pr) => out.unsupported.push((line, format!("prefix '{pr}' of {ip}"))),
-            None => {}
+            // keepalived adds an address without a prefix as a host route.
+            None => p.push(("cidr_netmask".into(), if ip.contains(':') { "128" } else { "32" }.into())),
         }
         if out.primitives.iter().any(|x| x.agent == "vip" && x.params.first() == p.first()) {
             out.unsupported.push((line, format!("{ip} is listed twice")));
             continue;
         }
+        // The instance's interface, unless the address names its own.
+        if let Some(ifn) = &interface {
+            p.push(("nic".into(), ifn.clone()));
+        }
         let mut it = words.iter().skip(1);
         while let Some(w) = it.next() {
             match (w.as_str(), it.next()) {
-                ("dev", Some(d)) => p.push(("nic".into(), d.clone())),
+                ("dev", Some(d)) => {
+                    p.retain(|(k, _)| k != "nic");
+                    p.push(("nic".into(), d.clone()))
+                }
                 ("label", Some(l)) => p.push(("iflabel".into(), l.split(':').next_back().unwrap_or(l).to_string())),
                 _ => out.unsupported.push((line, words.join(" "))),
             }
@@ -985,6 +1010,7 @@ impl Imported {
                 ["delay_loop", d] => v.interval = Some(d.to_string()),
                 ["inhibit_on_failure", ..] => v.quiescent = Some(true),
                 ["ops"] => v.flags = Some("ops".into()),
+                ["persistence_engine", pe] => v.pe = Some(pe.to_string()),
                 ["sorry_server", ip] => sorry = Some((ip.to_string(), None)),
                 ["sorry_server", ip, port] => sorry = Some((ip.to_string(), Some(port.to_string()))),
                 ["sorry_server_lvs_method", k, ..] => match parse_method(k) {
@@ -1002,7 +1028,8 @@ impl Imported {
                             ["inhibit_on_failure"] | ["inhibit_on_failure", "true" | "yes" | "on"] => inhibited += 1,
                             ["inhibit_on_failure", _] => {}
                             ["lvs_method", k, ..] => own_method = parse_method(k),
-                            [kind @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK"), ..] => {
+                            [kind @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
+                            | "UDP_CHECK" | "SMTP_CHECK" | "DNS_CHECK"), ..] => {
                                 checked = true;
                                 let (check, opts) = self.check_of(kind, rc, &mut v);
                                 match &first_check {
@@ -1082,6 +1109,10 @@ impl Imported {
             "TCP_CHECK" => "connect",
             "HTTP_GET" => "http",
             "SSL_GET" => "https",
+            "PING_CHECK" => "ping",
+            "UDP_CHECK" => "udp",
+            "SMTP_CHECK" => "smtp",
+            "DNS_CHECK" => "dns",
             _ => "external",
         };
         let mut opts = Vec::new();
@@ -1113,19 +1144,35 @@ impl Imported {
                         let uw: Vec<&str> = u.words.iter().map(String::as_str).collect();
                         match uw.as_slice() {
                             ["path", p] => opts.push(("request".into(), p.to_string())),
-                            ["status_code", s] => opts.push(("status_codes".into(), s.to_string())),
+                            // One code, a range, or a list of both.
+                            ["status_code", codes @ ..] if !codes.is_empty() => {
+                                opts.push(("status_codes".into(), codes.join(",")))
+                            }
                             ["digest", d] => opts.push(("check_options".into(), format!("digest={d}"))),
                             _ => self.unsupported.push((u.line, u.words.join(" "))),
                         }
                     }
                 }
                 ["virtualhost", h] => opts.push(("virtualhost".into(), h.to_string())),
+                // DNS_CHECK: the name asked and its type.
+                ["name", q] if kind == "DNS_CHECK" => opts.push(("request".into(), q.to_string())),
+                ["type", t] if kind == "DNS_CHECK" => opts.push(("check_options".into(), format!("type={t}"))),
+                // UDP_CHECK: an answer is required.
+                ["require_reply", ..] if kind == "UDP_CHECK" => opts.push(("check_options".into(), "reply=yes".into())),
                 _ => self.unsupported.push((c.line, c.words.join(" "))),
             }
         }
-        // retry's default: 1 (0 for MISC_CHECK), so two failures in a row.
+        // retry's default: 1 (0 for MISC_CHECK, 3 for DNS_CHECK), so two
+        // failures in a row.
         if v.fall.is_none() {
-            v.fall = Some(if kind == "MISC_CHECK" { "1" } else { "2" }.into());
+            v.fall = Some(
+                match kind {
+                    "MISC_CHECK" => "1",
+                    "DNS_CHECK" => "4",
+                    _ => "2",
+                }
+                .into(),
+            );
         }
         (check.to_string(), opts)
     }
@@ -1198,7 +1245,8 @@ mod tests {
     #[test]
     fn names_are_safe_identifiers() {
         assert_eq!(resource_name("tcp:10.0.0.100:80"), "lvs_tcp_10_0_0_100_80");
-        assert_eq!(resource_name("udp:[2001:db8::1]:53"), "lvs_udp_2001_db8_1_53");
+        assert_eq!(resource_name("udp:[2001:db8::1]:53"), "lvs_udp_2001_db8_0_0_0_0_0_1_53");
+        assert_ne!(resource_name("tcp:[2001:db8::1]:80"), resource_name("tcp:[2001:db8:1::]:80"));
     }
 
     #[test]

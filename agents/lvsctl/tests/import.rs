@@ -453,8 +453,8 @@ fn ldirectord_virtual6_blocks_stand_alone_and_braces_in_values_do_not_make_keepa
         "crm",
     );
     assert!(primitive(&out, "lvs_tcp_10_0_0_1_80").contains("scheduler=wrr"), "the v6 block's rr stays there: {out}");
-    assert!(primitive(&out, "lvs_tcp_2001_db8_1_80").contains("scheduler=rr"), "{out}");
-    assert!(primitive(&out, "lvs_tcp_2001_db8_1_80_reals").contains("[2001:db8::10]:80 gate"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_0_0_0_0_0_1_80").contains("scheduler=rr"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_0_0_0_0_0_1_80_reals").contains("[2001:db8::10]:80 gate"), "{out}");
     assert!(!primitive(&out, "lvs_tcp_10_0_0_1_80_reals").contains("2001"), "{out}");
 }
 
@@ -501,4 +501,78 @@ virtual_server 10.0.0.2 80 {
     assert!(other.contains(r#"real="192.168.7.2:80 masq 1""#) && other.contains("check=on"), "{other}");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("lb_kind FNAT"), "{err}");
+}
+
+#[test]
+fn ipv6_services_that_differ_get_names_that_differ() {
+    let (code, out, err) = import_text(
+        b"virtual6=[2001:db8::1]:80\n\treal6=[2001:db8::10]:80 gate\n\
+          virtual6=[2001:db8:1::]:80\n\treal6=[2001:db8::11]:80 gate\n",
+        "crm",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_0_0_0_0_0_1_80").contains("service=tcp:[2001:db8::1]:80"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_2001_db8_1_0_0_0_0_0_80").contains("service=tcp:[2001:db8:1::]:80"), "{out}");
+}
+
+#[test]
+fn keepalived_vips_checkers_and_engines_translate() {
+    let conf = br#"vrrp_instance VI_1 {
+    interface eth1
+    virtual_router_id 7
+    virtual_ipaddress {
+        10.0.0.100
+        10.0.0.101/24 dev eth2
+    }
+}
+virtual_server 10.0.0.100 5060 {
+    protocol UDP
+    persistence_timeout 60
+    persistence_engine sip
+    real_server 192.168.7.1 5060 {
+        UDP_CHECK {
+            require_reply
+        }
+    }
+}
+virtual_server 10.0.0.100 53 {
+    protocol UDP
+    real_server 192.168.7.1 53 {
+        DNS_CHECK {
+            name www.example
+            type AAAA
+        }
+    }
+}
+virtual_server 10.0.0.100 80 {
+    real_server 192.168.7.1 80 {
+        HTTP_GET {
+            url {
+                path /
+                status_code 200-299 301
+            }
+        }
+    }
+}
+virtual_server 10.0.0.100 25 {
+    real_server 192.168.7.1 25 {
+        SMTP_CHECK {
+        }
+    }
+    real_server 192.168.7.2 25 {
+        PING_CHECK {
+        }
+    }
+}
+"#;
+    let (_, out, _) = import_text(conf, "crm");
+    // keepalived's /32 and the instance's interface.
+    assert!(primitive(&out, "lvs_vip_10_0_0_100").contains("ip=10.0.0.100 cidr_netmask=32 nic=eth1"), "{out}");
+    assert!(primitive(&out, "lvs_vip_10_0_0_101").contains("cidr_netmask=24 nic=eth2"), "{out}");
+    assert!(primitive(&out, "lvs_udp_10_0_0_100_5060").contains("pe=sip"), "{out}");
+    assert!(primitive(&out, "lvs_udp_10_0_0_100_5060_reals").contains("check=udp check_options=reply=yes"), "{out}");
+    let dns = primitive(&out, "lvs_udp_10_0_0_100_53_reals");
+    assert!(dns.contains("check=dns request=www.example check_options=type=AAAA") && dns.contains("fall=4"), "{dns}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_100_80_reals").contains("status_codes=200-299,301"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_100_25_reals").contains("check=smtp"), "{out}");
 }
