@@ -1131,7 +1131,11 @@ impl Imported {
                     Ok(r) => v.fall = Some((r + 1).to_string()),
                     Err(_) => v.fall = Some(r.to_string()),
                 },
-                ["delay_before_retry", _] => {}
+                // We check again at the next interval, not sooner.
+                ["delay_before_retry", d] => self.notes.push(format!(
+                    "line {}: delay_before_retry {d}: a failed real is checked again at the next interval",
+                    c.line
+                )),
                 ["misc_path", rest @ ..] => opts.push(("check_command".to_string(), rest.join(" "))),
                 ["misc_timeout", t] => v.timeout = Some(t.to_string()),
                 ["url"] => {
