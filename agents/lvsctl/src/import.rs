@@ -30,6 +30,9 @@ pub struct Imported {
     pub notes: Vec<String>,
     /// Primitives to run as clones (on every director).
     pub clones: Vec<String>,
+    /// (group or VIP, VIP): the first runs where the second is, after it
+    /// (a virtual server with its VIP; the VIPs of one vrrp_instance).
+    pub with_vip: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,9 @@ struct VirtualBlock {
     pe: Option<String>,
     /// Whether stop removes the reals (realservers' `cleanstop`).
     cleanstop: Option<bool>,
+    /// Reals of the same service checked otherwise (reals, check, options,
+    /// timeout, fall, checkport, quiescent used), each a resource of its own.
+    more_reals: Vec<VirtualBlock>,
 }
 
 impl Imported {
@@ -290,31 +296,38 @@ impl Imported {
             v.check = Some("on".into());
             v.check_opts.clear();
         }
-        if !v.reals.is_empty() {
-            let list: Vec<&str> = v.reals.iter().map(|(_, r)| r.as_str()).collect();
+        // Reals checked differently (keepalived's per-real checkers) go
+        // to a realservers resource each, in the same group.
+        let more = std::mem::take(&mut v.more_reals);
+        for (i, r) in std::iter::once(&v).chain(more.iter()).enumerate() {
+            if r.reals.is_empty() {
+                continue;
+            }
+            let list: Vec<&str> = r.reals.iter().map(|(_, x)| x.as_str()).collect();
             let mut p = vec![("service".to_string(), v.service.clone()), ("real".to_string(), list.join(", "))];
-            if let Some(c) = &v.check {
+            if let Some(c) = &r.check {
                 p.push(("check".into(), c.clone()));
             }
-            p.extend(v.check_opts.iter().cloned());
+            p.extend(r.check_opts.iter().cloned());
             for (k, val) in [
                 ("check_interval", &v.interval),
-                ("check_timeout", &v.timeout),
-                ("fall", &v.fall),
-                ("checkport", &v.checkport),
+                ("check_timeout", &r.timeout),
+                ("fall", &r.fall),
+                ("checkport", &r.checkport),
             ] {
                 if let Some(val) = val {
                     p.push((k.into(), val.clone()));
                 }
             }
-            if let Some(q) = v.quiescent {
+            if let Some(q) = r.quiescent.or(v.quiescent) {
                 p.push(("quiescent".into(), q.to_string()));
             }
             if let Some(c) = v.cleanstop {
                 p.push(("cleanstop".into(), c.to_string()));
             }
-            let name = format!("{base}_reals");
-            self.accept(v.line, Primitive { name, agent: "realservers", params: p, monitor_s: 10 }, &mut members);
+            let name = if i == 0 { format!("{base}_reals") } else { format!("{base}_reals{}", i + 1) };
+            let line = r.reals.first().map(|(l, _)| *l).unwrap_or(v.line);
+            self.accept(line, Primitive { name, agent: "realservers", params: p, monitor_s: 10 }, &mut members);
         }
         if let Some(f) = &v.fallback {
             let mut p = vec![("service".to_string(), v.service.clone()), ("fallback".to_string(), f.clone())];
@@ -831,7 +844,7 @@ pub fn keepalived(text: &str) -> Imported {
                     match c.words.first().map(String::as_str) {
                         Some("virtual_ipaddress") => {
                             for a in &c.children {
-                                vips.push((a.line, a.words.clone(), interface.clone()));
+                                vips.push((a.line, a.words.clone(), interface.clone(), n.words.get(1).cloned()));
                             }
                         }
                         // The older form: the sync ID is the instance's VRID.
@@ -878,7 +891,9 @@ pub fn keepalived(text: &str) -> Imported {
             _ => out.unsupported.push((n.line, n.words.join(" "))),
         }
     }
-    for (line, words, interface) in vips {
+    // The first VIP of each vrrp_instance: the others go where it goes.
+    let mut first_of_instance: Vec<(Option<String>, String)> = Vec::new();
+    for (line, words, interface, instance) in vips {
         let Some(addr) = words.first() else { continue };
         let (ip, prefix) =
             addr.split_once('/').map(|(a, p)| (a.to_string(), Some(p.to_string()))).unwrap_or((addr.clone(), None));
@@ -912,8 +927,32 @@ pub fn keepalived(text: &str) -> Imported {
                 _ => out.unsupported.push((line, words.join(" "))),
             }
         }
-        out.primitives
-            .insert(0, Primitive { name: resource_name(&format!("vip_{ip}")), agent: "vip", params: p, monitor_s: 10 });
+        let name = resource_name(&format!("vip_{ip}"));
+        match first_of_instance.iter().find(|(i, _)| *i == instance) {
+            Some((_, first)) => out.with_vip.push((name.clone(), first.clone())),
+            None => first_of_instance.push((instance, name.clone())),
+        }
+        out.primitives.insert(0, Primitive { name, agent: "vip", params: p, monitor_s: 10 });
+    }
+    // A virtual server on a VIP runs where keepalived's VRRP put that VIP:
+    // with it, and after it.
+    for (group, members) in &out.groups {
+        let addr = out
+            .primitives
+            .iter()
+            .find(|p| p.agent == "service" && members.contains(&p.name))
+            .and_then(|p| p.params.first())
+            .and_then(|(_, svc)| svc.parse::<ServiceKey>().ok())
+            .and_then(|k| match k {
+                ServiceKey::Addr { addr, .. } => Some(addr),
+                ServiceKey::FwMark { .. } => None,
+            });
+        let vip = out.primitives.iter().find(|p| {
+            p.agent == "vip" && p.params.first().and_then(|(_, ip)| ip.parse::<std::net::IpAddr>().ok()) == addr
+        });
+        if let (Some(vip), Some(_)) = (vip, addr) {
+            out.with_vip.push((group.clone(), vip.name.clone()));
+        }
     }
     out
 }
@@ -988,9 +1027,15 @@ impl Imported {
             "TUN" => Some("ipip"),
             _ => None,
         };
-        let mut reals: Vec<(usize, String, Option<&str>, String)> = Vec::new();
-        let mut first_check: Option<String> = None;
-        let (mut with_checker, mut inhibited) = (0usize, 0usize);
+        // Each real with its method, weight and how it is checked.
+        struct KaReal<'m> {
+            line: usize,
+            ep: String,
+            method: Option<&'m str>,
+            weight: String,
+            checked: VirtualBlock,
+        }
+        let mut reals: Vec<KaReal> = Vec::new();
         let mut sorry: Option<(String, Option<String>)> = None;
         let mut sorry_method: Option<&str> = None;
         for c in &n.children {
@@ -1018,70 +1063,96 @@ impl Imported {
                     None => self.unsupported.push((c.line, c.words.join(" "))),
                 },
                 ["real_server", ip, port] => {
-                    let mut weight = "1".to_string();
-                    let mut own_method = None;
-                    let mut checked = false;
+                    let mut r = KaReal {
+                        line: c.line,
+                        ep: fmt_ep(ip, port),
+                        method: None,
+                        weight: "1".into(),
+                        checked: VirtualBlock::default(),
+                    };
+                    let mut checkers = 0;
                     for rc in &c.children {
                         let rw: Vec<&str> = rc.words.iter().map(String::as_str).collect();
                         match rw.as_slice() {
-                            ["weight", x] => weight = x.to_string(),
-                            ["inhibit_on_failure"] | ["inhibit_on_failure", "true" | "yes" | "on"] => inhibited += 1,
-                            ["inhibit_on_failure", _] => {}
-                            ["lvs_method", k, ..] => own_method = parse_method(k),
+                            ["weight", x] => r.weight = x.to_string(),
+                            ["inhibit_on_failure"] | ["inhibit_on_failure", "true" | "yes" | "on"] => {
+                                r.checked.quiescent = Some(true)
+                            }
+                            ["inhibit_on_failure", _] => r.checked.quiescent = Some(false),
+                            ["lvs_method", k, ..] => r.method = parse_method(k),
                             [kind @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "PING_CHECK"
                             | "UDP_CHECK" | "SMTP_CHECK" | "DNS_CHECK"), ..] => {
-                                checked = true;
-                                let (check, opts) = self.check_of(kind, rc, &mut v);
-                                match &first_check {
-                                    None => {
-                                        first_check = Some(check.clone());
-                                        v.check = Some(check);
-                                        v.check_opts = opts;
-                                    }
-                                    Some(f) if *f == check && v.check_opts == opts => {}
-                                    Some(_) => self.unsupported.push((
-                                        rc.line,
-                                        format!("{kind} differs from the first real's check; one check per service"),
-                                    )),
+                                checkers += 1;
+                                if checkers > 1 {
+                                    self.unsupported.push((rc.line, format!("{kind}: a second checker of one real")));
+                                    continue;
                                 }
+                                let (check, opts) = self.check_of(kind, rc, &mut r.checked);
+                                r.checked.check = Some(check);
+                                r.checked.check_opts = opts;
                             }
                             _ => self.unsupported.push((rc.line, rc.words.join(" "))),
                         }
                     }
-                    with_checker += usize::from(checked);
-                    reals.push((c.line, fmt_ep(ip, port), own_method, weight));
+                    // No checker: always up in keepalived.
+                    if checkers == 0 {
+                        r.checked.check = Some("on".into());
+                    }
+                    reals.push(r);
                 }
                 _ => self.unsupported.push((c.line, c.words.join(" "))),
             }
         }
         let method = method.unwrap_or("masq");
-        for (line, ep, own, weight) in reals {
-            v.reals.push((line, format!("{ep} {} {weight}", own.unwrap_or(method))));
+        // Reals checked alike share a resource; the first such set is the
+        // service's `_reals`, the others `_reals2`, `_reals3`...
+        let mut sets: Vec<VirtualBlock> = Vec::new();
+        for r in reals {
+            let real = (r.line, format!("{} {} {}", r.ep, r.method.unwrap_or(method), r.weight));
+            let same = |s: &VirtualBlock| {
+                (&s.check, &s.check_opts, &s.timeout, &s.fall, &s.checkport, s.quiescent)
+                    == (
+                        &r.checked.check,
+                        &r.checked.check_opts,
+                        &r.checked.timeout,
+                        &r.checked.fall,
+                        &r.checked.checkport,
+                        r.checked.quiescent,
+                    )
+            };
+            match sets.iter_mut().find(|s| same(s)) {
+                Some(s) => s.reals.push(real),
+                None => {
+                    let mut s = r.checked;
+                    s.reals.push(real);
+                    sets.push(s);
+                }
+            }
         }
-        // keepalived's defaults: checks every 60 s; a real with no checker
-        // is always up.
+        let with_checker = sets.iter().filter(|s| s.check.as_deref() != Some("on")).count();
+        if sets.len() > 1 {
+            self.notes.push(format!(
+                "line {}: reals checked in {} different ways: one realservers resource each",
+                n.line,
+                sets.len()
+            ));
+        }
+        let mut sets = sets.into_iter();
+        if let Some(first) = sets.next() {
+            v.reals = first.reals;
+            v.check = first.check;
+            v.check_opts = first.check_opts;
+            v.timeout = first.timeout;
+            v.fall = first.fall;
+            v.checkport = first.checkport;
+            if first.quiescent.is_some() {
+                v.quiescent = first.quiescent;
+            }
+        }
+        v.more_reals = sets.collect();
+        // keepalived checks every 60 s unless delay_loop says otherwise.
         if v.interval.is_none() && with_checker > 0 {
             v.interval = Some("60".into());
-        }
-        if with_checker == 0 && !v.reals.is_empty() {
-            v.check = Some("on".into());
-        } else if with_checker < v.reals.len() {
-            self.notes.push(format!(
-                "line {}: {} of {} reals have no checker (always up in keepalived); all are checked here",
-                n.line,
-                v.reals.len() - with_checker,
-                v.reals.len()
-            ));
-        }
-        if inhibited > 0 && inhibited < v.reals.len() && v.quiescent != Some(true) {
-            self.notes.push(format!(
-                "line {}: inhibit_on_failure on {inhibited} of {} reals; quiescent applies to all of them here",
-                n.line,
-                v.reals.len()
-            ));
-        }
-        if inhibited > 0 {
-            v.quiescent = Some(true);
         }
         if v.netmask.is_some() && v.persistent.is_none() {
             // persistence_granularity alone turns persistence on (360 s).
@@ -1237,6 +1308,15 @@ pub fn render(im: &Imported, pcs: bool, source: &str) -> String {
         }
         for c in &im.clones {
             let _ = writeln!(s, "clone {c}_clone {c}");
+        }
+    }
+    for (group, vip) in &im.with_vip {
+        if pcs {
+            let _ = writeln!(s, "pcs constraint colocation add {group} with {vip} INFINITY");
+            let _ = writeln!(s, "pcs constraint order {vip} then {group}");
+        } else {
+            let _ = writeln!(s, "colocation {group}_with_{vip} inf: {group} {vip}");
+            let _ = writeln!(s, "order {vip}_before_{group} Mandatory: {vip} {group}");
         }
     }
     s
