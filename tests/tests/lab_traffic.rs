@@ -350,10 +350,14 @@ fn prometheus_sees_a_real_fail_through_metrics_listen() {
     let lvsctl = lvs_tests::agent::bin("lvsctl");
     let metrics = || d.must(&[lvsctl.to_str().expect("path"), "metrics"]);
     let connections = "lvs_service_connections_total{service=\"tcp:10.0.0.100:80\"} ";
-    // The kernel folds its per-CPU counters into the listed ones every 2 s.
+    // The kernel folds its per-CPU counters into the listed ones every 2 s,
+    // not all at once: wait for all 30 (seen: 23 at the first non-zero read).
+    let count = |text: &str| -> u64 {
+        text.lines().find_map(|l| l.strip_prefix(connections)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
     let mut text = metrics();
-    for _ in 0..50 {
-        if !text.contains(&format!("{connections}0\n")) {
+    for _ in 0..75 {
+        if count(&text) >= 30 {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
