@@ -103,6 +103,7 @@ fn corpus_imports_are_the_reviewed_translations_and_load_into_pacemaker() {
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
+    let mut pcs_runs = Vec::new();
     for file in &files {
         let name = file.file_stem().and_then(|s| s.to_str()).expect("name");
         let crm = import(file, "crm");
@@ -127,15 +128,21 @@ fn corpus_imports_are_the_reviewed_translations_and_load_into_pacemaker() {
         let want = primitives(&crm).len();
         assert_eq!(shown.lines().filter(|l| l.starts_with("primitive ")).count(), want, "{name}: {shown}");
 
-        // pcs creates every resource (its commands, run by sh as printed).
+        // pcs creates every resource (its commands, run by sh as printed;
+        // about 0.6 s each, so on a thread while the rest goes on).
         let pcs_cib = scratch_cib(&format!("{name}-pcs"));
-        for cmd in pcs.lines().filter(|l| l.starts_with("pcs ")) {
-            let with_file = cmd.replacen("pcs ", &format!("pcs -f {} ", pcs_cib.display()), 1);
-            let (ok, out) = run(Command::new("sh").args(["-c", &with_file]));
-            assert!(ok, "{name}: {with_file}: {out}");
-        }
-        let (ok, out) = run(Command::new("crm_resource").env("CIB_file", &pcs_cib).arg("--list-raw"));
-        assert!(ok && out.lines().count() >= want, "{name}: pcs made {out}");
+        let pcs_run = {
+            let (pcs, pcs_cib, name) = (pcs.clone(), pcs_cib.clone(), name.to_string());
+            std::thread::spawn(move || {
+                for cmd in pcs.lines().filter(|l| l.starts_with("pcs ")) {
+                    let with_file = cmd.replacen("pcs ", &format!("pcs -f {} ", pcs_cib.display()), 1);
+                    let (ok, out) = run(Command::new("sh").args(["-c", &with_file]));
+                    assert!(ok, "{name}: {with_file}: {out}");
+                }
+                let (ok, out) = run(Command::new("crm_resource").env("CIB_file", &pcs_cib).arg("--list-raw"));
+                assert!(ok && out.lines().count() >= want, "{name}: pcs made {out}");
+            })
+        };
 
         // Each primitive passes its agent's own validate-all.
         for (agent, params) in primitives(&crm) {
@@ -157,8 +164,16 @@ fn corpus_imports_are_the_reviewed_translations_and_load_into_pacemaker() {
             let (ok, out) = ns.run(&refs);
             assert!(ok, "{name}: ocf:lvs:{agent} {params:?} fails validate-all: {out}");
         }
-        for p in [&cib, &pcs_cib, &loaded] {
+        pcs_runs.push((pcs_run, pcs_cib));
+        for p in [&cib, &loaded] {
             let _ = std::fs::remove_file(p);
+        }
+    }
+    for (run, cib) in pcs_runs {
+        let done = run.join();
+        let _ = std::fs::remove_file(cib);
+        if let Err(panic) = done {
+            std::panic::resume_unwind(panic);
         }
     }
 }
