@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use lvs_ipvs::{conns, Connector, Family, ForwardMethod, Ipvs, ServiceKey, SyncDaemon, Table};
+use lvs_ipvs::{conns, Connector, Family, ForwardMethod, ServiceKey, SyncDaemon, Table};
 use lvs_net::{self as net, REALSERVER_ARP_SYSCTLS};
 use lvs_sync::config::Record;
 use serde_json::{json, Value};

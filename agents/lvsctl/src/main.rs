@@ -17,8 +17,8 @@ mod import;
 mod lint;
 mod man;
 use lvs_ipvs::{
-    conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, Connector, Ipvs,
-    ServiceKey, SyncDaemon, Table,
+    conns, destination_line, listing, parse_addr_port, service_line, timeouts_line, Columns, Connector, ServiceKey,
+    SyncDaemon, Table,
 };
 use lvs_status::{read_all, AllStates, RealState};
 use lvs_sync::config::describe;

@@ -363,6 +363,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
     lvs_daemon::run(instance, async {
         let mut signals = Signals::new()?;
         let ipvs = Connector::Kernel.connect()?;
+        let ipvs = &*ipvs;
         let cfg = Config::from_params(&instance.read_params(spec)?)?;
         let mut d = Daemon::new(cfg, HashMap::new(), HashMap::new())?;
         let (publish, published) = tokio::sync::watch::channel(None);
@@ -378,7 +379,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
         );
         // Reals that start up go in before any check; then one round of
         // every real at once, whose state file tells start we are ready.
-        d.apply(&ipvs, instance);
+        d.apply(ipvs, instance);
         let sched = Scheduler::new(in_flight, d.cfg.timeout)?.counting_in(d.in_flight.clone());
         let jobs = d.cfg.jobs();
         let round = sched.round(&jobs);
@@ -396,7 +397,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
         for report in reports {
             d.record(report);
         }
-        d.sync(&ipvs, instance, true)?;
+        d.sync(ipvs, instance, true)?;
         loop {
             // From here each real has its own timer, spread over the
             // interval: an even load, and when the machine cannot keep up
@@ -429,7 +430,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                     }
                     _ = tokio::time::sleep_until(due.unwrap_or(start)), if due.is_some() => {
                         due = None;
-                        d.sync(&ipvs, instance, false)?;
+                        d.sync(ipvs, instance, false)?;
                         last_sync = tokio::time::Instant::now();
                     }
                     // Every interval even without changes: the state file
@@ -438,7 +439,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                         ticks += 1;
                         if ticks % every == 0 || due.is_some() {
                             due = None;
-                            d.sync(&ipvs, instance, true)?;
+                            d.sync(ipvs, instance, true)?;
                             last_sync = tokio::time::Instant::now();
                         } else {
                             instance.touch_state();
@@ -491,7 +492,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                             }
                         }
                         // In batches, and under rr when many leave a wrr service (as stop does).
-                        let removed = lvs_service::swap::removing_many(&ipvs, &old_service, gone.len(), || {
+                        let removed = lvs_service::swap::removing_many(ipvs, &old_service, gone.len(), || {
                             ipvs.delete_destinations(&old_service, &gone, &mut || instance.sign_of_life())
                         });
                         match removed {
@@ -508,7 +509,7 @@ pub(super) fn daemon(spec: &AgentSpec, instance: &Instance, name: &str) -> Resul
                             Err(e) if e.is_not_found() => {}
                             Err(e) => tracing::warn!("removing the reals no longer listed: {e}"),
                         }
-                        d.sync(&ipvs, instance, false)?;
+                        d.sync(ipvs, instance, false)?;
                         tracing::info!("reloaded: {} reals", d.cfg.reals.len());
                     }
                 }

@@ -288,7 +288,8 @@ impl Removal {
             return Ok(());
         }
         let ipvs = kernel.connect()?;
-        let removed = lvs_service::swap::removing_many(&ipvs, &self.service, self.owned.len(), || {
+        let ipvs = &*ipvs;
+        let removed = lvs_service::swap::removing_many(ipvs, &self.service, self.owned.len(), || {
             ipvs.reconcile_destinations(&self.service, &self.owned, &[])
         });
         match removed {
@@ -438,6 +439,7 @@ fn monitor(cfg: &Config, instance: &Instance, ctx: &Context, kernel: &Connector)
     let (state, _): (State, _) =
         instance.read_json(&instance.statefile())?.ok_or_else(|| Error::generic("the daemon has written no state"))?;
     let ipvs = kernel.connect()?;
+    let ipvs = &*ipvs;
     let have: HashMap<SocketAddr, u32> = match ipvs.destinations(&cfg.service) {
         Ok(d) => d.iter().map(|d| (d.endpoint(), d.weight)).collect(),
         Err(e) if e.is_not_found() => {

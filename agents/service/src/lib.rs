@@ -155,7 +155,7 @@ fn drift(want: &Service, have: &Service) -> Vec<String> {
 
 fn start(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -> Result<Outcome> {
     let ipvs = kernel.connect()?;
-    set_timeouts(&ipvs, p)?;
+    set_timeouts(&*ipvs, p)?;
     // Before the kernel has it, so a start cut short still leaves stop a
     // record to work from.
     instance.save_record(&RecordedService::from(&want.key));
@@ -190,7 +190,7 @@ fn reload(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -
     if let Some(old) = recorded(instance).filter(|k| *k != want.key) {
         match ipvs.service(&old) {
             Ok(_) => {
-                delete(&ipvs, &old)?;
+                delete(&*ipvs, &old)?;
                 tracing::info!("reload replaces {old} with {}", want.key);
                 return start(want, p, instance, kernel);
             }
@@ -198,7 +198,7 @@ fn reload(want: &Service, p: &Params, instance: &Instance, kernel: &Connector) -
             Err(e) => return Err(e.into()),
         }
     }
-    set_timeouts(&ipvs, p)?;
+    set_timeouts(&*ipvs, p)?;
     match ipvs.service(&want.key) {
         Ok(have) if drift(want, &have).is_empty() => Ok(Outcome::Running),
         Ok(have) => {
@@ -250,7 +250,7 @@ fn stop(key: Option<ServiceKey>, instance: &Instance, kernel: &Connector) -> Res
     }
     let ipvs = kernel.connect()?;
     for k in &keys {
-        delete(&ipvs, k)?;
+        delete(&*ipvs, k)?;
     }
     instance.forget_record();
     Ok(Outcome::NotRunning)

@@ -155,8 +155,9 @@ fn stop(named: Option<(ServiceKey, SocketAddr)>, instance: &Instance, kernel: &C
     }
     if kernel.loaded() && !all.is_empty() {
         let ipvs = kernel.connect()?;
+        let ipvs = &*ipvs;
         for (service, fallback) in &all {
-            remove_fallback(&ipvs, service, *fallback)?;
+            remove_fallback(ipvs, service, *fallback)?;
         }
     }
     instance.forget_record();
@@ -305,11 +306,12 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
         let mut signals = Signals::new()?;
         let mut sorry = Sorry::from_params(&instance.read_params(spec)?)?;
         let ipvs = Connector::Kernel.connect()?;
+        let ipvs = &*ipvs;
         let mut local = is_local(sorry.fallback.ip());
         tracing::info!("watching {} with fallback {}", sorry.service, sorry.fallback);
         loop {
             let began = tokio::time::Instant::now();
-            let state = round(&sorry, &ipvs, local).unwrap_or_else(|e| {
+            let state = round(&sorry, ipvs, local).unwrap_or_else(|e| {
                 tracing::warn!("{e}");
                 State {
                     service: sorry.service.to_string(),
@@ -330,7 +332,7 @@ fn daemon(spec: &AgentSpec, instance: &Instance, _name: &str) -> Result<()> {
                         tracing::info!("reloaded parameters");
                         if (new.service, new.fallback) != (sorry.service, sorry.fallback) {
                             // The old fallback is no longer ours to keep.
-                            if let Err(e) = remove_fallback(&ipvs, &sorry.service, sorry.fallback) {
+                            if let Err(e) = remove_fallback(ipvs, &sorry.service, sorry.fallback) {
                                 tracing::warn!("removing the old fallback: {e}");
                             }
                         } else if (new.forward, new.weight) != (sorry.forward, sorry.weight) {

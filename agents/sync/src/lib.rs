@@ -115,6 +115,7 @@ fn converge(cfg: &Config, instance: &Instance, reload: bool, kernel: &Connector)
         return Ok(Outcome::NotRunning);
     }
     let ipvs = kernel.connect()?;
+    let ipvs = &*ipvs;
     check_sysctls(cfg)?;
     let kernel = ipvs.daemons()?;
     let steps = sync::plan(&cfg.daemons, &rec, &kernel)?;
@@ -138,16 +139,16 @@ fn converge(cfg: &Config, instance: &Instance, reload: bool, kernel: &Connector)
                 });
                 instance.save_record(&rec);
             }
-            Step::Start(w) => start_one(&ipvs, instance, &mut rec, &w)?,
+            Step::Start(w) => start_one(ipvs, instance, &mut rec, &w)?,
             Step::Replace(w) => {
-                stop_one(&ipvs, w.state)?;
+                stop_one(ipvs, w.state)?;
                 rec.remove(w.state);
                 instance.save_record(&rec);
                 tracing::info!("the {} sync daemon's parameters changed: starting it again", w.state);
-                start_one(&ipvs, instance, &mut rec, &w)?;
+                start_one(ipvs, instance, &mut rec, &w)?;
             }
             Step::Stop(state) => {
-                stop_one(&ipvs, state)?;
+                stop_one(ipvs, state)?;
                 rec.remove(state);
                 instance.save_record(&rec);
             }
@@ -205,6 +206,7 @@ fn stop(instance: &Instance, kernel: &Connector) -> Result<Outcome> {
         return Ok(Outcome::NotRunning);
     }
     let ipvs = kernel.connect()?;
+    let ipvs = &*ipvs;
     let kernel = ipvs.daemons()?;
     let mine = sync::to_stop(&rec, &kernel);
     for e in &rec.daemons {
@@ -219,7 +221,7 @@ fn stop(instance: &Instance, kernel: &Connector) -> Result<Outcome> {
         }
     }
     for state in mine {
-        stop_one(&ipvs, state)?;
+        stop_one(ipvs, state)?;
     }
     instance.forget_record();
     Ok(Outcome::NotRunning)

@@ -129,68 +129,6 @@ pub trait Ipvs {
     }
 }
 
-impl<T: Ipvs + ?Sized> Ipvs for Box<T> {
-    fn info(&self) -> Result<Info> {
-        (**self).info()
-    }
-    fn services(&self) -> Result<Vec<Service>> {
-        (**self).services()
-    }
-    fn service(&self, key: &ServiceKey) -> Result<Service> {
-        (**self).service(key)
-    }
-    fn add_service(&self, svc: &Service) -> Result<()> {
-        (**self).add_service(svc)
-    }
-    fn edit_service(&self, svc: &Service) -> Result<()> {
-        (**self).edit_service(svc)
-    }
-    fn delete_service(&self, key: &ServiceKey) -> Result<()> {
-        (**self).delete_service(key)
-    }
-    fn destinations_with(&self, key: &ServiceKey, after_each: &mut dyn FnMut()) -> Result<Vec<Destination>> {
-        (**self).destinations_with(key, after_each)
-    }
-    fn add_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
-        (**self).add_destination(key, dest)
-    }
-    fn edit_destination(&self, key: &ServiceKey, dest: &Destination) -> Result<()> {
-        (**self).edit_destination(key, dest)
-    }
-    fn delete_destination(&self, key: &ServiceKey, endpoint: SocketAddr) -> Result<()> {
-        (**self).delete_destination(key, endpoint)
-    }
-    fn delete_destinations(
-        &self,
-        key: &ServiceKey,
-        endpoints: &[SocketAddr],
-        after_each: &mut dyn FnMut(),
-    ) -> Result<Vec<i32>> {
-        (**self).delete_destinations(key, endpoints, after_each)
-    }
-    fn flush(&self) -> Result<()> {
-        (**self).flush()
-    }
-    fn zero(&self, key: Option<&ServiceKey>) -> Result<()> {
-        (**self).zero(key)
-    }
-    fn timeouts(&self) -> Result<Timeouts> {
-        (**self).timeouts()
-    }
-    fn set_timeouts(&self, t: &Timeouts) -> Result<()> {
-        (**self).set_timeouts(t)
-    }
-    fn start_daemon(&self, d: &SyncDaemon) -> Result<()> {
-        (**self).start_daemon(d)
-    }
-    fn stop_daemon(&self, state: SyncState) -> Result<()> {
-        (**self).stop_daemon(state)
-    }
-    fn daemons(&self) -> Result<Vec<SyncDaemon>> {
-        (**self).daemons()
-    }
-}
-
 /// Where an agent's IPVS commands go: the kernel, or in tests a
 /// [`FakeIpvs`](crate::FakeIpvs) table.
 #[derive(Clone, Default)]
