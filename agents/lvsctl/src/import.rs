@@ -124,6 +124,8 @@ struct VirtualBlock {
     /// Reals of the same service checked otherwise (reals, check, options,
     /// timeout, fall, checkport, quiescent used), each a resource of its own.
     more_reals: Vec<VirtualBlock>,
+    /// A firewall-mark service for IPv6 packets (`family=inet6`).
+    inet6: bool,
 }
 
 impl Imported {
@@ -131,21 +133,34 @@ impl Imported {
     /// they would refuse is reported as unsupported here instead, so an
     /// import never produces configuration `lint` rejects.
     fn checked(&mut self, mut v: VirtualBlock) -> Option<VirtualBlock> {
-        let key =
-            match v.service.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(&v.service, Family::Inet6))
-            {
-                Ok(k) => k,
-                Err(e) => {
-                    self.unsupported.push((v.line, format!("virtual service {}: {e}", v.service)));
-                    return None;
-                }
-            };
+        let parsed = if v.inet6 {
+            ServiceKey::parse_with_family(&v.service, Family::Inet6)
+        } else {
+            v.service.parse::<ServiceKey>().or_else(|_| ServiceKey::parse_with_family(&v.service, Family::Inet6))
+        };
+        let key = match parsed {
+            Ok(k) => k,
+            Err(e) => {
+                self.unsupported.push((v.line, format!("virtual service {}: {e}", v.service)));
+                return None;
+            }
+        };
         let line = v.line;
-        if self
+        let family = |p: &Primitive| p.params.iter().any(|(k, val)| k == "family" && val == "inet6");
+        let same = self
             .primitives
             .iter()
-            .any(|p| p.agent == "service" && p.params.first().map(|(_, s)| s) == Some(&key.to_string()))
-        {
+            .find(|p| p.agent == "service" && p.params.first().map(|(_, s)| s) == Some(&key.to_string()));
+        if let Some(other) = same.filter(|p| family(p) != v.inet6) {
+            // The same mark for the other family: crm and pcs refuse two
+            // resources with one value of service (a unique parameter).
+            self.unsupported.push((
+                line,
+                format!("{key} for IPv6 and IPv4 both: {} already has service={key}, which is unique", other.name),
+            ));
+            return None;
+        }
+        if same.is_some() {
             self.unsupported.push((line, format!("virtual service {key} is defined twice")));
             return None;
         }
@@ -256,8 +271,13 @@ impl Imported {
             self.unsupported.push((v.line, format!("{}: fallbackcommand without a fallback", v.service)));
         }
         let Some(mut v) = self.checked(v) else { return };
-        let base = resource_name(&v.service);
-        let mut svc = vec![("service".to_string(), v.service.clone())];
+        let base = if v.inet6 { resource_name(&format!("{}_inet6", v.service)) } else { resource_name(&v.service) };
+        // The service as every primitive names it.
+        let mut named = vec![("service".to_string(), v.service.clone())];
+        if v.inet6 {
+            named.push(("family".to_string(), "inet6".to_string()));
+        }
+        let mut svc = named.clone();
         if let Some(s) = &v.scheduler {
             svc.push(("scheduler".into(), s.clone()));
         }
@@ -304,7 +324,8 @@ impl Imported {
                 continue;
             }
             let list: Vec<&str> = r.reals.iter().map(|(_, x)| x.as_str()).collect();
-            let mut p = vec![("service".to_string(), v.service.clone()), ("real".to_string(), list.join(", "))];
+            let mut p = named.clone();
+            p.push(("real".to_string(), list.join(", ")));
             if let Some(c) = &r.check {
                 p.push(("check".into(), c.clone()));
             }
@@ -330,7 +351,8 @@ impl Imported {
             self.accept(line, Primitive { name, agent: "realservers", params: p, monitor_s: 10 }, &mut members);
         }
         if let Some(f) = &v.fallback {
-            let mut p = vec![("service".to_string(), v.service.clone()), ("fallback".to_string(), f.clone())];
+            let mut p = named.clone();
+            p.push(("fallback".to_string(), f.clone()));
             if let Some(m) = &v.fallback_forward {
                 p.push(("forward".into(), m.clone()));
             }
@@ -621,11 +643,10 @@ pub fn ldirectord(text: &str) -> Imported {
                 checktimeout: None,
                 negotiatetimeout: None,
             };
-            if v.chars().all(|c| c.is_ascii_digit()) && k == "virtual6" {
-                out.unsupported.push((n, format!("{}: an IPv6 firewall-mark service: use family=inet6", raw.trim())));
-                cur.v.service = String::new();
-            } else if v.chars().all(|c| c.is_ascii_digit()) {
+            if v.chars().all(|c| c.is_ascii_digit()) {
+                // virtual6=N: the mark applies to IPv6 packets.
                 cur.v.service = format!("fwmark:{v}");
+                cur.v.inet6 = k == "virtual6";
             } else {
                 match ldirectord_endpoint(&v, &mut out.notes) {
                     Some((host, Some(port))) => {

@@ -576,3 +576,19 @@ virtual_server 10.0.0.100 25 {
     assert!(primitive(&out, "lvs_tcp_10_0_0_100_80_reals").contains("status_codes=200-299,301"), "{out}");
     assert!(primitive(&out, "lvs_tcp_10_0_0_100_25_reals").contains("check=smtp"), "{out}");
 }
+
+#[test]
+fn an_ipv6_firewall_mark_service_is_family_inet6_and_one_mark_is_one_service() {
+    let (code, out, err) =
+        import_text(b"virtual6=7\n\treal6=[2001:db8::1] gate\n\tcheckport=80\n\tchecktype=connect\n", "crm");
+    assert_eq!(code, 0, "{err}");
+    assert!(primitive(&out, "lvs_fwmark_7_inet6").contains("service=fwmark:7 family=inet6"), "{out}");
+    assert!(primitive(&out, "lvs_fwmark_7_inet6_reals").contains("family=inet6 real=\"[2001:db8::1] gate\""), "{out}");
+    // Both families on one mark: crm refuses two resources with service=fwmark:7.
+    let (code, _, err) = import_text(
+        b"virtual=7\n\treal=192.168.7.1 gate\n\tchecktype=on\nvirtual6=7\n\treal6=[2001:db8::1] gate\n\tchecktype=on\n",
+        "crm",
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("IPv6 and IPv4 both"), "{err}");
+}
