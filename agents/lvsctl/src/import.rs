@@ -1034,7 +1034,13 @@ impl Imported {
         let mut protocol = "tcp".to_string();
         let (service_base, vport) = match w.as_slice() {
             [_, "fwmark", mark] => (format!("fwmark:{mark}"), None),
-            [_, ip, port] => (fmt_ep(ip, port), Some(port.to_string())),
+            [_, host, port] => match resolve_host(host, &mut self.notes) {
+                Some(ip) => (fmt_ep(&ip, port), Some(port.to_string())),
+                None => {
+                    self.unsupported.push((n.line, format!("{}: {host} does not resolve", n.words.join(" "))));
+                    return;
+                }
+            },
             _ => {
                 self.unsupported.push((n.line, n.words.join(" ")));
                 return;
@@ -1083,10 +1089,15 @@ impl Imported {
                     Some(m) => sorry_method = Some(m),
                     None => self.unsupported.push((c.line, c.words.join(" "))),
                 },
-                ["real_server", ip, port] => {
+                ["real_server", host, port] => {
+                    // keepalived resolves names when it reads its file.
+                    let Some(ip) = resolve_host(host, &mut self.notes) else {
+                        self.unsupported.push((c.line, format!("{}: {host} does not resolve", c.words.join(" "))));
+                        continue;
+                    };
                     let mut r = KaReal {
                         line: c.line,
-                        ep: fmt_ep(ip, port),
+                        ep: fmt_ep(&ip, port),
                         method: None,
                         weight: "1".into(),
                         checked: VirtualBlock::default(),

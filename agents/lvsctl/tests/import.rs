@@ -592,3 +592,12 @@ fn an_ipv6_firewall_mark_service_is_family_inet6_and_one_mark_is_one_service() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("IPv6 and IPv4 both"), "{err}");
 }
+
+#[test]
+fn keepalived_host_names_are_resolved_at_import_and_said() {
+    // (localhost only: /etc/hosts answers, no query leaves the machine)
+    let (code, out, err) = import_text(b"virtual_server 10.0.0.1 80 {\n real_server localhost 80 {\n }\n}\n", "crm");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("# note: host localhost is 127.0.0.1 (resolved at import time)"), "{out}");
+    assert!(primitive(&out, "lvs_tcp_10_0_0_1_80_reals").contains(r#"real="127.0.0.1:80 masq 1""#), "{out}");
+}
