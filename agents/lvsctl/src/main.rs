@@ -84,8 +84,12 @@ enum Cmd {
         real: Option<String>,
     },
     /// Translate ldirectord.cf or keepalived.conf into configuration for
-    /// the lvs agents. Exit 0: all translated; 3: some directives were
-    /// unsupported (listed with line numbers); 2: unreadable input.
+    /// the lvs agents, writing out the old daemon's defaults where the file
+    /// relies on them. Port names are looked up in /etc/services and host
+    /// names resolved now, each said in a note (LVSCTL_NO_RESOLVE=1:
+    /// reported instead); a file that is not UTF-8 is read as Latin-1.
+    /// Exit 0: all translated; 3: some directives were unsupported (listed
+    /// with line numbers); 2: unreadable input.
     Import {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Crm)]
